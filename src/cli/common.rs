@@ -1,0 +1,108 @@
+//! Flags shared by the verbs that talk to registries or report a result, and turning them into
+//! library options.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::ci::{vars, Env};
+use crate::error::{Error, Result};
+use crate::push::{PushOptions, PushReport};
+use crate::registry::ops::RetryPolicy;
+use crate::registry::tls::TlsOptions;
+use crate::registry::{ClientOptions, Credential};
+
+/// How to reach and log in to registries.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct RegistryArgs {
+    /// Username for the registry (robot accounts: 'robot$project+name', in single quotes).
+    #[arg(long, short = 'u', requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password (or token) from standard input; passwords are never taken as arguments.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Talk plain HTTP to the registry (loopback registries fall back to HTTP by themselves).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust this CA bundle (PEM) as well as the system's. Also: CI_SERVER_TLS_CA_FILE,
+    /// /etc/docker/certs.d/<host:port>/ca.crt, SSL_CERT_FILE.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+    /// Skip TLS certificate verification (dangerous; a warning is printed every run).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Attempts after the first for retryable failures (network errors, 408, 429, 5xx).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub retries: u32,
+}
+
+/// Where to write the result, and how much to say.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write the pushed digest (`sha256:<hex>` and a newline) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// Write a JSON report (references, digest, media type, size, and each blob's outcome) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// No progress output (warnings, errors and the closing summary still go to stderr).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl RegistryArgs {
+    /// Push options from these flags (reads the password from stdin when asked).
+    pub fn push_options(&self, env: &dyn Env, jobs: usize, mount_from: Vec<String>) -> Result<PushOptions> {
+        let credential = match (&self.username, self.password_stdin) {
+            (Some(user), true) => {
+                let mut pw = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut pw)
+                    .map_err(|e| Error::usage(format!("reading the password from stdin: {e}")))?;
+                let pw = pw.trim_end_matches(['\n', '\r']);
+                if pw.is_empty() {
+                    return Err(Error::usage("--password-stdin: standard input was empty"));
+                }
+                Some(Credential::new(user.clone(), pw))
+            }
+            _ => None,
+        };
+        let mut ca_files = self.ca_file.clone();
+        if let Some(f) = env.non_empty(vars::CI_SERVER_TLS_CA_FILE) {
+            ca_files.push(f.into());
+        }
+        Ok(PushOptions {
+            jobs,
+            mount_from,
+            retry: RetryPolicy { retries: self.retries, ..RetryPolicy::default() },
+            client: ClientOptions {
+                plain_http: self.plain_http,
+                tls: TlsOptions { ca_files, insecure: self.insecure, certs_d: None },
+                max_idle: jobs,
+            },
+            credential,
+        })
+    }
+}
+
+impl OutputArgs {
+    /// Prints `REF@digest` per reference on stdout and writes the requested files.
+    pub fn emit(&self, report: &PushReport) -> Result<()> {
+        for r in &report.references {
+            let bare = r.split_once('@').map_or(r.as_str(), |(n, _)| n);
+            println!("{bare}@{}", report.digest);
+        }
+        if let Some(f) = &self.digest_file {
+            std::fs::write(f, format!("{}\n", report.digest))
+                .map_err(|e| Error::io(format!("writing {}", f.display()), e))?;
+        }
+        if let Some(f) = &self.metadata_file {
+            let json = serde_json::to_vec_pretty(report).expect("report serializes");
+            std::fs::write(f, json).map_err(|e| Error::io(format!("writing {}", f.display()), e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! The command line: clap definitions and one module per verb. Verbs turn flags into options and call
+//! the library; no protocol logic lives here.
+
+mod common;
+mod push;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+pub use common::{OutputArgs, RegistryArgs};
+
+const AFTER_HELP: &str = "\
+Credentials, first match wins: --username + --password-stdin; HARBOR_USERNAME/HARBOR_PASSWORD for the Harbor
+host (HARBOR_URL or HARBOR_HOST); CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY; DOCKER_AUTH_CONFIG;
+$DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).
+
+Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS.";
+
+/// hoist: build and push OCI images and Helm charts without a Docker daemon.
+#[derive(Debug, Parser)]
+#[command(name = "hoist", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Push an OCI layout or a `docker save` archive to one or more references.
+    #[command(after_help = push::EXAMPLES)]
+    Push(push::PushArgs),
+}
+
+impl Cli {
+    /// Runs the chosen verb.
+    pub async fn run(self) -> Result<()> {
+        match self.command {
+            Command::Push(args) => push::run(args).await,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! OCI image layouts (image-spec `image-layout.md`): reading one into an [`Artifact`], and writing one.
+//!
+//! Reading validates as it goes — every blob a manifest names must be in `blobs/` with the right size
+//! — so a broken layout fails before anything is uploaded, naming the missing piece.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::Selector;
+use crate::error::{Error, Result};
+use crate::model::{
+    media, Artifact, Blob, BlobSource, Digest, Manifest, OciDescriptor, OciImageIndex, OciImageManifest,
+};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Path of a blob inside a layout.
+pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs").join(digest.algorithm()).join(digest.hex())
+}
+
+/// Reads the entry `selector` picks from the layout at `dir`.
+pub fn read(dir: &Path, selector: &Selector) -> Result<Artifact> {
+    let ctx = || format!("reading OCI layout {}", dir.display());
+    if !dir.join("oci-layout").is_file() {
+        return Err(Error::other(if dir.exists() {
+            "not an OCI image layout (no oci-layout file)".to_string()
+        } else {
+            "directory does not exist".to_string()
+        })
+        .context(ctx()));
+    }
+    let index_bytes = fs::read(dir.join("index.json")).map_err(|e| Error::io("index.json", e).context(ctx()))?;
+    let index: OciImageIndex = serde_json::from_slice(&index_bytes)
+        .map_err(|e| Error::other(format!("index.json is not a valid image index: {e}")).context(ctx()))?;
+    let entry = select(&index, selector).map_err(|e| e.context(ctx()))?;
+    let mut walk = Walk { dir, blobs: Vec::new(), manifests: Vec::new(), seen: HashSet::new() };
+    walk.manifest(&entry.0, &entry.1, 0).map_err(|e| e.context(ctx()))?;
+    Ok(Artifact { blobs: walk.blobs, manifests: walk.manifests })
+}
+
+/// Picks (digest, media type) of an index.json entry.
+fn select(index: &OciImageIndex, selector: &Selector) -> Result<(Digest, String)> {
+    let names = || {
+        let tags: Vec<String> = index
+            .manifests
+            .iter()
+            .map(|m| {
+                m.annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map_or_else(|| m.digest.clone(), |t| format!("{t} ({})", m.digest))
+            })
+            .collect();
+        if tags.is_empty() {
+            "the layout's index.json lists no manifests".to_string()
+        } else {
+            format!("it holds: {}", tags.join(", "))
+        }
+    };
+    let found = match selector {
+        Selector::Only => match index.manifests.as_slice() {
+            [one] => Some(one),
+            [] => None,
+            _ => {
+                return Err(Error::usage(format!("index.json has {} entries; say which one", index.manifests.len()))
+                    .with_hint(format!("use oci:DIR:TAG or oci:DIR@DIGEST; {}", names())))
+            }
+        },
+        Selector::Tag(tag) => {
+            index.manifests.iter().find(|m| m.annotations.as_ref().and_then(|a| a.get(REF_NAME)) == Some(tag))
+        }
+        Selector::Digest(d) => index.manifests.iter().find(|m| m.digest == d.as_str()),
+    };
+    match (found, selector) {
+        (Some(m), _) => Ok((m.digest.parse()?, m.media_type.clone())),
+        // A digest not listed in index.json may still be a manifest blob (a child of an index).
+        (None, Selector::Digest(d)) => Ok((d.clone(), String::new())),
+        (None, _) => Err(Error::usage(format!("no entry matches {selector:?}")).with_hint(names())),
+    }
+}
+
+struct Walk<'a> {
+    dir: &'a Path,
+    blobs: Vec<Blob>,
+    manifests: Vec<Manifest>,
+    seen: HashSet<Digest>,
+}
+
+impl Walk<'_> {
+    fn manifest(&mut self, digest: &Digest, media_type: &str, depth: usize) -> Result<()> {
+        if depth > 4 {
+            return Err(Error::other(format!("manifest {digest}: indexes nested too deeply")));
+        }
+        let bytes = Bytes::from(read_blob(self.dir, digest)?);
+        // The descriptor's media type wins; fall back to the manifest's own field.
+        let media_type = if media_type.is_empty() { sniff_media_type(&bytes) } else { media_type.to_string() };
+        if media::is_index(&media_type) {
+            let index: OciImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::other(format!("index {digest} is not valid JSON for an image index: {e}")))?;
+            for child in &index.manifests {
+                let child_digest: Digest = child.digest.parse()?;
+                self.manifest(&child_digest, &child.media_type, depth + 1)
+                    .map_err(|e| e.context(format!("in index {}", digest.short())))?;
+            }
+        } else if media::is_manifest(&media_type) || media_type.is_empty() {
+            let m: OciImageManifest = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::other(format!("manifest {digest} is not a valid image manifest: {e}")))?;
+            self.blob(&m.config)?;
+            for layer in &m.layers {
+                self.blob(layer)?;
+            }
+        } else {
+            return Err(Error::other(format!("manifest {digest} has unsupported media type {media_type:?}")));
+        }
+        if self.seen.insert(digest.clone()) {
+            let media_type = if media_type.is_empty() { media::OCI_MANIFEST.to_string() } else { media_type };
+            self.manifests.push(Manifest { digest: digest.clone(), media_type, bytes });
+        }
+        Ok(())
+    }
+
+    fn blob(&mut self, desc: &OciDescriptor) -> Result<()> {
+        let digest: Digest = desc.digest.parse()?;
+        if !self.seen.insert(digest.clone()) {
+            return Ok(());
+        }
+        let path = blob_path(self.dir, &digest);
+        let meta = fs::metadata(&path)
+            .map_err(|_| Error::other(format!("blob {digest} ({}) is missing from blobs/", desc.media_type)))?;
+        if meta.len() != desc.size as u64 {
+            return Err(Error::other(format!(
+                "blob {digest} is {} bytes on disk but its descriptor says {}",
+                meta.len(),
+                desc.size
+            )));
+        }
+        self.blobs.push(Blob {
+            digest,
+            size: meta.len(),
+            media_type: desc.media_type.clone(),
+            source: BlobSource::File { path, offset: 0 },
+        });
+        Ok(())
+    }
+}
+
+fn read_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
+    let bytes = fs::read(blob_path(dir, digest)).map_err(|e| Error::io(format!("manifest blob {digest}"), e))?;
+    if Digest::sha256_of(&bytes) != *digest && digest.algorithm() == "sha256" {
+        return Err(Error::other(format!("manifest blob {digest} does not match its digest (the layout is corrupt)")));
+    }
+    Ok(bytes)
+}
+
+/// The `mediaType` a manifest declares about itself, or "" (Helm's manifests have none).
+fn sniff_media_type(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Probe>(bytes) {
+        Ok(Probe { media_type: Some(m), .. }) => m,
+        Ok(Probe { manifests: Some(_), .. }) => media::OCI_INDEX.to_string(),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,24 @@
+//! hoist: a daemon-less OCI client for CI jobs.
+//!
+//! # Layout
+//! - [`model`]: pure data — digests, references, media types, manifests and the [`model::Artifact`] a
+//!   push works on. No I/O.
+//! - [`layout`]: reading sources from disk — OCI image layouts and `docker save` archives — into an
+//!   `Artifact`; writing OCI layouts.
+//! - [`registry`]: the only code on the network — TLS, credentials, the auth handshake, the upload
+//!   protocol, registry errors.
+//! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
+//! - [`build`]: Dockerfile parsing and image building (no runtime).
+//! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
+//! - [`cli`]: clap definitions and one module per verb; no protocol logic.
+//! - [`error`]: the error type and its mapping to exit codes.
+
+pub mod build;
+pub mod ci;
+pub mod cli;
+pub mod error;
+pub mod layout;
+pub mod model;
+pub mod progress;
+pub mod push;
+pub mod registry;

@@ -1,0 +1,197 @@
+//! Progress on stderr: live bars in a terminal, one line per blob start and end otherwise (CI logs),
+//! no per-blob output with `-q` — and the closing summary, always. Stdout is never touched here.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::model::Blob;
+pub use crate::registry::ops::Progress;
+use crate::registry::ops::{kind_of, BlobOutcome};
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Bars,
+    Lines,
+    Quiet,
+}
+
+impl Mode {
+    /// Bars on a terminal, lines elsewhere, nothing with `quiet`.
+    pub fn detect(quiet: bool) -> Mode {
+        if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bars
+        } else {
+            Mode::Lines
+        }
+    }
+}
+
+/// Prints progress for one run.
+pub struct Reporter {
+    mode: Mode,
+    multi: Option<MultiProgress>,
+}
+
+impl Reporter {
+    pub fn new(mode: Mode) -> Arc<Reporter> {
+        let multi = (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Arc::new(Reporter { mode, multi })
+    }
+
+    /// A line for people (suppressed with `-q`), printed above any bars.
+    pub fn note(&self, line: &str) {
+        match (&self.multi, self.mode) {
+            (_, Mode::Quiet) => {}
+            (Some(m), _) => {
+                let _ = m.println(line);
+            }
+            (None, _) => eprintln_flush(line),
+        }
+    }
+
+    /// A warning: shown even with `-q`.
+    pub fn warn(&self, line: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(format!("warning: {line}"));
+            }
+            None => eprintln_flush(&format!("warning: {line}")),
+        }
+    }
+
+    /// The closing summary: shown even with `-q`.
+    pub fn summary(&self, line: &str) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+        eprintln_flush(line);
+    }
+
+    /// A blob already in the repository.
+    pub fn skipped(&self, blob: &Blob) {
+        self.note(&format!(
+            "{} {} exists, skipped ({})",
+            kind_of(&blob.media_type),
+            blob.digest.short(),
+            human_bytes(blob.size)
+        ));
+    }
+
+    /// Starts tracking an upload.
+    pub fn start(&self, blob: &Blob) -> Arc<BlobProgress> {
+        let label = format!("{} {}", kind_of(&blob.media_type), blob.digest.short());
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new(blob.size));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>24} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        if self.mode == Mode::Lines {
+            eprintln_flush(&format!("{label} uploading ({})", human_bytes(blob.size)));
+        }
+        Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
+    }
+
+    /// Ends tracking an upload.
+    pub fn finish(&self, p: &BlobProgress, outcome: BlobOutcome, size: u64) {
+        let secs = p.started.elapsed().as_secs_f64();
+        if let Some(bar) = &p.bar {
+            bar.finish_and_clear();
+            if let Some(m) = &self.multi {
+                m.remove(bar);
+            }
+        }
+        let verb = match outcome {
+            BlobOutcome::Uploaded => "uploaded",
+            BlobOutcome::Mounted => "mounted",
+            BlobOutcome::Skipped => "skipped",
+        };
+        self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
+    }
+}
+
+/// Progress of one upload.
+pub struct BlobProgress {
+    label: String,
+    bar: Option<ProgressBar>,
+    sent: AtomicU64,
+    started: Instant,
+}
+
+impl BlobProgress {
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+impl Progress for BlobProgress {
+    fn advance(&self, bytes: u64) {
+        self.sent.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc(bytes);
+        }
+    }
+    fn restart(&self) {
+        self.sent.store(0, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_position(0);
+        }
+    }
+}
+
+fn eprintln_flush(line: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+    let _ = e.flush();
+}
+
+/// `512.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// `98.3 MB/s` (decimal megabytes, as network rates are quoted).
+pub fn rate(bytes: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "- MB/s".into();
+    }
+    format!("{:.1} MB/s", bytes as f64 / secs / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(512 << 20), "512.0 MiB");
+        assert_eq!(rate(100_000_000, 2.0), "50.0 MB/s");
+    }
+}

@@ -1,0 +1,334 @@
+//! The transport for one registry host: picks the scheme, holds the HTTP client (rustls, hickory DNS),
+//! the credential and the token cache, and sends requests through the auth handshake described in
+//! [`super::auth`].
+//!
+//! Requests are given as closures that build them afresh, because a streamed body cannot be replayed:
+//! when a 401 asks for a new token, the closure builds the request (and reopens its body) again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use url::Url;
+
+use super::auth::{self, Challenge, Token, TokenCache, TokenResponse};
+use super::credentials::{Credential, CredentialSource};
+use super::error as rerr;
+use super::tls::{self, TlsOptions};
+use crate::error::{Error, Result};
+use crate::model::is_loopback_host;
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Use plain HTTP even for non-loopback hosts (`--plain-http`).
+    pub plain_http: bool,
+    pub tls: TlsOptions,
+    /// Idle connections kept per host (the push concurrency).
+    pub max_idle: usize,
+}
+
+/// A connected registry: scheme known, credentials (if any) checked.
+pub struct Client {
+    host: String,
+    base: Url,
+    http: reqwest::Client,
+    credential: Option<(Credential, CredentialSource)>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: TokenCache,
+    token_requests: AtomicU64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base.as_str()).field("credential", &self.credential).finish()
+    }
+}
+
+/// A request builder that can be called again for a retry or a re-authentication.
+pub type Build<'a> = &'a (dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync);
+
+impl Client {
+    /// Connects to `host` (`host[:port]`): picks HTTPS or HTTP, and learns how it authenticates from
+    /// `GET /v2/`.
+    ///
+    /// Loopback hosts are tried over HTTPS first and fall back to plain HTTP, as docker treats
+    /// `localhost`; other hosts use HTTPS unless `--plain-http`.
+    pub async fn connect(
+        host: &str,
+        opts: &ClientOptions,
+        credential: Option<(Credential, CredentialSource)>,
+    ) -> Result<Arc<Client>> {
+        let loopback = is_loopback_host(host);
+        let http = build_http(host, opts)?;
+        let schemes: &[&str] = if opts.plain_http {
+            &["http"]
+        } else if loopback {
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
+        let mut first_err = None;
+        for scheme in schemes {
+            let base = Url::parse(&format!("{scheme}://{host}/"))
+                .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
+            match http.get(base.join("v2/").expect("static path")).send().await {
+                Ok(resp) => {
+                    if *scheme == "http" && !loopback && credential.is_some() {
+                        return Err(Error::usage(format!(
+                            "refusing to send credentials for {host} over plain HTTP (only loopback registries may use HTTP with credentials)"
+                        )));
+                    }
+                    let client = Client {
+                        host: host.to_string(),
+                        base,
+                        http: http.clone(),
+                        credential: credential.clone(),
+                        challenge: Mutex::new(None),
+                        tokens: TokenCache::default(),
+                        token_requests: AtomicU64::new(0),
+                    };
+                    client.learn_from_ping(resp).await?;
+                    return Ok(Arc::new(client));
+                }
+                Err(e) => {
+                    first_err.get_or_insert(rerr::from_reqwest(e));
+                }
+            }
+        }
+        let err = first_err.expect("at least one scheme tried");
+        Err(err.context(format!("connecting to registry {host}")))
+    }
+
+    async fn learn_from_ping(&self, resp: Response) -> Result<()> {
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            self.remember_challenge(&resp);
+            return Ok(());
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        let host = self.host.clone();
+        let err = rerr::from_response(resp).await.context(format!("GET {}v2/", self.base));
+        Err(if status == StatusCode::NOT_FOUND {
+            err.context(format!("{host} is not a registry endpoint")).with_hint(
+                "check the host and port; self-managed GitLab registries usually listen on :5050 (CI_REGISTRY), not on the GitLab web host",
+            )
+        } else {
+            err.context(format!("connecting to registry {host}"))
+        })
+    }
+
+    fn remember_challenge(&self, resp: &Response) {
+        let parsed = resp
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(auth::parse_challenge)
+            // Prefer Bearer when a registry offers both.
+            .max_by_key(|c| matches!(c, Challenge::Bearer { .. }));
+        if let Some(c) = parsed {
+            *self.challenge.lock().expect("challenge lock") = Some(c);
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+    /// Number of token requests made so far (for the summary and the tests).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+    pub fn credential_source(&self) -> Option<&CredentialSource> {
+        self.credential.as_ref().map(|(_, s)| s)
+    }
+
+    /// A URL on this registry: `v2/<repo>/blobs/uploads/`, or an absolute/relative `Location`.
+    pub fn url(&self, path_or_location: &str) -> Result<Url> {
+        self.base
+            .join(path_or_location)
+            .map_err(|e| Error::other(format!("registry gave an unusable location {path_or_location:?}: {e}")))
+    }
+
+    /// Sends a request built by `build`, authenticating for `scopes`. Returns the response whatever its
+    /// status, except that a 401 first triggers one re-authentication and resend.
+    pub async fn send(&self, scopes: &[String], build: Build<'_>) -> Result<Response> {
+        let mut authz = self.authorization(scopes, None).await?;
+        for attempt in 0..2 {
+            let mut req = build(&self.http)?;
+            if let Some(a) = &authz {
+                req = req.header(AUTHORIZATION, a.as_str());
+            }
+            let resp = req.send().await.map_err(rerr::from_reqwest)?;
+            if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Ok(resp);
+            }
+            let before = self.challenge.lock().expect("challenge lock").clone();
+            self.remember_challenge(&resp);
+            let after = self.challenge.lock().expect("challenge lock").clone();
+            let fresh = self.authorization(scopes, authz.as_deref()).await?;
+            // Nothing new to offer (no credential, or Basic already sent): the 401 stands.
+            if fresh == authz && before == after {
+                return Ok(resp);
+            }
+            authz = fresh;
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Turns a failed response into an error, with credential hints on 401.
+    pub async fn fail(&self, resp: Response) -> Error {
+        let status = resp.status();
+        let err = rerr::from_response(resp).await;
+        if status != StatusCode::UNAUTHORIZED {
+            return err;
+        }
+        match &self.credential {
+            None => err.with_hint(format!(
+                "no credentials were found for {}: pass --username and --password-stdin, set HARBOR_USERNAME/HARBOR_PASSWORD or \
+                 CI_REGISTRY_USER/CI_REGISTRY_PASSWORD, or log in with a docker config",
+                self.host
+            )),
+            Some((c, src)) => err.with_hint(username_hint(&c.username, src)),
+        }
+    }
+
+    /// The `Authorization` value for `scopes`. `stale` is a value that just got a 401: a token equal
+    /// to it is fetched again.
+    async fn authorization(&self, scopes: &[String], stale: Option<&str>) -> Result<Option<String>> {
+        let challenge = self.challenge.lock().expect("challenge lock").clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credential.as_ref().map(|(c, _)| c.basic_header())),
+            Some(Challenge::Bearer { realm, service }) => {
+                let slot = self.tokens.slot(&auth::scope_key(scopes));
+                let mut guard = slot.lock().await;
+                let valid = guard.as_ref().filter(|t| {
+                    t.refresh_at > Instant::now() && stale != Some(format!("Bearer {}", t.value.expose()).as_str())
+                });
+                if let Some(t) = valid {
+                    return Ok(Some(format!("Bearer {}", t.value.expose())));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scopes).await?;
+                let value = format!("Bearer {}", token.value.expose());
+                *guard = Some(token);
+                Ok(Some(value))
+            }
+        }
+    }
+
+    async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Token> {
+        let ctx = || format!("getting a token from {realm}");
+        let mut url = Url::parse(realm)
+            .map_err(|e| Error::other(format!("the registry's token realm is not a URL: {e}")).context(ctx()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut req = self.http.get(url.clone());
+        if let Some((cred, _)) = &self.credential {
+            let host = url.host_str().unwrap_or_default();
+            if url.scheme() == "http" && !is_loopback_host(host) {
+                return Err(Error::usage(format!(
+                    "refusing to send credentials to token service {realm} over plain HTTP"
+                )));
+            }
+            req = req.header(AUTHORIZATION, cred.basic_header());
+        }
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+        let fetched_at = Instant::now();
+        let resp = req.send().await.map_err(|e| rerr::from_reqwest(e).context(ctx()))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(resp).await.context(ctx()));
+        }
+        let body: TokenResponse =
+            resp.json().await.map_err(|e| Error::auth(format!("the answer is not a token: {e}")).context(ctx()))?;
+        body.into_token(fetched_at).ok_or_else(|| Error::auth("the answer holds no token").context(ctx()))
+    }
+
+    /// Makes sure we can push to `repository` before uploading anything: fetches the token for
+    /// `scopes` and, when it is a JWT, checks that it grants push. Token services hand out a token
+    /// with fewer rights than asked (Harbor even gives bad credentials an anonymous token), so a token
+    /// alone proves nothing.
+    pub async fn check_push_access(&self, repository: &str, scopes: &[String]) -> Result<()> {
+        let Some(authz) = self.authorization(scopes, None).await? else {
+            return Ok(());
+        };
+        let Some(token) = authz.strip_prefix("Bearer ") else {
+            return Ok(());
+        };
+        let Some(actions) = auth::jwt_actions(token, repository) else {
+            return Ok(());
+        };
+        if actions.iter().any(|a| a == "push" || a == "*") {
+            return Ok(());
+        }
+        let who = match &self.credential {
+            Some((c, src)) => format!("{} (from {src})", c.username),
+            None => "anonymous (no credentials found)".to_string(),
+        };
+        let err = Error::auth(format!(
+            "the registry's token grants {who} {} on {}/{repository}, not push",
+            if actions.is_empty() { "nothing".to_string() } else { actions.join(",") },
+            self.host
+        ));
+        Err(match &self.credential {
+            Some((c, src)) if actions.is_empty() => err.with_hint(username_hint(&c.username, src)),
+            Some(_) => err.with_hint("the account can read but not push: give it push permission on the project"),
+            None => err.with_hint("pass --username and --password-stdin, or set HARBOR_USERNAME/HARBOR_PASSWORD"),
+        })
+    }
+}
+
+/// What to check when a username is refused.
+fn username_hint(username: &str, src: &CredentialSource) -> String {
+    let mut hint =
+        format!("the registry refused user {username:?} (credentials from {src}); check the password or token");
+    if username.starts_with("robot") && !username.contains('$') {
+        hint.push_str(
+            "; robot accounts are named robot$<project>+<name>: the `$` and what follows were likely eaten by shell or GitLab \
+             variable expansion — quote it in single quotes, or in GitLab set the variable to be not expanded",
+        );
+    } else if username.starts_with("robot$+") || username == "robot$" {
+        hint.push_str("; the part after `robot$` looks eaten by variable expansion: write the name in single quotes");
+    }
+    hint
+}
+
+fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
+    let tls = tls::client_config(host, &opts.tls)?;
+    reqwest::Client::builder()
+        .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(300))
+        .pool_max_idle_per_host(opts.max_idle.max(1))
+        // Registries redirect blob GETs to storage; uploads never follow redirects silently.
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| Error::other(format!("setting up HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_hints_spot_eaten_robot_names() {
+        assert!(username_hint("robot+ci", &CredentialSource::HarborEnv).contains("eaten"));
+        assert!(username_hint("robot$+ci", &CredentialSource::HarborEnv).contains("eaten"));
+        assert!(!username_hint("robot$proj+ci", &CredentialSource::HarborEnv).contains("eaten"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Registry answers that are failures, turned into [`Error`]s that know their exit code, whether a
+//! retry can help, and what the user should try.
+//!
+//! This is the one place that decides what is retryable: network errors, 408, 429, 500, 502, 503, 504,
+//! 522 and 524. Never 400, 403, 404, nor a 401 (the transport already refreshed the token once).
+
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+
+use crate::error::{Error, ErrorKind};
+
+/// Statuses worth retrying.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 522 | 524)
+}
+
+/// The `{"errors":[{code,message,detail}]}` body of a distribution error.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// What a failed response said, in one line: `404 Not Found: NAME_UNKNOWN repository name not known`.
+pub fn describe(status: StatusCode, body: &[u8]) -> (String, Vec<String>) {
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let codes: Vec<String> = parsed.errors.iter().map(|e| e.code.clone()).collect();
+    let mut text = status.to_string();
+    let detail: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !detail.is_empty() {
+        text = format!("{text}: {}", detail.join("; "));
+    } else if let Ok(s) = std::str::from_utf8(body) {
+        // A proxy's HTML page or plain text: keep one short line of it.
+        let line = s.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('<')).unwrap_or("");
+        if !line.is_empty() && line.len() < 200 {
+            text = format!("{text}: {line}");
+        }
+    }
+    (text, codes)
+}
+
+/// Turns a failed response into an error (reads the body, which is small for errors).
+pub async fn from_response(resp: Response) -> Error {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = resp.bytes().await.unwrap_or_default();
+    from_status(status, &body, retry_after)
+}
+
+/// The error for a status and body.
+pub fn from_status(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Error {
+    let (text, codes) = describe(status, body);
+    let code = status.as_u16();
+    let kind = match code {
+        401 | 403 => ErrorKind::Auth,
+        c if is_retryable_status(c) => ErrorKind::Network,
+        _ => ErrorKind::Other,
+    };
+    let mut err = Error::new(kind, text);
+    if is_retryable_status(code) {
+        err = err.retryable(retry_after);
+    }
+    match code {
+        403 => err.with_hint(
+            "the registry refused: the account lacks push permission on this repository, or (Harbor) the project's quota is \
+             exceeded, it is a proxy-cache project, or the registry is read-only — the message above says which",
+        ),
+        413 => err.with_hint("a proxy in front of the registry caps request bodies: push with --chunk-size 8MiB"),
+        _ if codes.iter().any(|c| c == "NAME_UNKNOWN") => {
+            err.with_hint("the repository's project or namespace does not exist (Harbor: create the project first)")
+        }
+        _ => err,
+    }
+}
+
+/// Turns a transport error into an error: network kind, retryable unless it is a certificate problem.
+pub fn from_reqwest(err: reqwest::Error) -> Error {
+    let chain = error_chain(&err);
+    let tls_problem =
+        chain.contains("certificate") || chain.contains("UnknownIssuer") || chain.contains("invalid peer");
+    let e = Error::network(chain);
+    if tls_problem {
+        e.with_hint(
+            "the registry's certificate is not trusted: pass its CA with --ca-file FILE (or CI_SERVER_TLS_CA_FILE, \
+             /etc/docker/certs.d/<host:port>/ca.crt); --insecure skips verification",
+        )
+    } else {
+        e.retryable(None)
+    }
+}
+
+/// `outer: inner: innermost`, without repeating identical lines.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_classified() {
+        for code in 100u16..600 {
+            let status = StatusCode::from_u16(code).unwrap();
+            let e = from_status(status, b"", None);
+            let retry = e.retry().is_some();
+            assert_eq!(retry, [408, 429, 500, 502, 503, 504, 522, 524].contains(&code), "{code}");
+            if [401, 403].contains(&code) {
+                assert_eq!(e.kind(), ErrorKind::Auth);
+            }
+            if [400, 404, 413].contains(&code) {
+                assert_eq!(e.kind(), ErrorKind::Other);
+            }
+        }
+    }
+
+    #[test]
+    fn describes_distribution_error_bodies() {
+        let body =
+            br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown to registry","detail":{}}]}"#;
+        let (text, codes) = describe(StatusCode::NOT_FOUND, body);
+        assert_eq!(text, "404 Not Found: BLOB_UPLOAD_UNKNOWN blob upload unknown to registry");
+        assert_eq!(codes, ["BLOB_UPLOAD_UNKNOWN"]);
+        let e = from_status(StatusCode::TOO_MANY_REQUESTS, b"", Some(Duration::from_secs(3)));
+        assert_eq!(e.retry(), Some(Some(Duration::from_secs(3))));
+        let e = from_status(StatusCode::PAYLOAD_TOO_LARGE, b"<html><h1>413</h1></html>", None);
+        assert!(e.hint().unwrap().contains("--chunk-size"));
+    }
+}

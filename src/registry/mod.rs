@@ -1,0 +1,16 @@
+//! The only code on the network: one [`Client`] per registry host.
+//!
+//! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
+//! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
+//! - [`credentials`], [`auth`], [`tls`], [`error`]: the pieces those use.
+
+pub mod auth;
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod ops;
+pub mod tls;
+
+pub use client::{Client, ClientOptions};
+pub use credentials::{Credential, CredentialSource, Secret};
+pub use ops::{BlobOutcome, Progress};

@@ -1,0 +1,439 @@
+//! Registry operations on one repository: does a blob exist, upload or mount it, put and get
+//! manifests. Uploads are retried here — the one place that knows how to resume an upload.
+//!
+//! Upload protocol (OCI distribution-spec; distribution 2.8's quirks named where they bite):
+//! `POST /v2/<name>/blobs/uploads/` → 202 + `Location`, then `PUT <Location>&digest=<d>` with the
+//! body streamed from its source → 201. The `Location` is used exactly as given (it may be relative
+//! and carries distribution's signed `_state`). A mount is `POST …/uploads/?mount=<d>&from=<repo>`:
+//! 201 means mounted, 202 opens a normal upload session to use instead.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Body, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::client::Client;
+use crate::error::{Error, Result};
+use crate::model::{media, Blob, BlobSource, Digest, Manifest};
+
+/// How a blob got to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobOutcome {
+    /// Already there (HEAD answered 200).
+    Skipped,
+    Uploaded,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+}
+
+/// Receives upload progress. `restart` is called when a retry begins again from zero.
+pub trait Progress: Send + Sync {
+    fn advance(&self, bytes: u64);
+    fn restart(&self);
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn advance(&self, _: u64) {}
+    fn restart(&self) {}
+}
+
+/// Retry policy for one push.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Further attempts after the first.
+    pub retries: u32,
+    /// First backoff; doubles each attempt, with ±50 % jitter, capped at `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { retries: 4, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(20) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based); `Retry-After` wins when the server sent one.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(after) = retry_after {
+            return after.min(Duration::from_secs(60));
+        }
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        let jitter: f64 = rand::random_range(0.5..1.5);
+        exp.mul_f64(jitter)
+    }
+}
+
+/// One repository on one registry, with the scope set every request for it uses.
+pub struct Repository {
+    pub client: Arc<Client>,
+    pub name: String,
+    scopes: Vec<String>,
+    retry: RetryPolicy,
+    /// Retries made, by reason ("503 Service Unavailable", "network error", …).
+    retries: Mutex<BTreeMap<String, u32>>,
+}
+
+impl Repository {
+    /// A repository handle asking for `actions` (`pull` or `pull,push`) on `name`, plus pull on each
+    /// repository in `mount_from` (a mount needs it).
+    pub fn new(
+        client: Arc<Client>,
+        name: &str,
+        actions: &str,
+        mount_from: &[String],
+        retry: RetryPolicy,
+    ) -> Repository {
+        let mut scopes = vec![super::auth::repo_scope(name, actions)];
+        scopes.extend(mount_from.iter().filter(|r| *r != name).map(|r| super::auth::repo_scope(r, "pull")));
+        Repository { client, name: name.to_string(), scopes, retry, retries: Mutex::new(BTreeMap::new()) }
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Retries made so far, by reason.
+    pub fn retry_counts(&self) -> BTreeMap<String, u32> {
+        self.retries.lock().expect("retries lock").clone()
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("v2/{}/{rest}", self.name)
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the retries run out.
+    async fn with_retries<T, F, Fut>(&self, what: &str, progress: &dyn Progress, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => match e.retry() {
+                    Some(after) if attempt < self.retry.retries => {
+                        let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
+                        *self.retries.lock().expect("retries lock").entry(reason).or_default() += 1;
+                        tokio::time::sleep(self.retry.delay(attempt, after)).await;
+                        progress.restart();
+                        attempt += 1;
+                    }
+                    _ => {
+                        let e = if attempt > 0 { e.context(format!("after {} retries", attempt)) } else { e };
+                        return Err(e.context(what));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Whether the blob is already in this repository.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
+        let url = self.client.url(&self.path(&format!("blobs/{digest}")))?;
+        self.with_retries(&format!("checking blob {}", digest.short()), &NoProgress, || async {
+            let resp = self.client.send(&self.scopes, &|h| Ok(h.head(url.clone()))).await?;
+            match resp.status() {
+                s if s.is_success() => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.client.fail(resp).await),
+            }
+        })
+        .await
+    }
+
+    /// Gets a blob that is not yet here into this repository: mount it from one of `mount_from`, else
+    /// upload it from its source (`source` reads `BlobSource::Remote` blobs from another registry).
+    /// Callers check [`Repository::blob_exists`] first.
+    pub async fn upload_blob(
+        &self,
+        blob: &Blob,
+        mount_from: &[String],
+        source: Option<&Repository>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<BlobOutcome> {
+        let what =
+            format!("uploading {} {} to {}/{}", kind_of(&blob.media_type), blob.digest, self.client.host(), self.name);
+        self.with_retries(&what, &*progress, || self.upload_once(blob, mount_from, source, progress.clone())).await
+    }
+
+    async fn upload_once(
+        &self,
+        blob: &Blob,
+        mount_from: &[String],
+        source: Option<&Repository>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<BlobOutcome> {
+        let mut location = None;
+        for from in mount_from.iter().filter(|r| **r != self.name) {
+            match self.try_mount(&blob.digest, from).await? {
+                Mount::Done => return Ok(BlobOutcome::Mounted),
+                Mount::Session(loc) => {
+                    location = Some(loc);
+                    break;
+                }
+                Mount::Refused => {}
+            }
+        }
+        let location = match location {
+            Some(l) => l,
+            None => self.start_upload().await?,
+        };
+        let mut url = self.client.url(&location)?;
+        url.query_pairs_mut().append_pair("digest", blob.digest.as_str());
+        let body_source = BodySource::new(blob, source, progress.clone()).await?;
+        let resp = self
+            .client
+            .send(&self.scopes, &|h| {
+                Ok(h.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, blob.size)
+                    .body(body_source.body()?))
+            })
+            .await?;
+        if resp.status() == StatusCode::CREATED || resp.status().is_success() {
+            return Ok(BlobOutcome::Uploaded);
+        }
+        Err(self.client.fail(resp).await)
+    }
+
+    /// `POST …/blobs/uploads/` → the session `Location`.
+    async fn start_upload(&self) -> Result<String> {
+        let url = self.client.url(&self.path("blobs/uploads/"))?;
+        let resp = self.client.send(&self.scopes, &|h| Ok(h.post(url.clone()).header(CONTENT_LENGTH, 0))).await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.client.fail(resp).await.context("starting an upload"));
+        }
+        location_of(&resp)
+    }
+
+    async fn try_mount(&self, digest: &Digest, from: &str) -> Result<Mount> {
+        let mut url = self.client.url(&self.path("blobs/uploads/"))?;
+        url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+        let resp = self.client.send(&self.scopes, &|h| Ok(h.post(url.clone()).header(CONTENT_LENGTH, 0))).await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(Mount::Done),
+            StatusCode::ACCEPTED => Ok(Mount::Session(location_of(&resp)?)),
+            // Harbor answers 401 (not 202) when the token lacks pull on `from`: upload instead.
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Ok(Mount::Refused),
+            _ => Err(self.client.fail(resp).await.context(format!("mounting {} from {from}", digest.short()))),
+        }
+    }
+
+    /// Puts a manifest under `reference` (a tag or its digest); returns the digest the registry stored.
+    /// For a tag that already points at the same digest nothing is sent (Harbor refuses even an
+    /// identical re-push to an immutable tag with 412).
+    pub async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<Digest> {
+        let what =
+            format!("pushing manifest {} to {}/{}:{reference}", manifest.digest.short(), self.client.host(), self.name);
+        let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
+        if !reference.contains(':')
+            && self.manifest_digest(reference).await.ok().flatten().as_ref() == Some(&manifest.digest)
+        {
+            return Ok(manifest.digest.clone());
+        }
+        self.with_retries(&what, &NoProgress, || async {
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| {
+                    Ok(h.put(url.clone())
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone()))
+                })
+                .await?;
+            if !resp.status().is_success() {
+                let status = resp.status();
+                let e = self.client.fail(resp).await;
+                return Err(match status {
+                    StatusCode::PRECONDITION_FAILED => e.with_hint(
+                        "the tag is immutable in Harbor (a tag immutability rule matches it): push a new tag",
+                    ),
+                    StatusCode::BAD_REQUEST if manifest.bytes.len() > 4 << 20 => {
+                        e.with_hint("the manifest is over 4 MiB, the registry's limit")
+                    }
+                    _ => e,
+                });
+            }
+            let stored = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
+            match stored {
+                Some(d) if d != manifest.digest.as_str() => Err(Error::other(format!(
+                    "the registry stored digest {d}, not the manifest's {} (it rewrote the manifest)",
+                    manifest.digest
+                ))),
+                _ => Ok(manifest.digest.clone()),
+            }
+        })
+        .await
+    }
+
+    /// The digest a tag points at now, `None` when the tag does not exist.
+    pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
+        let resp =
+            self.client.send(&self.scopes, &|h| Ok(h.head(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT))).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|d| d.parse().ok())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.client.fail(resp).await),
+        }
+    }
+
+    /// Reads a manifest (tag or digest), verifying the digest when the reference is one.
+    pub async fn get_manifest(&self, reference: &str) -> Result<Manifest> {
+        let what = format!("reading manifest {}/{}:{reference}", self.client.host(), self.name);
+        let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
+        self.with_retries(&what, &NoProgress, || async {
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| Ok(h.get(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT)))
+                .await?;
+            if !resp.status().is_success() {
+                return Err(self.client.fail(resp).await);
+            }
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+                .unwrap_or_default();
+            let bytes = resp.bytes().await.map_err(super::error::from_reqwest)?;
+            let m = Manifest::new(content_type, bytes);
+            if reference.contains(':') && m.digest.as_str() != reference {
+                return Err(Error::other(format!("the registry returned content with digest {}", m.digest)));
+            }
+            Ok(m)
+        })
+        .await
+    }
+
+    /// Reads a small blob (a config) whole, verifying its digest.
+    pub async fn get_blob_bytes(&self, digest: &Digest) -> Result<Bytes> {
+        let what = format!("reading blob {} from {}/{}", digest.short(), self.client.host(), self.name);
+        self.with_retries(&what, &NoProgress, || async {
+            let bytes = self.get_blob(digest).await?.bytes().await.map_err(super::error::from_reqwest)?;
+            if Digest::sha256_of(&bytes) != *digest {
+                return Err(Error::other("the content does not match its digest"));
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+
+    /// Starts reading a blob; the caller streams the body.
+    pub async fn get_blob(&self, digest: &Digest) -> Result<reqwest::Response> {
+        let url = self.client.url(&self.path(&format!("blobs/{digest}")))?;
+        let resp = self.client.send(&self.scopes, &|h| Ok(h.get(url.clone()))).await?;
+        if !resp.status().is_success() {
+            return Err(self.client.fail(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Fetches the token and checks it grants push, before any upload.
+    pub async fn check_push_access(&self) -> Result<()> {
+        self.client.check_push_access(&self.name, &self.scopes).await
+    }
+}
+
+enum Mount {
+    Done,
+    Session(String),
+    Refused,
+}
+
+fn location_of(resp: &reqwest::Response) -> Result<String> {
+    resp.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| Error::other(format!("the registry answered {} without a Location header", resp.status())))
+}
+
+/// "layer", "config" or "blob", for messages.
+pub fn kind_of(media_type: &str) -> &'static str {
+    if media_type.contains("config") {
+        "config"
+    } else if media_type.contains("layer") || media_type.contains("tar") {
+        "layer"
+    } else {
+        "blob"
+    }
+}
+
+/// Read size for streaming bodies: big enough that per-read overhead vanishes, small enough to keep
+/// memory flat (jobs × 256 KiB).
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A fresh request body for a blob. File and in-memory blobs can be made again for every attempt;
+/// a blob streamed from another registry is a one-shot body (a resend fails as retryable, and the
+/// retry starts a new GET).
+enum BodySource {
+    Local(Blob, Arc<dyn Progress>),
+    Remote(Mutex<Option<Body>>),
+}
+
+impl BodySource {
+    async fn new(blob: &Blob, remote: Option<&Repository>, progress: Arc<dyn Progress>) -> Result<BodySource> {
+        match (&blob.source, remote) {
+            (BlobSource::Remote { .. }, Some(src)) => {
+                let resp = src
+                    .get_blob(&blob.digest)
+                    .await
+                    .map_err(|e| e.context(format!("reading it from {}/{}", src.client.host(), src.name)))?;
+                let stream = resp.bytes_stream().inspect_ok(move |c: &Bytes| progress.advance(c.len() as u64));
+                Ok(BodySource::Remote(Mutex::new(Some(Body::wrap_stream(stream)))))
+            }
+            (BlobSource::Remote { registry, repository }, None) => Err(Error::other(format!(
+                "it lives in {registry}/{repository} and cannot be mounted here, and no source was opened"
+            ))),
+            _ => Ok(BodySource::Local(blob.clone(), progress)),
+        }
+    }
+
+    fn body(&self) -> Result<Body> {
+        let (blob, progress) = match self {
+            BodySource::Remote(b) => {
+                return b
+                    .lock()
+                    .expect("body lock")
+                    .take()
+                    .ok_or_else(|| Error::network("the streamed body was already sent").retryable(None))
+            }
+            BodySource::Local(blob, progress) => (blob, progress.clone()),
+        };
+        match &blob.source {
+            BlobSource::Bytes(b) => {
+                progress.advance(b.len() as u64);
+                Ok(Body::from(b.clone()))
+            }
+            BlobSource::File { path, offset } => {
+                let (path, offset, size) = (path.clone(), *offset, blob.size);
+                let opened = async move {
+                    let mut f = tokio::fs::File::open(&path).await?;
+                    f.seek(std::io::SeekFrom::Start(offset)).await?;
+                    Ok::<_, std::io::Error>(ReaderStream::with_capacity(f.take(size), READ_CHUNK))
+                };
+                let stream = futures_util::stream::once(opened)
+                    .try_flatten()
+                    .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
+                Ok(Body::wrap_stream(stream))
+            }
+            BlobSource::Remote { .. } => unreachable!("remote blobs use BodySource::Remote"),
+        }
+    }
+}
