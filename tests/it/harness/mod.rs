@@ -1,0 +1,142 @@
+//! The integration-test harness every hoist test uses: real CNCF distribution registries started on loopback
+//! ([`registry`]) with optional TLS ([`tls`]), htpasswd or token auth ([`token`]), deterministic image fixtures
+//! ([`fixtures`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
+//! poking at registries directly ([`http`]) and a runner for the hoist binary ([`hoist`]). A missing external
+//! tool (`docker-registry`, `skopeo`, `umoci`) is a failing test, never a skip.
+#![allow(dead_code)]
+#![allow(unused_imports)]
+
+pub mod fixtures;
+pub mod hoist;
+pub mod http;
+pub mod registry;
+pub mod skopeo;
+pub mod tls;
+pub mod token;
+
+pub use fixtures::{
+    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
+    LayoutSpec,
+};
+pub use hoist::{Hoist, Output};
+pub use http::{HttpAuth, HttpResponse};
+pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
+pub use skopeo::{assert_same_image, copy_to_layout, inspect_raw, push_layout, umoci_unpack, Skopeo};
+pub use tls::TestCa;
+pub use token::{Grant, TokenIssuer, TokenIssuerOpts, TokenRequest};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long any external tool call made by the harness may take before it is killed and the test fails.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Finds `tool` on `PATH`, or panics with the install hint: a missing tool fails the test.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(tool);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{tool}` is not installed (not found on PATH); the integration tests need it: \
+         apt-get install docker-registry skopeo umoci"
+    );
+}
+
+/// A directory under cargo's per-target scratch space (`CARGO_TARGET_TMPDIR`) for state that must outlive a
+/// value but not the build tree (e.g. a HOME for a spawned hoist).
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{prefix}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Environment variables that would leak the developer's or CI's setup into a spawned tool.
+pub(crate) fn is_leaky_env(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "HOME",
+        "DOCKER_CONFIG",
+        "DOCKER_AUTH_CONFIG",
+        "REGISTRY_AUTH_FILE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CI",
+        "GITLAB_CI",
+        "XDG_CONFIG_HOME",
+        "XDG_RUNTIME_DIR",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ];
+    EXACT.contains(&name) || name.starts_with("HARBOR_") || name.starts_with("CI_")
+}
+
+/// Runs `cmd` to completion with a time limit, capturing stdout and stderr; kills it and panics on timeout.
+pub fn run_with_timeout(
+    mut cmd: std::process::Command,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+) -> std::process::Output {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let desc = format!("{cmd:?}");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let mut out_pipe = child.stdout.take().expect("stdout pipe");
+    let mut err_pipe = child.stderr.take().expect("stderr pipe");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().expect("wait for child") {
+            Some(status) => break status,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stdout = out_t.join().unwrap_or_default();
+                let stderr = err_t.join().unwrap_or_default();
+                panic!(
+                    "{desc} did not finish within {timeout:?}; killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    String::from_utf8_lossy(&stdout),
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    std::process::Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
