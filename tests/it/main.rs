@@ -1,0 +1,5 @@
+//! hoist's integration tests: one binary, real registries started on loopback by [`harness`].
+
+mod dockerfile_conformance;
+mod harness;
+mod harness_selftest;
