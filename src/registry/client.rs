@@ -94,7 +94,14 @@ impl Client {
                     return Ok(Arc::new(client));
                 }
                 Err(e) => {
-                    first_err.get_or_insert(rerr::from_reqwest(e));
+                    // A server that speaks TLS with a certificate we do not trust is a TLS registry:
+                    // say so, rather than fall back to HTTP (it would answer 400 to plain HTTP).
+                    let cert_problem = rerr::is_certificate_error(&e);
+                    let err = rerr::from_reqwest(e);
+                    if cert_problem {
+                        return Err(err.context(format!("connecting to registry {host}")));
+                    }
+                    first_err.get_or_insert(err);
                 }
             }
         }

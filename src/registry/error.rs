@@ -92,12 +92,16 @@ pub fn from_status(status: StatusCode, body: &[u8], retry_after: Option<Duration
     }
 }
 
+/// Whether a transport error is the server's certificate being refused (rustls reports it in the chain).
+pub fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let chain = error_chain(err);
+    chain.contains("certificate") || chain.contains("UnknownIssuer") || chain.contains("invalid peer")
+}
+
 /// Turns a transport error into an error: network kind, retryable unless it is a certificate problem.
 pub fn from_reqwest(err: reqwest::Error) -> Error {
-    let chain = error_chain(&err);
-    let tls_problem =
-        chain.contains("certificate") || chain.contains("UnknownIssuer") || chain.contains("invalid peer");
-    let e = Error::network(chain);
+    let tls_problem = is_certificate_error(&err);
+    let e = Error::network(error_chain(&err));
     if tls_problem {
         e.with_hint(
             "the registry's certificate is not trusted: pass its CA with --ca-file FILE (or CI_SERVER_TLS_CA_FILE, \

@@ -3,3 +3,4 @@
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod push;
