@@ -32,6 +32,8 @@ pub struct PushOptions {
     pub client: ClientOptions,
     /// `--username` + `--password-stdin`, for every registry this run talks to.
     pub credential: Option<Credential>,
+    /// Upload chunk size in bytes; 0 = one streaming PUT per blob (switched on after a 413).
+    pub chunk_size: u64,
 }
 
 impl Default for PushOptions {
@@ -42,6 +44,7 @@ impl Default for PushOptions {
             retry: RetryPolicy::default(),
             client: ClientOptions::default(),
             credential: None,
+            chunk_size: 0,
         }
     }
 }
@@ -158,7 +161,10 @@ pub async fn push(
                 }
             }
         }
-        let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry);
+        let warn_to = reporter.clone();
+        let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
+            .with_chunk_size(opts.chunk_size)
+            .with_warn(Arc::new(move |m: &str| warn_to.warn(m)));
         repo.check_push_access().await.with_context(ctx)?;
         let sources = RemoteSources::new(&clients, opts.retry);
         // Layers first, then configs (a manifest's config last, as registries and clients expect).

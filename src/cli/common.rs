@@ -36,6 +36,29 @@ pub struct RegistryArgs {
     /// Attempts after the first for retryable failures (network errors, 408, 429, 5xx).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
+    /// Upload in chunks of SIZE (e.g. 8MiB, 512KiB, 1000000) instead of one streaming PUT per blob —
+    /// for proxies that cap request bodies. Without it, hoist switches to 8 MiB chunks by itself after a 413.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub chunk_size: Option<u64>,
+}
+
+/// `8MiB`, `8M`, `512KiB`, `1000000` → bytes (K/M/G are binary, as docker and helm read them).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("{s:?} is not a usable size")),
+        Some(v) => Ok(v),
+    }
 }
 
 /// Where to write the result, and how much to say.
@@ -84,6 +107,7 @@ impl RegistryArgs {
                 max_idle: jobs,
             },
             credential,
+            chunk_size: self.chunk_size.unwrap_or(0),
         })
     }
 }
@@ -104,5 +128,21 @@ impl OutputArgs {
             std::fs::write(f, json).map_err(|e| Error::io(format!("writing {}", f.display()), e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! 201 means mounted, 202 opens a normal upload session to use instead.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,7 +83,20 @@ pub struct Repository {
     retry: RetryPolicy,
     /// Retries made, by reason ("503 Service Unavailable", "network error", …).
     retries: Mutex<BTreeMap<String, u32>>,
+    /// Chunk size for uploads; 0 = one streaming PUT per blob. Set by `--chunk-size`, or switched on
+    /// for the rest of the run when a proxy answers 413 to a monolithic upload.
+    chunk_size: AtomicU64,
+    /// Where to say things once (the switch to chunked uploads).
+    warn: Option<Notice>,
 }
+
+/// A sink for one-time notices to the user.
+pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The chunk size hoist switches to after a 413: distribution handles ≥ 8 MiB chunks as cheaply as a
+/// monolithic upload, and it passes ingress-nginx's common 10m/16m limits (its 1 MiB default needs
+/// `--chunk-size 1MiB`).
+pub const FALLBACK_CHUNK: u64 = 8 << 20;
 
 impl Repository {
     /// A repository handle asking for `actions` (`pull` or `pull,push`) on `name`, plus pull on each
@@ -96,7 +110,32 @@ impl Repository {
     ) -> Repository {
         let mut scopes = vec![super::auth::repo_scope(name, actions)];
         scopes.extend(mount_from.iter().filter(|r| *r != name).map(|r| super::auth::repo_scope(r, "pull")));
-        Repository { client, name: name.to_string(), scopes, retry, retries: Mutex::new(BTreeMap::new()) }
+        Repository {
+            client,
+            name: name.to_string(),
+            scopes,
+            retry,
+            retries: Mutex::new(BTreeMap::new()),
+            chunk_size: AtomicU64::new(0),
+            warn: None,
+        }
+    }
+
+    /// Uploads in chunks of `bytes` (0 = monolithic).
+    pub fn with_chunk_size(self, bytes: u64) -> Self {
+        self.chunk_size.store(bytes, Ordering::Relaxed);
+        self
+    }
+
+    /// Where one-time notices go (stderr in the CLI).
+    pub fn with_warn(mut self, warn: Notice) -> Self {
+        self.warn = Some(warn);
+        self
+    }
+
+    fn count_retry(&self, e: &Error) {
+        let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
+        *self.retries.lock().expect("retries lock").entry(reason).or_default() += 1;
     }
 
     pub fn scopes(&self) -> &[String] {
@@ -124,8 +163,7 @@ impl Repository {
                 Ok(v) => return Ok(v),
                 Err(e) => match e.retry() {
                     Some(after) if attempt < self.retry.retries => {
-                        let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
-                        *self.retries.lock().expect("retries lock").entry(reason).or_default() += 1;
+                        self.count_retry(&e);
                         tokio::time::sleep(self.retry.delay(attempt, after)).await;
                         progress.restart();
                         attempt += 1;
@@ -175,47 +213,146 @@ impl Repository {
         source: Option<&Repository>,
         progress: Arc<dyn Progress>,
     ) -> Result<BlobOutcome> {
-        let mut location = None;
+        let mut session = None;
         for from in mount_from.iter().filter(|r| **r != self.name) {
             match self.try_mount(&blob.digest, from).await? {
                 Mount::Done => return Ok(BlobOutcome::Mounted),
-                Mount::Session(loc) => {
-                    location = Some(loc);
+                Mount::Session(s) => {
+                    session = Some(s);
                     break;
                 }
                 Mount::Refused => {}
             }
         }
-        let location = match location {
-            Some(l) => l,
+        let session = match session {
+            Some(s) => s,
             None => self.start_upload().await?,
         };
-        let mut url = self.client.url(&location)?;
-        url.query_pairs_mut().append_pair("digest", blob.digest.as_str());
-        let body_source = BodySource::new(blob, source, progress.clone()).await?;
+        let body = BodySource::new(blob, source, progress.clone()).await?;
+        // Blobs streamed from another registry go in one PUT: their body cannot be cut into ranges.
+        let chunk = self.chunk_size.load(Ordering::Relaxed);
+        if chunk > 0 && matches!(body, BodySource::Local(..)) {
+            self.upload_chunked(blob, session, chunk, &body, &*progress).await?;
+            return Ok(BlobOutcome::Uploaded);
+        }
+        let url = with_digest(self.client.url(&session.location)?, &blob.digest);
         let resp = self
             .client
             .send(&self.scopes, &|h| {
                 Ok(h.put(url.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, blob.size)
-                    .body(body_source.body()?))
+                    .body(body.body()?))
             })
             .await?;
-        if resp.status() == StatusCode::CREATED || resp.status().is_success() {
+        if resp.status().is_success() {
             return Ok(BlobOutcome::Uploaded);
         }
-        Err(self.client.fail(resp).await)
+        if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && matches!(body, BodySource::Local(..)) {
+            // A proxy caps request bodies (ingress-nginx, Cloudflare): chunk this blob and the rest.
+            if self.chunk_size.compare_exchange(0, FALLBACK_CHUNK, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                if let Some(warn) = &self.warn {
+                    warn(&format!(
+                        "{} answered 413 Payload Too Large to a {} upload: switching to {} MiB chunks for the rest \
+                         of this run (set --chunk-size to choose)",
+                        self.client.host(),
+                        crate::progress::human_bytes(blob.size),
+                        FALLBACK_CHUNK >> 20
+                    ));
+                }
+            }
+            progress.restart();
+            let session = self.start_upload().await?;
+            self.upload_chunked(blob, session, self.chunk_size.load(Ordering::Relaxed), &body, &*progress).await?;
+            return Ok(BlobOutcome::Uploaded);
+        }
+        Err(session_lost_is_retryable(self.client.fail(resp).await))
     }
 
-    /// `POST …/blobs/uploads/` → the session `Location`.
-    async fn start_upload(&self) -> Result<String> {
+    /// Chunked upload: `PATCH` each range (always to the newest `Location`), then an empty `PUT`.
+    ///
+    /// distribution 2.8 ignores `Content-Range` and appends whatever arrives, so a PATCH whose response
+    /// was lost is never repeated blindly: we ask `GET <location>` for the `Range` the registry really
+    /// has and go on from there; if that session is gone (stale `_state` → 404 BLOB_UPLOAD_UNKNOWN or
+    /// INVALID), the error is retryable and the whole blob starts over with a new POST.
+    async fn upload_chunked(
+        &self,
+        blob: &Blob,
+        session: Session,
+        chunk: u64,
+        body: &BodySource,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let chunk = chunk.max(session.min_chunk.unwrap_or(1)).max(1);
+        let mut location = session.location;
+        let mut offset = 0u64;
+        let mut resumes = 0u32;
+        while offset < blob.size {
+            let len = chunk.min(blob.size - offset);
+            let url = self.client.url(&location)?;
+            let range = format!("{}-{}", offset, offset + len - 1);
+            let sent = self
+                .client
+                .send(&self.scopes, &|h| {
+                    Ok(h.patch(url.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, len)
+                        .header("Content-Range", range.as_str())
+                        .body(body.range(offset, len)?))
+                })
+                .await;
+            let failure = match sent {
+                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
+                    location = location_of(&resp)?;
+                    offset = range_end(&resp).unwrap_or(offset + len);
+                    continue;
+                }
+                Ok(resp) => session_lost_is_retryable(self.client.fail(resp).await),
+                Err(e) => e,
+            };
+            let Some(after) = failure.retry() else { return Err(failure.context(format!("sending bytes {range}"))) };
+            if resumes >= self.retry.retries || failure.message().contains("BLOB_UPLOAD_") {
+                return Err(failure.context(format!("sending bytes {range}")));
+            }
+            resumes += 1;
+            self.count_retry(&failure);
+            tokio::time::sleep(self.retry.delay(resumes - 1, after)).await;
+            // Where is the registry really? (A lost response may hide an applied PATCH.)
+            let (loc, have) = self.upload_status(&location).await?;
+            location = loc;
+            offset = have;
+            progress.restart();
+            progress.advance(offset);
+        }
+        let url = with_digest(self.client.url(&location)?, &blob.digest);
+        // Close with an empty body: Harbor's quota middleware counts only a non-empty PUT body.
+        let resp = self.client.send(&self.scopes, &|h| Ok(h.put(url.clone()).header(CONTENT_LENGTH, 0))).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(session_lost_is_retryable(self.client.fail(resp).await).context("closing the chunked upload"))
+    }
+
+    /// `GET <location>` → (newest location, bytes the registry holds).
+    async fn upload_status(&self, location: &str) -> Result<(String, u64)> {
+        let url = self.client.url(location)?;
+        let resp = self.client.send(&self.scopes, &|h| Ok(h.get(url.clone()))).await?;
+        if !resp.status().is_success() {
+            // The session is gone or its state stale: start the blob over.
+            return Err(session_lost_is_retryable(self.client.fail(resp).await).retryable(None));
+        }
+        let loc = location_of(&resp).unwrap_or_else(|_| location.to_string());
+        Ok((loc, range_end(&resp).unwrap_or(0)))
+    }
+
+    /// `POST …/blobs/uploads/` → the session.
+    async fn start_upload(&self) -> Result<Session> {
         let url = self.client.url(&self.path("blobs/uploads/"))?;
         let resp = self.client.send(&self.scopes, &|h| Ok(h.post(url.clone()).header(CONTENT_LENGTH, 0))).await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(self.client.fail(resp).await.context("starting an upload"));
         }
-        location_of(&resp)
+        Session::of(&resp)
     }
 
     async fn try_mount(&self, digest: &Digest, from: &str) -> Result<Mount> {
@@ -224,7 +361,7 @@ impl Repository {
         let resp = self.client.send(&self.scopes, &|h| Ok(h.post(url.clone()).header(CONTENT_LENGTH, 0))).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(Mount::Done),
-            StatusCode::ACCEPTED => Ok(Mount::Session(location_of(&resp)?)),
+            StatusCode::ACCEPTED => Ok(Mount::Session(Session::of(&resp)?)),
             // Harbor answers 401 (not 202) when the token lacks pull on `from`: upload instead.
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Ok(Mount::Refused),
             _ => Err(self.client.fail(resp).await.context(format!("mounting {} from {from}", digest.short()))),
@@ -352,8 +489,51 @@ impl Repository {
 
 enum Mount {
     Done,
-    Session(String),
+    Session(Session),
     Refused,
+}
+
+/// An open upload session.
+struct Session {
+    location: String,
+    /// `OCI-Chunk-Min-Length`: the smallest chunk the registry accepts.
+    min_chunk: Option<u64>,
+}
+
+impl Session {
+    fn of(resp: &reqwest::Response) -> Result<Session> {
+        let min_chunk = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        Ok(Session { location: location_of(resp)?, min_chunk })
+    }
+}
+
+/// `url` with `digest=<d>` appended to whatever query the registry put in its Location.
+fn with_digest(mut url: url::Url, digest: &Digest) -> url::Url {
+    url.query_pairs_mut().append_pair("digest", digest.as_str());
+    url
+}
+
+/// Bytes the registry holds, from a `Range: 0-<end>` header (inclusive end). distribution reports a
+/// fresh session as `0-0`, meaning 0 bytes; we read it so (a 1-byte upload is indistinguishable, and a
+/// wrong guess shows up as DIGEST_INVALID at the closing PUT, never as a silent corruption).
+fn range_end(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp.headers().get("range")?.to_str().ok()?;
+    let end: u64 = v.trim().trim_start_matches("bytes=").split_once('-')?.1.trim().parse().ok()?;
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+/// A lost upload session (BLOB_UPLOAD_UNKNOWN / BLOB_UPLOAD_INVALID — distribution's answer to a stale
+/// `_state`, or a restarted registry) is worth retrying from a new POST.
+fn session_lost_is_retryable(e: Error) -> Error {
+    if e.message().contains("BLOB_UPLOAD_UNKNOWN") || e.message().contains("BLOB_UPLOAD_INVALID") {
+        e.retryable(None)
+    } else {
+        e
+    }
 }
 
 fn location_of(resp: &reqwest::Response) -> Result<String> {
@@ -405,6 +585,22 @@ impl BodySource {
         }
     }
 
+    /// `len` bytes from `offset` of a local blob (for a chunk).
+    fn range(&self, offset: u64, len: u64) -> Result<Body> {
+        let BodySource::Local(blob, progress) = self else {
+            return Err(Error::other("a blob streamed from another registry cannot be sent in chunks"));
+        };
+        let progress = progress.clone();
+        match &blob.source {
+            BlobSource::Bytes(b) => {
+                progress.advance(len);
+                Ok(Body::from(b.slice(offset as usize..(offset + len) as usize)))
+            }
+            BlobSource::File { path, offset: base } => Ok(file_body(path.clone(), base + offset, len, progress)),
+            BlobSource::Remote { .. } => unreachable!("remote blobs use BodySource::Remote"),
+        }
+    }
+
     fn body(&self) -> Result<Body> {
         let (blob, progress) = match self {
             BodySource::Remote(b) => {
@@ -421,19 +617,21 @@ impl BodySource {
                 progress.advance(b.len() as u64);
                 Ok(Body::from(b.clone()))
             }
-            BlobSource::File { path, offset } => {
-                let (path, offset, size) = (path.clone(), *offset, blob.size);
-                let opened = async move {
-                    let mut f = tokio::fs::File::open(&path).await?;
-                    f.seek(std::io::SeekFrom::Start(offset)).await?;
-                    Ok::<_, std::io::Error>(ReaderStream::with_capacity(f.take(size), READ_CHUNK))
-                };
-                let stream = futures_util::stream::once(opened)
-                    .try_flatten()
-                    .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
-                Ok(Body::wrap_stream(stream))
-            }
+            BlobSource::File { path, offset } => Ok(file_body(path.clone(), *offset, blob.size, progress)),
             BlobSource::Remote { .. } => unreachable!("remote blobs use BodySource::Remote"),
         }
     }
+}
+
+/// A streaming body of `len` bytes of `path` from `offset`, opened when the request is sent.
+fn file_body(path: std::path::PathBuf, offset: u64, len: u64, progress: Arc<dyn Progress>) -> Body {
+    let opened = async move {
+        let mut f = tokio::fs::File::open(&path).await?;
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+        Ok::<_, std::io::Error>(ReaderStream::with_capacity(f.take(len), READ_CHUNK))
+    };
+    let stream = futures_util::stream::once(opened)
+        .try_flatten()
+        .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
+    Body::wrap_stream(stream)
 }
