@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proves the release binary is static and self-sufficient: it runs in an empty root that holds only the
-# binary, a CA bundle, /dev/urandom and an OCI layout, resolves `localhost` without glibc's NSS (no
+# binary, a CA bundle, /dev/random + /dev/urandom and an OCI layout, resolves `localhost` without glibc's NSS (no
 # /etc/hosts, no /etc/resolv.conf) and pushes to a real registry on loopback.
 # Usage: scripts/static-check.sh [BINARY]   (default: the static build's path). Needs root (chroot, mknod).
 set -euo pipefail
@@ -36,6 +36,9 @@ root="$work/root"
 mkdir -p "$root/etc/ssl/certs" "$root/dev"
 cp "$bin" "$root/hoist"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+# The getrandom crate in a static binary cannot find getrandom(2) through dlsym, so it falls back to
+# polling /dev/random and reading /dev/urandom — both exist in every real container.
+mknod -m 444 "$root/dev/random" c 1 8
 mknod -m 444 "$root/dev/urandom" c 1 9
 umoci init --layout "$root/layout" >/dev/null
 umoci new --image "$root/layout:v1" >/dev/null

@@ -164,6 +164,7 @@ pub async fn push(
         let warn_to = reporter.clone();
         let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
             .with_chunk_size(opts.chunk_size)
+            .with_jobs(opts.jobs)
             .with_warn(Arc::new(move |m: &str| warn_to.warn(m)));
         repo.check_push_access().await.with_context(ctx)?;
         let sources = RemoteSources::new(&clients, opts.retry);
@@ -239,6 +240,7 @@ async fn push_one(
         }
         _ => None,
     };
+    let _slot = repo.upload_permit().await;
     let progress = reporter.start(blob);
     let outcome = repo.upload_blob(blob, mount_from, source.as_deref(), progress.clone()).await?;
     let bytes = if outcome == BlobOutcome::Uploaded { blob.size } else { 0 };

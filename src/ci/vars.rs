@@ -29,3 +29,5 @@ pub const HOME: &str = "HOME";
 pub const CI_SERVER_TLS_CA_FILE: &str = "CI_SERVER_TLS_CA_FILE";
 /// The system CA bundle override (read by the TLS root loader).
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+/// Overrides docker's per-registry certificate directory (default `/etc/docker/certs.d`).
+pub const HOIST_CERTS_DIR: &str = "HOIST_CERTS_DIR";

@@ -103,7 +103,11 @@ impl RegistryArgs {
             retry: RetryPolicy { retries: self.retries, ..RetryPolicy::default() },
             client: ClientOptions {
                 plain_http: self.plain_http,
-                tls: TlsOptions { ca_files, insecure: self.insecure, certs_d: None },
+                tls: TlsOptions {
+                    ca_files,
+                    insecure: self.insecure,
+                    certs_d: env.non_empty(vars::HOIST_CERTS_DIR).map(PathBuf::from),
+                },
                 max_idle: jobs,
             },
             credential,

@@ -88,6 +88,10 @@ pub struct Repository {
     chunk_size: AtomicU64,
     /// Where to say things once (the switch to chunked uploads).
     warn: Option<Notice>,
+    /// Uploads allowed at once: starts at `--jobs`, and loses a permit each time the registry answers
+    /// 429 or 503 (it is overloaded; more parallel uploads only make it worse), down to one.
+    limiter: Arc<tokio::sync::Semaphore>,
+    parallel: AtomicU64,
 }
 
 /// A sink for one-time notices to the user.
@@ -118,6 +122,43 @@ impl Repository {
             retries: Mutex::new(BTreeMap::new()),
             chunk_size: AtomicU64::new(0),
             warn: None,
+            limiter: Arc::new(tokio::sync::Semaphore::new(1)),
+            parallel: AtomicU64::new(1),
+        }
+    }
+
+    /// Allows `jobs` uploads at once (see [`Repository::upload_permit`]).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        let jobs = jobs.max(1);
+        self.limiter = Arc::new(tokio::sync::Semaphore::new(jobs));
+        self.parallel = AtomicU64::new(jobs as u64);
+        self
+    }
+
+    /// Waits for a slot to upload in; hold it for the duration of one blob's upload.
+    pub async fn upload_permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.limiter.clone().acquire_owned().await.expect("the limiter is never closed")
+    }
+
+    /// Uploads allowed at once now.
+    pub fn parallel(&self) -> u64 {
+        self.parallel.load(Ordering::Relaxed)
+    }
+
+    /// The registry said it is overloaded: one upload fewer at a time (not below one).
+    fn back_off(&self) {
+        let cur = self.parallel.load(Ordering::Relaxed);
+        if cur > 1 && self.parallel.compare_exchange(cur, cur - 1, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            // Take the next permit released and never give it back.
+            let limiter = self.limiter.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = limiter.acquire_owned().await {
+                    p.forget();
+                }
+            });
+            if let Some(warn) = &self.warn {
+                warn(&format!("{} is overloaded (429/503): now {} upload(s) at a time", self.client.host(), cur - 1));
+            }
         }
     }
 
@@ -135,6 +176,9 @@ impl Repository {
 
     fn count_retry(&self, e: &Error) {
         let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
+        if reason.starts_with("429") || reason.starts_with("503") {
+            self.back_off();
+        }
         *self.retries.lock().expect("retries lock").entry(reason).or_default() += 1;
     }
 

@@ -28,6 +28,9 @@ pub struct TlsOptions {
     pub certs_d: Option<PathBuf>,
 }
 
+/// Docker's per-registry certificate directory.
+pub const DEFAULT_CERTS_D: &str = "/etc/docker/certs.d";
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -43,7 +46,7 @@ pub fn client_config(host: &str, opts: &TlsOptions) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::other(format!("TLS setup: {e}")))?;
-    let certs_dir = opts.certs_d.clone().unwrap_or_else(|| PathBuf::from("/etc/docker/certs.d")).join(host);
+    let certs_dir = opts.certs_d.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_D)).join(host);
     let builder = if opts.insecure {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
     } else {
