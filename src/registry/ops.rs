@@ -317,8 +317,10 @@ impl Repository {
     ///
     /// distribution 2.8 ignores `Content-Range` and appends whatever arrives, so a PATCH whose response
     /// was lost is never repeated blindly: we ask `GET <location>` for the `Range` the registry really
-    /// has and go on from there; if that session is gone (stale `_state` → 404 BLOB_UPLOAD_UNKNOWN or
-    /// INVALID), the error is retryable and the whole blob starts over with a new POST.
+    /// has and go on from there. On distribution 2.8 that GET itself is refused once a PATCH landed
+    /// unseen (the Location we hold carries a stale `_state` offset → 404 BLOB_UPLOAD_INVALID), and
+    /// then the error is retryable and the whole blob starts over with a new POST. Registries that
+    /// answer the GET (the spec's behaviour) resume where they are.
     async fn upload_chunked(
         &self,
         blob: &Blob,

@@ -3,4 +3,7 @@
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod proxy_selftest;
 mod push;
+mod resilience;
+mod tls;

@@ -9,6 +9,7 @@
 pub mod fixtures;
 pub mod hoist;
 pub mod http;
+pub mod proxy;
 pub mod registry;
 pub mod skopeo;
 pub mod tls;
@@ -20,6 +21,7 @@ pub use fixtures::{
 };
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
+pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
 pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
 pub use skopeo::{assert_same_image, copy_to_layout, inspect_raw, push_layout, umoci_unpack, Skopeo};
 pub use tls::TestCa;

@@ -1,0 +1,196 @@
+//! Pushes that survive real networks: a fault-injecting proxy in front of the real registry breaks
+//! requests on a script. Every retryable fault ends with the image read back by skopeo byte-identical to
+//! the source; every non-retryable one ends quickly with a clear error and its exit code.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::proxy::{Fault, FaultProxy, Matcher, Rule};
+use crate::harness::*;
+
+struct Setup {
+    reg: Registry,
+    proxy: FaultProxy,
+    work: tempfile::TempDir,
+}
+
+/// A registry, a proxy in front of it, and a layout of `layers` (sizes in bytes) tagged v1.
+fn setup(layers: &[usize]) -> Setup {
+    let reg = Registry::plain();
+    let proxy = FaultProxy::start(&reg.host());
+    let work = tempfile::tempdir().unwrap();
+    oci_layout(&work.path().join("src"), &LayoutSpec::new(101).layer_sizes(layers).tag("v1"));
+    Setup { reg, proxy, work }
+}
+
+impl Setup {
+    fn push(&self, repo: &str, extra: &[&str]) -> Output {
+        let src = format!("oci:{}:v1", self.work.path().join("src").display());
+        let dest = format!("{}/{repo}:1", self.proxy.host());
+        let mut args = vec!["push", src.as_str(), dest.as_str()];
+        args.extend_from_slice(extra);
+        Hoist::run(&args)
+    }
+
+    /// skopeo (straight from the registry, not through the proxy) reads back the source's exact bytes.
+    fn assert_intact(&self, repo: &str) {
+        let copy = self.work.path().join(format!("copy-{}", repo.replace('/', "-")));
+        copy_to_layout(&format!("{repo}:1"), &self.reg, &copy);
+        assert_same_image(&self.work.path().join("src"), Some("v1"), &copy, None);
+    }
+}
+
+#[test]
+fn resilience_5xx_and_429_are_retried_and_counted() {
+    let s = setup(&[200_000, 50_000]);
+    let put =
+        s.proxy.add(Rule::new(Matcher::method("PUT").path_contains("/blobs/uploads/"), Fault::status(503)).times(2));
+    let head = s.proxy.add(Rule::new(Matcher::method("HEAD").path_contains("/blobs/"), Fault::status(502)).times(1));
+    let post =
+        s.proxy.add(Rule::new(Matcher::method("POST").path_contains("/blobs/uploads/"), Fault::status(500)).times(1));
+    let man = s.proxy.add(Rule::new(Matcher::method("PUT").path_contains("/manifests/"), Fault::status(504)).times(1));
+    let tmr = s.proxy.add(
+        Rule::new(Matcher::method("POST").path_contains("/blobs/uploads/"), Fault::too_many_requests("1")).times(1),
+    );
+    let started = Instant::now();
+    let out = s.push("r/fivexx", &[]);
+    out.assert_success();
+    for (name, id, n) in [("put", put, 2), ("head", head, 1), ("post", post, 1), ("manifest", man, 1), ("429", tmr, 1)]
+    {
+        assert_eq!(s.proxy.fired(id), n, "rule {name}");
+    }
+    // Retry-After: 1 was honoured.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let err = out.stderr();
+    assert!(err.contains("retries:") && err.contains("503") && err.contains("429"), "{err}");
+    s.assert_intact("r/fivexx");
+}
+
+#[test]
+fn resilience_cut_body_restarts_the_blob() {
+    let s = setup(&[400_000]);
+    let cut = s.proxy.add(Rule::new(
+        Matcher::method("PUT").path_contains("/blobs/uploads/").body_over(300_000),
+        Fault::cut_body(100_000),
+    ));
+    s.push("r/cut", &[]).assert_success();
+    assert_eq!(s.proxy.fired(cut), 1);
+    s.assert_intact("r/cut");
+}
+
+#[test]
+fn resilience_lost_put_response_is_retried() {
+    let s = setup(&[100_000]);
+    let drop = s
+        .proxy
+        .add(Rule::new(Matcher::method("PUT").path_contains("/blobs/uploads/").body_over(50_000), Fault::DropResponse));
+    s.push("r/lostput", &[]).assert_success();
+    assert_eq!(s.proxy.fired(drop), 1);
+    s.assert_intact("r/lostput");
+}
+
+#[test]
+fn resilience_lost_patch_response_is_never_repeated_blindly() {
+    // 3 MiB in 1 MiB chunks; the second PATCH is applied by the registry but its answer is lost.
+    // hoist asks the registry for its Range; distribution 2.8 refuses the stale Location (404
+    // BLOB_UPLOAD_INVALID), so the blob starts over with a new POST — never a repeated PATCH that
+    // distribution would append, corrupting the blob.
+    let s = setup(&[3 << 20]);
+    let drop = s.proxy.add(Rule::new(Matcher::method("PATCH").skip(1), Fault::DropResponse));
+    s.push("r/lostpatch", &["--chunk-size", "1MiB"]).assert_success();
+    assert_eq!(s.proxy.fired(drop), 1);
+    // The registry's Range was asked, and the blob restarted with a second POST.
+    assert!(!s.proxy.requests_matching("GET", "/blobs/uploads/").is_empty(), "{}", s.proxy.log_text());
+    assert_eq!(
+        s.proxy.requests_matching("POST", "/blobs/uploads/").len(),
+        3,
+        "layer, its restart, config: {}",
+        s.proxy.log_text()
+    );
+    s.assert_intact("r/lostpatch");
+}
+
+#[test]
+fn resilience_cut_patch_and_upload_unknown_restart_cleanly() {
+    let s = setup(&[3 << 20]);
+    let cut = s.proxy.add(Rule::new(Matcher::method("PATCH").skip(1), Fault::cut_body(300_000)));
+    let unknown = s.proxy.add(Rule::new(Matcher::method("PATCH").skip(3), Fault::blob_upload_unknown()));
+    s.push("r/cutpatch", &["--chunk-size", "1MiB"]).assert_success();
+    assert_eq!((s.proxy.fired(cut), s.proxy.fired(unknown)), (1, 1));
+    s.assert_intact("r/cutpatch");
+}
+
+#[test]
+fn resilience_413_switches_to_chunked_uploads_and_says_so_once() {
+    // A proxy that refuses bodies over 1 MiB, as ingress controllers do; two blobs over the limit.
+    let s = setup(&[20 << 20, 12 << 20, 1000]);
+    let limit = s.proxy.add(Rule::new(Matcher::any().body_over(9 << 20), Fault::payload_too_large()).always());
+    let out = s.push("r/toolarge", &["--jobs", "1"]);
+    out.assert_success();
+    assert!(s.proxy.fired(limit) >= 1);
+    assert_eq!(out.stderr().matches("switching to 8 MiB chunks").count(), 1, "{}", out.stderr());
+    // Everything after the switch went in chunks: only one oversized request was ever refused.
+    assert_eq!(s.proxy.fired(limit), 1, "{}", s.proxy.log_text());
+    assert!(!s.proxy.requests_matching("PATCH", "/blobs/uploads/").is_empty());
+    s.assert_intact("r/toolarge");
+}
+
+#[test]
+fn resilience_non_retryable_errors_fail_fast_with_their_exit_code() {
+    let s = setup(&[1000]);
+    let cases: [(&str, Fault, i32, &str); 3] = [
+        ("POST", Fault::registry_error(403, "DENIED", "quota exceeded"), 3, "quota exceeded"),
+        ("POST", Fault::registry_error(404, "NAME_UNKNOWN", "repository name not known"), 1, "NAME_UNKNOWN"),
+        ("PUT", Fault::registry_error(400, "MANIFEST_INVALID", "manifest invalid"), 1, "MANIFEST_INVALID"),
+    ];
+    for (i, (method, fault, code, text)) in cases.into_iter().enumerate() {
+        s.proxy.clear_rules();
+        let path = if method == "PUT" { "/manifests/" } else { "/blobs/uploads/" };
+        let id = s.proxy.add(Rule::new(Matcher::method(method).path_contains(path), fault).always());
+        let started = Instant::now();
+        let out = s.push(&format!("r/fatal{i}"), &[]);
+        out.assert_code(code).assert_stderr_contains(text);
+        assert_eq!(s.proxy.fired(id), 1, "never retried: {text}");
+        assert!(started.elapsed() < Duration::from_secs(10), "fails fast: {text}");
+    }
+    // Retries run out: a registry that is always 503 ends with the network exit code.
+    s.proxy.clear_rules();
+    let id = s.proxy.add(Rule::new(Matcher::method("HEAD"), Fault::status(503)).always());
+    let out = s.push("r/down", &["--retries", "2"]);
+    out.assert_code(4).assert_stderr_contains("after 2 retries");
+    assert_eq!(s.proxy.fired(id), 3);
+}
+
+#[test]
+fn resilience_short_tokens_are_refreshed_mid_push() {
+    // Tokens live 2 s, and the issuer does not say so (no expires_in: clients assume 60 s), so the push
+    // meets an expired token half-way and must fetch a new one on the 401.
+    let mut opts = TokenIssuerOpts::with_user("ci", "pw").lifetime(Duration::from_secs(2));
+    opts.omit_expires_in = true;
+    let reg = Registry::start(RegistryOpts::plain().auth(Auth::Token(opts)));
+    let proxy = FaultProxy::start(&reg.host());
+    // Slow every blob check down so the push lasts well past the token's life.
+    proxy.add(
+        Rule::new(Matcher::method("HEAD").path_contains("/blobs/"), Fault::Delay(Duration::from_millis(700))).always(),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    oci_layout(&src, &LayoutSpec::new(111).layer_sizes(&[10_000, 20_000, 30_000, 40_000, 50_000]).tag("v1"));
+    let out = Hoist::run_with_stdin(
+        [
+            "push",
+            &format!("oci:{}:v1", src.display()),
+            &format!("{}/tok/refresh:1", proxy.host()),
+            "-u",
+            "ci",
+            "--password-stdin",
+            "--jobs",
+            "1",
+        ],
+        b"pw",
+    );
+    out.assert_success();
+    assert!(reg.token_issuer().request_count() >= 2, "a second token was fetched: {:?}", reg.token_issuer().requests());
+    let copy = work.path().join("copy");
+    Skopeo::new(&reg).copy_to_layout("tok/refresh:1", &copy);
+    assert_same_image(&src, Some("v1"), &copy, None);
+}
