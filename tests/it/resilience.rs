@@ -62,6 +62,8 @@ fn resilience_5xx_and_429_are_retried_and_counted() {
     assert!(started.elapsed() >= Duration::from_secs(1));
     let err = out.stderr();
     assert!(err.contains("retries:") && err.contains("503") && err.contains("429"), "{err}");
+    // The registry said it was overloaded: hoist uploads fewer blobs at once from then on.
+    assert!(err.contains("is overloaded (429/503): now 3 upload(s) at a time"), "{err}");
     s.assert_intact("r/fivexx");
 }
 
@@ -193,4 +195,54 @@ fn resilience_short_tokens_are_refreshed_mid_push() {
     let copy = work.path().join("copy");
     Skopeo::new(&reg).copy_to_layout("tok/refresh:1", &copy);
     assert_same_image(&src, Some("v1"), &copy, None);
+}
+
+#[test]
+fn resilience_mount_from_is_used_when_granted_and_falls_back_when_refused() {
+    let opts = TokenIssuerOpts::with_user("owner", "pw")
+        .user("full", "pw")
+        .user("pushonly", "pw")
+        .grant("full", Grant::new("*", &["pull", "push"]))
+        .grant("pushonly", Grant::new("dst/*", &["pull", "push"]));
+    let reg = Registry::start(RegistryOpts::plain().auth(Auth::Token(opts)));
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    oci_layout(&src, &LayoutSpec::new(121).layer_sizes(&[30_000, 40_000]).tag("v1"));
+    let source = format!("oci:{}:v1", src.display());
+    let push = |user: &str, repo: &str, meta: &std::path::Path| {
+        Hoist::run_with_stdin(
+            [
+                "push",
+                &source,
+                &format!("{}/{repo}:1", reg.host()),
+                "-u",
+                user,
+                "--password-stdin",
+                "--mount-from",
+                "src/base",
+                "--metadata-file",
+                meta.to_str().unwrap(),
+            ],
+            b"pw",
+        )
+    };
+    let outcomes = |meta: &std::path::Path| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+        v["blobs"].as_array().unwrap().iter().map(|b| b["outcome"].as_str().unwrap().to_string()).collect()
+    };
+    let m0 = work.path().join("m0.json");
+    push("owner", "src/base", &m0).assert_success();
+    // With pull on the source repository: every blob is mounted, nothing uploaded.
+    let m1 = work.path().join("m1.json");
+    push("full", "dst/a", &m1).assert_success();
+    assert_eq!(outcomes(&m1), ["mounted", "mounted", "mounted"]);
+    // Without it the registry refuses the mount (401), and hoist uploads instead.
+    let m2 = work.path().join("m2.json");
+    push("pushonly", "dst/b", &m2).assert_success();
+    assert_eq!(outcomes(&m2), ["uploaded", "uploaded", "uploaded"]);
+    for repo in ["dst/a", "dst/b"] {
+        let copy = work.path().join(repo.replace('/', "-"));
+        Skopeo::new(&reg).creds("full", "pw").copy_to_layout(&format!("{repo}:1"), &copy);
+        assert_same_image(&src, Some("v1"), &copy, None);
+    }
 }
