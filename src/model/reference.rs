@@ -93,6 +93,11 @@ impl FromStr for Reference {
                 .with_hint("references look like host[:port]/repository[:tag], e.g. harbor.example.com/project/app:1.0")
         };
         let parsed = oci_client::Reference::try_from(s).map_err(|e| invalid(&e))?;
+        // oci-spec's domain pattern admits capitals, and a first component that is not a host then
+        // lands in the repository: docker refuses capitals in repository names, and so do we.
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(&"repository names must be lowercase"));
+        }
         let digest = parsed.digest().map(|d| d.parse::<Digest>()).transpose().map_err(|e| invalid(&e))?;
         // oci-spec defaults the tag to `latest` even when a digest is given; docker keeps only the digest.
         let tag = match (&digest, s.rsplit_once('@').map(|(n, _)| n).unwrap_or(s)) {
@@ -134,6 +139,9 @@ impl fmt::Debug for Reference {
 
 /// Whether a registry host (with or without port) is a loopback address.
 pub fn is_loopback_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return true; // a bare IPv6 address such as ::1 (no brackets, no port)
+    }
     let bare = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h),
