@@ -1,3 +1,384 @@
-//! Building images without a container runtime: Dockerfile parsing ([`dockerfile`]) and planning.
+//! Building images without a container runtime: Dockerfile parsing ([`dockerfile`]), the build
+//! context and `.dockerignore` ([`context`], [`ignore`]), planning stages and instructions
+//! ([`plan`]), deterministic layers ([`layer`]), base images from registries ([`base`]) and config
+//! helpers ([`config`]), and the docker-archive output ([`archive`]). [`build`] ties them together into an [`Artifact`] the push engine or the
+//! layout writer takes; [`check`] validates without writing anything.
 
+pub mod archive;
+pub mod base;
+pub mod config;
+pub mod context;
 pub mod dockerfile;
+pub mod ignore;
+pub mod layer;
+pub mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::model::{media, Artifact, Blob, BlobSource, Manifest, OciImageManifest};
+use crate::push::Clients;
+use crate::registry::ops::RetryPolicy;
+use context::BuildContext;
+use dockerfile::Dockerfile;
+use plan::{BaseImage, Outline, PlanInput, Platform, Stage};
+
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// The Dockerfile; `CONTEXT/Dockerfile` when `None`.
+    pub file: Option<PathBuf>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub platform: Platform,
+    /// mtimes, `created` and history timestamps.
+    pub epoch: u64,
+    /// Layers written at once.
+    pub jobs: usize,
+    /// One layer for everything this build adds (base layers stay as they are).
+    pub squash: bool,
+}
+
+/// A parsed Dockerfile with its context and stage outline.
+pub struct Prepared {
+    pub dockerfile: Dockerfile,
+    pub file_name: String,
+    pub context: BuildContext,
+    pub outline: Outline,
+}
+
+/// A built image: the artifact and the spool directory its layers live in (keep it alive until the
+/// push or the layout write is done).
+pub struct Built {
+    pub artifact: Artifact,
+    pub spool: tempfile::TempDir,
+    /// Things worth telling the user (unused `--build-arg`s).
+    pub warnings: Vec<String>,
+}
+
+/// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
+pub fn unused_build_args(df: &Dockerfile, build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let declared: std::collections::HashSet<&str> = df
+        .instructions
+        .iter()
+        .filter(|i| i.keyword == "arg")
+        .filter_map(|i| match &i.args {
+            dockerfile::Args::KeyValues(kvs) => Some(kvs.iter().map(|kv| kv.key.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    build_args.keys().filter(|k| !declared.contains(k.as_str())).cloned().collect()
+}
+
+/// One image per platform, combined under an image index (`annotations` on the index). The
+/// returned spools hold every platform's layers.
+pub fn combine(
+    images: Vec<(Platform, Built)>,
+    annotations: &BTreeMap<String, String>,
+) -> (Artifact, Vec<tempfile::TempDir>) {
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut manifests = Vec::new();
+    let mut entries = Vec::new();
+    let mut spools = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (platform, built) in images {
+        for b in built.artifact.blobs {
+            if seen.insert(b.digest.clone()) {
+                blobs.push(b);
+            }
+        }
+        let root = built.artifact.manifests.last().expect("one manifest").clone();
+        let mut p = json!({"architecture": platform.architecture, "os": platform.os});
+        if let Some(v) = &platform.variant {
+            p["variant"] = json!(v);
+        }
+        entries.push(
+            json!({"mediaType": root.media_type, "digest": root.digest, "size": root.bytes.len(), "platform": p}),
+        );
+        manifests.push(root);
+        spools.push(built.spool);
+    }
+    let mut index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries});
+    if !annotations.is_empty() {
+        index["annotations"] = json!(annotations);
+    }
+    manifests.push(Manifest::new(media::OCI_INDEX, serde_json::to_vec(&index).expect("index serializes")));
+    (Artifact { blobs, manifests }, spools)
+}
+
+/// Reads and parses the Dockerfile, opens the context, outlines the stages.
+pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+    let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
+    let file_name = file.file_name().map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        Error::usage(format!("reading {}: {e}", file.display())).with_hint("give the Dockerfile with -f FILE")
+    })?;
+    let dockerfile =
+        dockerfile::parse(&text).map_err(|e| Error::usage(format!("{file_name}:{}: {}", e.line, e.message)))?;
+    let context = BuildContext::open(&opts.context)?;
+    let input = input_of(&dockerfile, &file_name, &context, opts);
+    let outline = plan::outline(&input)?;
+    Ok(Prepared { dockerfile, file_name, context, outline })
+}
+
+fn input_of<'a>(df: &'a Dockerfile, name: &'a str, ctx: &'a BuildContext, opts: &'a BuildOptions) -> PlanInput<'a> {
+    PlanInput {
+        dockerfile: df,
+        file_name: name,
+        context: ctx,
+        build_args: &opts.build_args,
+        target: opts.target.as_deref(),
+        platform: &opts.platform,
+    }
+}
+
+/// Validates everything that can be validated offline (base images are not resolved).
+pub fn check(opts: &BuildOptions) -> Result<Prepared> {
+    let prepared = prepare(opts)?;
+    let input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
+    plan::evaluate(&input, &prepared.outline, &HashMap::new())?;
+    Ok(prepared)
+}
+
+/// Builds the image: resolves base images through `clients`, plans, writes the layers, and
+/// assembles config and manifest.
+pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolicy) -> Result<Built> {
+    let prepared = prepare(opts)?;
+    let mut bases: HashMap<usize, Arc<BaseImage>> = HashMap::new();
+    for (index, image) in prepared.outline.registry_bases() {
+        let base = base::resolve(clients, &image, &opts.platform, retry).await?;
+        bases.insert(index, Arc::new(base));
+    }
+    let input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
+    let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
+    let mut built = assemble(&stage, opts)?;
+    built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
+        .into_iter()
+        .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
+        .collect();
+    Ok(built)
+}
+
+/// Writes the stage's layers and assembles the artifact.
+pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
+    let spool = tempfile::Builder::new()
+        .prefix("hoist-build-")
+        .tempdir()
+        .map_err(|e| Error::io("creating the layer spool directory", e))?;
+    let squashed;
+    let (trees, history): (&[layer::Tree], Vec<(String, bool)>) = if opts.squash && !stage.layers.is_empty() {
+        squashed = [stage.fs.clone()];
+        let mut h: Vec<(String, bool)> = stage.history.iter().map(|(c, _)| (c.clone(), true)).collect();
+        h.push(("hoist build --squash".to_string(), false));
+        (&squashed, h)
+    } else {
+        (&stage.layers, stage.history.clone())
+    };
+    let layers = write_layers(trees, opts.epoch, spool.path(), opts.jobs.max(1))?;
+    let created = config::rfc3339(opts.epoch);
+    let mut doc = match &stage.base {
+        Some(b) => b.config.clone(),
+        None => {
+            let mut d = json!({
+                "architecture": opts.platform.architecture,
+                "os": opts.platform.os,
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [],
+            });
+            if let Some(v) = &opts.platform.variant {
+                d["variant"] = json!(v);
+            }
+            d
+        }
+    };
+    let mut cfg = stage.config.clone();
+    if !opts.labels.is_empty() {
+        let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (k, v) in &opts.labels {
+            labels[k] = json!(v);
+        }
+    }
+    doc["config"] = Value::Object(cfg);
+    doc["created"] = json!(created);
+    if let Some(a) = &stage.author {
+        doc["author"] = json!(a);
+    }
+    if !doc["rootfs"].is_object() {
+        doc["rootfs"] = json!({"type": "layers", "diff_ids": []});
+    }
+    if !doc["rootfs"]["diff_ids"].is_array() {
+        doc["rootfs"]["diff_ids"] = json!([]);
+    }
+    for l in &layers {
+        doc["rootfs"]["diff_ids"].as_array_mut().expect("array").push(json!(l.diff_id));
+    }
+    if !doc["history"].is_array() {
+        doc["history"] = json!([]);
+    }
+    for (created_by, empty) in &history {
+        let mut h = json!({"created": created, "created_by": created_by, "comment": "hoist build"});
+        if *empty {
+            h["empty_layer"] = json!(true);
+        }
+        doc["history"].as_array_mut().expect("array").push(h);
+    }
+    let config_blob = Blob::from_bytes(media::OCI_CONFIG, serde_json::to_vec(&doc).expect("config serializes"));
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut descriptors = Vec::new();
+    let mut annotations = BTreeMap::new();
+    if let Some(b) = &stage.base {
+        for d in &b.layers {
+            let blob = Blob {
+                digest: d.digest.parse()?,
+                size: d.size as u64,
+                media_type: d.media_type.clone(),
+                source: BlobSource::Remote {
+                    registry: b.reference.registry().to_string(),
+                    repository: b.reference.repository().to_string(),
+                },
+            };
+            descriptors.push(d.clone());
+            blobs.push(blob);
+        }
+        let tag = b.reference.tag().map(|t| format!(":{t}")).unwrap_or_default();
+        annotations.insert(ANNOTATION_BASE_NAME.to_string(), format!("{}{tag}", b.reference.name()));
+        annotations.insert(ANNOTATION_BASE_DIGEST.to_string(), b.digest.to_string());
+    }
+    for l in layers {
+        descriptors.push(crate::layout::docker_archive::descriptor(&l.blob));
+        blobs.push(l.blob);
+    }
+    annotations.extend(opts.annotations.clone());
+    let mut seen = std::collections::HashSet::new();
+    blobs.retain(|b| seen.insert(b.digest.clone()));
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.to_string()),
+        config: crate::layout::docker_archive::descriptor(&config_blob),
+        layers: descriptors,
+        subject: None,
+        artifact_type: None,
+        annotations: if annotations.is_empty() { None } else { Some(annotations.into_iter().collect()) },
+    };
+    blobs.push(config_blob);
+    let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    Ok(Built {
+        artifact: Artifact { blobs, manifests: vec![Manifest::new(media::OCI_MANIFEST, bytes)] },
+        spool,
+        warnings: Vec::new(),
+    })
+}
+
+/// Writes layers `jobs` at a time, in order.
+fn write_layers(trees: &[layer::Tree], epoch: u64, dir: &Path, jobs: usize) -> Result<Vec<layer::Layer>> {
+    let mut out = Vec::with_capacity(trees.len());
+    for (chunk_no, chunk) in trees.chunks(jobs).enumerate() {
+        let results: Vec<Result<layer::Layer>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let name = format!("layer-{}.tar.gz", chunk_no * jobs + i);
+                    s.spawn(move || layer::write_layer(t, epoch, dir, &name))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::other("layer writer panicked"))))
+                .collect()
+        });
+        for r in results {
+            out.push(r?);
+        }
+    }
+    Ok(out)
+}
+
+/// The instructions as JSON for `--check --json`: name, flags, args, line.
+pub fn instructions_json(df: &Dockerfile) -> Value {
+    let items: Vec<Value> = df
+        .instructions
+        .iter()
+        .map(|i| {
+            json!({
+                "name": i.keyword,
+                "flags": i.flags.iter().map(|f| f.to_arg()).collect::<Vec<_>>(),
+                "args": i.args,
+                "heredocs": i.heredocs,
+                "line": i.line,
+                "endLine": i.end_line,
+                "original": i.original,
+            })
+        })
+        .collect();
+    Value::Array(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_scratch_image_deterministically() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY a /a\nLABEL x=y\nCMD [\"/a\"]\n").unwrap();
+        std::fs::write(dir.path().join("a"), "hello").unwrap();
+        let opts = BuildOptions {
+            context: dir.path().to_path_buf(),
+            file: None,
+            build_args: BTreeMap::new(),
+            target: None,
+            labels: BTreeMap::from([("l".to_string(), "v".to_string())]),
+            annotations: BTreeMap::new(),
+            platform: Platform::parse("linux/amd64").unwrap(),
+            epoch: 0,
+            jobs: 2,
+            squash: false,
+        };
+        let p = check(&opts).unwrap();
+        assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);
+        let stage = {
+            let input = input_of(&p.dockerfile, &p.file_name, &p.context, &opts);
+            plan::evaluate(&input, &p.outline, &HashMap::new()).unwrap()
+        };
+        let a = assemble(&stage, &opts).unwrap();
+        let b = assemble(&stage, &opts).unwrap();
+        assert_eq!(a.artifact.root().digest, b.artifact.root().digest);
+        assert_eq!(a.artifact.blobs.len(), 2);
+        let cfg = a.artifact.blobs.iter().find(|b| b.media_type == media::OCI_CONFIG).unwrap();
+        let BlobSource::Bytes(bytes) = &cfg.source else { panic!() };
+        let v: Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(v["config"]["Labels"], json!({"x": "y", "l": "v"}));
+        assert_eq!(v["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+        assert_eq!(v["history"].as_array().unwrap().len(), 3);
+        assert_eq!(v["created"], json!("1970-01-01T00:00:00Z"));
+
+        let squashed = assemble(&stage, &BuildOptions { squash: true, ..opts.clone() }).unwrap();
+        assert_eq!(squashed.artifact.blobs.len(), 2);
+        assert_ne!(squashed.artifact.root().digest, a.artifact.root().digest, "history differs");
+
+        let args = BTreeMap::from([("NOPE".to_string(), "1".to_string())]);
+        assert_eq!(unused_build_args(&p.dockerfile, &args), ["NOPE"]);
+        let arm = Platform::parse("linux/arm64/v8").unwrap();
+        let (index, spools) = combine(vec![(opts.platform.clone(), a), (arm, b)], &BTreeMap::new());
+        assert_eq!(spools.len(), 2);
+        assert_eq!(index.manifests.len(), 3);
+        assert_eq!(index.blobs.len(), 2, "identical layers and configs are stored once");
+        let v: Value = serde_json::from_slice(&index.root().bytes).unwrap();
+        assert_eq!(v["manifests"][1]["platform"], json!({"architecture": "arm64", "os": "linux", "variant": "v8"}));
+    }
+}

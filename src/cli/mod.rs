@@ -1,6 +1,7 @@
 //! The command line: clap definitions and one module per verb. Verbs turn flags into options and call
 //! the library; no protocol logic lives here.
 
+mod build;
 mod common;
 mod push;
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Push an OCI layout or a `docker save` archive to one or more references.
     #[command(after_help = push::EXAMPLES)]
     Push(push::PushArgs),
+    /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
+    #[command(after_help = build::EXAMPLES)]
+    Build(build::BuildArgs),
 }
 
 impl Cli {
@@ -37,6 +41,7 @@ impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
             Command::Push(args) => push::run(args).await,
+            Command::Build(args) => build::run(args).await,
         }
     }
 }

@@ -170,3 +170,68 @@ fn sniff_media_type(bytes: &[u8]) -> String {
         _ => String::new(),
     }
 }
+
+/// Writes `artifact` into the OCI image layout at `dir` (created if missing; an existing layout
+/// keeps its other entries), naming the root `tag` in `index.json`. Every blob must be readable
+/// locally: a registry-held blob is an error (fetch it first).
+pub fn write(dir: &Path, artifact: &Artifact, tag: Option<&str>) -> Result<()> {
+    let ctx = || format!("writing OCI layout {}", dir.display());
+    let io = |what: &str, e: std::io::Error| Error::io(what, e).context(ctx());
+    fs::create_dir_all(dir.join("blobs").join("sha256")).map_err(|e| io("creating blobs/", e))?;
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| io("oci-layout", e))?;
+    for blob in &artifact.blobs {
+        let dest = blob_path(dir, &blob.digest);
+        if dest.is_file() && fs::metadata(&dest).map(|m| m.len() == blob.size).unwrap_or(false) {
+            continue;
+        }
+        let tmp = dest.with_extension("partial");
+        match &blob.source {
+            BlobSource::Bytes(b) => fs::write(&tmp, b).map_err(|e| io("writing a blob", e))?,
+            BlobSource::File { path, offset } => {
+                use std::io::{Read, Seek, SeekFrom};
+                let mut f = fs::File::open(path).map_err(|e| io(&format!("reading {}", path.display()), e))?;
+                f.seek(SeekFrom::Start(*offset)).map_err(|e| io("seeking", e))?;
+                let mut out = fs::File::create(&tmp).map_err(|e| io("writing a blob", e))?;
+                std::io::copy(&mut f.take(blob.size), &mut out).map_err(|e| io("writing a blob", e))?;
+            }
+            BlobSource::Remote { registry, repository } => {
+                return Err(Error::usage(format!(
+                    "blob {} lives in {registry}/{repository}; a layout needs its bytes",
+                    blob.digest
+                ))
+                .context(ctx()))
+            }
+        }
+        fs::rename(&tmp, &dest).map_err(|e| io("writing a blob", e))?;
+    }
+    for m in &artifact.manifests {
+        fs::write(blob_path(dir, &m.digest), &m.bytes).map_err(|e| io("writing a manifest", e))?;
+    }
+    let root = artifact.root();
+    let mut index: OciImageIndex = match fs::read(dir.join("index.json")) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::other(format!("the existing index.json is not valid: {e}")).context(ctx()))?,
+        Err(_) => OciImageIndex {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.into()),
+            manifests: vec![],
+            annotations: None,
+            artifact_type: None,
+        },
+    };
+    index.manifests.retain(|m| match tag {
+        Some(t) => m.annotations.as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) != Some(t),
+        None => m.digest != root.digest.as_str(),
+    });
+    index.manifests.push(crate::model::ImageIndexEntry {
+        media_type: root.media_type.clone(),
+        digest: root.digest.to_string(),
+        size: root.bytes.len() as i64,
+        platform: None,
+        annotations: tag.map(|t| [(REF_NAME.to_string(), t.to_string())].into_iter().collect()),
+        artifact_type: None,
+    });
+    let bytes = serde_json::to_vec(&index).expect("index serializes");
+    fs::write(dir.join("index.json"), bytes).map_err(|e| io("index.json", e))?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Base images: resolving a FROM reference in its registry — the manifest (the platform's entry when
+//! the tag is an index) and the config — without downloading a single layer. The layers are reused
+//! by descriptor; the push engine mounts or streams them. Only an OCI layout output needs their bytes
+//! ([`fetch_remote_blobs`]).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::plan::{BaseImage, Platform};
+use crate::error::{Context, Error, Result};
+use crate::model::{media, Artifact, BlobSource, Digest, OciImageIndex, OciImageManifest, Reference};
+use crate::push::Clients;
+use crate::registry::ops::{Repository, RetryPolicy};
+
+/// The media type a manifest declares, or what its shape says.
+fn kind_of(media_type: &str, bytes: &[u8]) -> String {
+    if !media_type.is_empty() && media_type != "application/json" {
+        return media_type.to_string();
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match v.get("mediaType").and_then(|m| m.as_str()) {
+        Some(m) => m.to_string(),
+        None if v.get("manifests").is_some() => media::OCI_INDEX.to_string(),
+        None => media::OCI_MANIFEST.to_string(),
+    }
+}
+
+/// Picks the manifest for `platform` from an index.
+pub fn pick_platform(index: &OciImageIndex, platform: &Platform) -> Option<(Digest, String)> {
+    let matches = |variant_must_match: bool| {
+        index.manifests.iter().find(|m| {
+            m.platform.as_ref().is_some_and(|p| {
+                p.os.to_string() == platform.os
+                    && p.architecture.to_string() == platform.architecture
+                    && (!variant_must_match || platform.variant.is_none() || p.variant == platform.variant)
+            })
+        })
+    };
+    let m = matches(true).or_else(|| matches(false))?;
+    Some((m.digest.parse().ok()?, m.media_type.clone()))
+}
+
+/// Resolves `image` for `platform` through `clients`.
+pub async fn resolve(clients: &Clients<'_>, image: &str, platform: &Platform, retry: RetryPolicy) -> Result<BaseImage> {
+    let reference: Reference =
+        image.parse().map_err(|e: Error| Error::usage(format!("FROM {image}: {}", e.message())))?;
+    let ctx = || format!("resolving base image {image}");
+    let client = clients.get(reference.api_host()).await.with_context(ctx)?;
+    let repo = Repository::new(client, reference.repository(), "pull", &[], retry);
+    let mut manifest = repo.get_manifest(&reference.manifest_reference()).await.with_context(ctx)?;
+    let mut kind = kind_of(&manifest.media_type, &manifest.bytes);
+    if media::is_index(&kind) {
+        let index: OciImageIndex = serde_json::from_slice(&manifest.bytes)
+            .map_err(|e| Error::other(format!("the image index is not valid: {e}")).context(ctx()))?;
+        let (digest, _) = pick_platform(&index, platform).ok_or_else(|| {
+            let have: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)))
+                .collect();
+            Error::usage(format!("{image} has no image for {platform}"))
+                .with_hint(format!("it has: {}", have.join(", ")))
+        })?;
+        manifest = repo.get_manifest(digest.as_str()).await.with_context(ctx)?;
+        kind = kind_of(&manifest.media_type, &manifest.bytes);
+    }
+    if !media::is_manifest(&kind) {
+        return Err(Error::other(format!("{image} is a {kind:?}, not an image")).context(ctx()));
+    }
+    let m: OciImageManifest = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| Error::other(format!("the image manifest is not valid: {e}")).context(ctx()))?;
+    let config_digest: Digest = m.config.digest.parse()?;
+    let config_bytes = repo.get_blob_bytes(&config_digest).await.with_context(ctx)?;
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::other(format!("the image config is not JSON: {e}")).context(ctx()))?;
+    Ok(BaseImage { reference, digest: manifest.digest, config, layers: m.layers })
+}
+
+/// Downloads every registry-held blob of `artifact` into `dir` (for an OCI layout output), turning
+/// them into file blobs. Digests are verified.
+pub async fn fetch_remote_blobs(
+    artifact: &mut Artifact,
+    clients: &Clients<'_>,
+    retry: RetryPolicy,
+    dir: &std::path::Path,
+) -> Result<()> {
+    for blob in &mut artifact.blobs {
+        let BlobSource::Remote { registry, repository } = &blob.source else { continue };
+        let host = if registry == "docker.io" { "registry-1.docker.io" } else { registry.as_str() };
+        let ctx = || format!("downloading base layer {} from {registry}/{repository}", blob.digest.short());
+        let client = clients.get(host).await.with_context(ctx)?;
+        let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
+        let resp = repo.get_blob(&blob.digest).await.with_context(ctx)?;
+        let path = dir.join(format!("base-{}", blob.digest.hex()));
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(file));
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
+            w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
+        }
+        let (digest, size, mut inner) = w.finish();
+        inner.flush().map_err(|e| Error::io(ctx(), e))?;
+        if digest != blob.digest || size != blob.size {
+            return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
+        }
+        blob.source = BlobSource::File { path, offset: 0 };
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `hoist build [CONTEXT]`: build an image from a Dockerfile without a container runtime, then push
+//! it to every `-t` and/or write it as an OCI layout (`--output oci:DIR[:TAG]`); `--check` validates
+//! only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::common::{OutputArgs, RegistryArgs};
+use crate::build::{self, plan::Platform, BuildOptions};
+use crate::ci::ProcessEnv;
+use crate::error::{Error, Result};
+use crate::model::Reference;
+use crate::progress::{Mode, Reporter};
+use crate::push::{Clients, PushReport};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  hoist build . -t registry.example.com/team/app:1.0
+  hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
+  hoist build --check --json";
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Push the image here (repeatable): host[:port]/repository[:tag].
+    #[arg(long = "tag", short = 't', value_name = "DEST")]
+    pub tags: Vec<String>,
+    /// A build argument, KEY=VALUE (repeatable); KEY alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    /// Build this stage instead of the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Add a label to the image config (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Add an annotation to the manifest (repeatable).
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotations: Vec<String>,
+    /// Also write the image as an OCI layout, oci:DIR[:TAG] (TAG defaults to latest), or as a
+    /// `docker load`-able archive, docker-archive:FILE.
+    #[arg(long, value_name = "oci:DIR[:TAG]|docker-archive:FILE")]
+    pub output: Option<String>,
+    /// The platform(s) to build for, comma-separated: each picks its base image from an index and
+    /// sets TARGETPLATFORM/TARGETOS/TARGETARCH/TARGETVARIANT; several make an image index.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH")]
+    pub platform: String,
+    /// Put everything the build adds into one layer (base image layers are kept as they are).
+    #[arg(long)]
+    pub squash: bool,
+    /// Validate the Dockerfile and the context only; nothing is built, pushed or written.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: print the parsed instructions as JSON on stdout.
+    #[arg(long, requires = "check")]
+    pub json: bool,
+    /// Layers written and blobs uploaded at once.
+    #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output_args: OutputArgs,
+}
+
+fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            None if from_env && !item.is_empty() => {
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+            _ => return Err(Error::usage(format!("{flag} {item:?}: expected KEY=VALUE"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Where `--output` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    Oci { dir: PathBuf, tag: String },
+    DockerArchive { file: PathBuf },
+}
+
+/// `oci:DIR[:TAG]` or `docker-archive:FILE`.
+fn parse_output(s: &str) -> Result<Output> {
+    if let Some(file) = s.strip_prefix("docker-archive:") {
+        if file.is_empty() {
+            return Err(Error::usage("--output docker-archive: needs a file name"));
+        }
+        return Ok(Output::DockerArchive { file: file.into() });
+    }
+    let Some(rest) = s.strip_prefix("oci:") else {
+        return Err(Error::usage(format!("--output {s:?}: expected oci:DIR[:TAG] or docker-archive:FILE")));
+    };
+    match rest.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+            crate::model::validate_tag(tag)?;
+            Ok(Output::Oci { dir: dir.into(), tag: tag.to_string() })
+        }
+        _ if !rest.is_empty() => Ok(Output::Oci { dir: rest.into(), tag: "latest".into() }),
+        _ => Err(Error::usage("--output oci: needs a directory")),
+    }
+}
+
+pub async fn run(args: BuildArgs) -> Result<()> {
+    if args.jobs == 0 {
+        return Err(Error::usage("--jobs must be at least 1"));
+    }
+    let env = ProcessEnv;
+    let platforms = args.platform.split(',').map(|p| Platform::parse(p.trim())).collect::<Result<Vec<_>>>()?;
+    let opts = BuildOptions {
+        context: args.context.clone(),
+        file: args.file.clone(),
+        build_args: pairs("--build-arg", &args.build_args, true)?,
+        target: args.target.clone(),
+        labels: pairs("--label", &args.labels, false)?,
+        annotations: pairs("--annotation", &args.annotations, false)?,
+        platform: platforms[0].clone(),
+        epoch: build::config::build_epoch(&env)?,
+        jobs: args.jobs,
+        squash: args.squash,
+    };
+    if args.check {
+        if args.json {
+            // The parse itself must succeed to print anything; validation errors still fail the run.
+            let prepared = build::prepare(&opts)?;
+            let result = build::check(&opts);
+            let json = serde_json::json!({
+                "file": prepared.file_name,
+                "ok": result.is_ok(),
+                "error": result.as_ref().err().map(|e| e.to_string()),
+                "stages": prepared.outline.stages.iter().map(|s| serde_json::json!({
+                    "index": s.index, "name": s.name, "from": s.from, "line": s.line,
+                    "needed": prepared.outline.needed[s.index],
+                })).collect::<Vec<_>>(),
+                "instructions": build::instructions_json(&prepared.dockerfile),
+            });
+            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+            result.map(|_| ())
+        } else {
+            build::check(&opts)?;
+            eprintln!("{}: ok", opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display());
+            Ok(())
+        }
+    } else {
+        let dests = args.tags.iter().map(|d| d.parse::<Reference>()).collect::<Result<Vec<_>>>()?;
+        let output = args.output.as_deref().map(parse_output).transpose()?;
+        if dests.is_empty() && output.is_none() {
+            return Err(Error::usage(
+                "nothing to do: give -t DEST, --output oci:DIR[:TAG] or docker-archive:FILE, or --check",
+            ));
+        }
+        let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        let reporter = Reporter::new(Mode::detect(args.output_args.quiet));
+        if args.registry.insecure {
+            reporter.warn(
+                "--insecure: TLS certificates are not verified; anyone on the path can read and change this push",
+            );
+        }
+        let clients = Clients::new(&push_opts, &env);
+        let mut images = Vec::new();
+        for platform in &platforms {
+            let opts = BuildOptions { platform: platform.clone(), ..opts.clone() };
+            let built = build::build(&opts, &clients, push_opts.retry).await?;
+            images.push((platform.clone(), built));
+        }
+        for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
+            reporter.warn(&w);
+        }
+        let (mut artifact, spools) = if images.len() == 1 {
+            let (_, built) = images.pop().expect("one image");
+            (built.artifact, vec![built.spool])
+        } else {
+            build::combine(images, &opts.annotations)
+        };
+        let spool = spools[0].path().to_path_buf();
+        let mut report = if dests.is_empty() {
+            let root = artifact.root();
+            PushReport {
+                references: Vec::new(),
+                digest: root.digest.clone(),
+                media_type: root.media_type.clone(),
+                size: root.bytes.len() as u64,
+                blobs: Vec::new(),
+                seconds: 0.0,
+                retries: BTreeMap::new(),
+            }
+        } else {
+            let report = crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?;
+            reporter.summary(&report.summary());
+            report
+        };
+        if let Some(output) = output {
+            build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
+            match output {
+                Output::Oci { dir, tag } => {
+                    crate::layout::oci::write(&dir, &artifact, Some(&tag))?;
+                    report.references.push(format!("oci:{}:{tag}", dir.display()));
+                }
+                Output::DockerArchive { file } => {
+                    let tags: Vec<String> = dests.iter().filter(|d| d.tag().is_some()).map(|d| d.to_string()).collect();
+                    build::archive::write_docker_archive(&file, &artifact, &tags, opts.epoch)?;
+                    report.references.push(format!("docker-archive:{}", file.display()));
+                }
+            }
+        }
+        args.output_args.emit(&report)?;
+        drop(spools);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_outputs_and_pairs() {
+        assert_eq!(parse_output("oci:out:v1").unwrap(), Output::Oci { dir: "out".into(), tag: "v1".into() });
+        assert_eq!(parse_output("oci:out").unwrap(), Output::Oci { dir: "out".into(), tag: "latest".into() });
+        assert_eq!(parse_output("docker-archive:a.tar").unwrap(), Output::DockerArchive { file: "a.tar".into() });
+        assert!(parse_output("tar:x").is_err());
+        let p = pairs("--label", &["a=b".into(), "c=".into()], false).unwrap();
+        assert_eq!(p.get("a").map(String::as_str), Some("b"));
+        assert_eq!(p.get("c").map(String::as_str), Some(""));
+        assert!(pairs("--label", &["nokey".into()], false).is_err());
+    }
+}
