@@ -465,3 +465,40 @@ fn squash_makes_one_layer_with_every_file() {
     }
     assert!(rootfs.join("var/empty").is_dir());
 }
+
+#[test]
+fn base_on_another_registry_is_streamed_across_blob_by_blob() {
+    let base_reg = Registry::plain();
+    let dest_reg = Registry::plain();
+    let work = tmp();
+    let base_layout = work.path().join("base");
+    let base = oci_layout(&base_layout, &LayoutSpec::new(23).layer_sizes(&[6000, 80_000]).tag("1"));
+    let base_ref = format!("{}/base/img:1", base_reg.host());
+    Skopeo::new(&base_reg).preserve_digests().push_layout(&base_layout, "1", &base_ref);
+    let ctx = work.path().join("ctx");
+    write(&ctx.join("Dockerfile"), &format!("FROM {base_ref}\nCOPY app.txt /app/\n"));
+    write(&ctx.join("app.txt"), "app\n");
+    let dest = format!("{}/app/y:1", dest_reg.host());
+    let meta = work.path().join("meta.json");
+    Hoist::run(["build", ctx.to_str().unwrap(), "-t", &dest, "--metadata-file", meta.to_str().unwrap()])
+        .assert_success();
+    // Each base layer was read once from the base registry and uploaded to the destination.
+    let gets = base_reg.access_log().into_iter().filter(|l| l.method == "GET" && l.blob().is_some()).count();
+    assert_eq!(gets, 1 + base.layer_digests.len(), "config + each base layer once");
+    for l in &base.layer_digests {
+        assert!(dest_reg.has_blob("app/y", l), "{l}");
+    }
+    // A rebuild finds everything at the destination: nothing is read from the base registry again
+    // but its manifest and config.
+    let mark = base_reg.log_mark();
+    Hoist::run(["build", ctx.to_str().unwrap(), "-t", &dest, "--metadata-file", meta.to_str().unwrap()])
+        .assert_success();
+    let layer_gets: Vec<_> =
+        base_reg.blob_gets_since(mark).into_iter().filter(|(_, d, _)| base.layer_digests.contains(d)).collect();
+    assert!(layer_gets.is_empty(), "{layer_gets:?}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert!(v["blobs"].as_array().unwrap().iter().all(|b| b["outcome"] == "skipped"), "{v}");
+    let copy = work.path().join("copy");
+    Skopeo::new(&dest_reg).copy_to_layout(&dest, &copy);
+    assert_eq!(blobs_of_layout(&copy)[&base.layer_digests[1]], blobs_of_layout(&base_layout)[&base.layer_digests[1]]);
+}
