@@ -12,9 +12,11 @@ use crate::error::Result;
 pub use common::{OutputArgs, RegistryArgs};
 
 const AFTER_HELP: &str = "\
-Credentials, first match wins: --username + --password-stdin; HARBOR_USERNAME/HARBOR_PASSWORD for the Harbor
-host (HARBOR_URL or HARBOR_HOST); CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for CI_REGISTRY; DOCKER_AUTH_CONFIG;
-$DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore).
+Credentials, first match wins:
+  1. --username + --password-stdin
+  2. HARBOR_USERNAME/HARBOR_PASSWORD (for HARBOR_URL's or HARBOR_HOST's host), then CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for CI_REGISTRY)
+  3. DOCKER_AUTH_CONFIG
+  4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS.";
 
