@@ -2,13 +2,15 @@
 //!
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
-//! - [`credentials`], [`auth`], [`tls`], [`error`]: the pieces those use.
+//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
 pub mod auth;
+mod body;
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod ops;
+pub mod retry;
 pub mod tls;
 
 pub use client::{Client, ClientOptions};

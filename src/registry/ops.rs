@@ -10,18 +10,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use reqwest::{Body, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use reqwest::StatusCode;
 
+use super::body::BodySource;
 use super::client::Client;
+pub use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
-use crate::model::{media, Blob, BlobSource, Digest, Manifest};
+use crate::model::{media, Blob, Digest, Manifest};
 
 /// How a blob got to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -45,34 +43,6 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn advance(&self, _: u64) {}
     fn restart(&self) {}
-}
-
-/// Retry policy for one push.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Further attempts after the first.
-    pub retries: u32,
-    /// First backoff; doubles each attempt, with ±50 % jitter, capped at `max_delay`.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { retries: 4, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(20) }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (0-based); `Retry-After` wins when the server sent one.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        if let Some(after) = retry_after {
-            return after.min(Duration::from_secs(60));
-        }
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
-        let jitter: f64 = rand::random_range(0.5..1.5);
-        exp.mul_f64(jitter)
-    }
 }
 
 /// One repository on one registry, with the scope set every request for it uses.
@@ -599,85 +569,4 @@ pub fn kind_of(media_type: &str) -> &'static str {
     } else {
         "blob"
     }
-}
-
-/// Read size for streaming bodies: big enough that per-read overhead vanishes, small enough to keep
-/// memory flat (jobs × 256 KiB).
-const READ_CHUNK: usize = 256 * 1024;
-
-/// A fresh request body for a blob. File and in-memory blobs can be made again for every attempt;
-/// a blob streamed from another registry is a one-shot body (a resend fails as retryable, and the
-/// retry starts a new GET).
-enum BodySource {
-    Local(Blob, Arc<dyn Progress>),
-    Remote(Mutex<Option<Body>>),
-}
-
-impl BodySource {
-    async fn new(blob: &Blob, remote: Option<&Repository>, progress: Arc<dyn Progress>) -> Result<BodySource> {
-        match (&blob.source, remote) {
-            (BlobSource::Remote { .. }, Some(src)) => {
-                let resp = src
-                    .get_blob(&blob.digest)
-                    .await
-                    .map_err(|e| e.context(format!("reading it from {}/{}", src.client.host(), src.name)))?;
-                let stream = resp.bytes_stream().inspect_ok(move |c: &Bytes| progress.advance(c.len() as u64));
-                Ok(BodySource::Remote(Mutex::new(Some(Body::wrap_stream(stream)))))
-            }
-            (BlobSource::Remote { registry, repository }, None) => Err(Error::other(format!(
-                "it lives in {registry}/{repository} and cannot be mounted here, and no source was opened"
-            ))),
-            _ => Ok(BodySource::Local(blob.clone(), progress)),
-        }
-    }
-
-    /// `len` bytes from `offset` of a local blob (for a chunk).
-    fn range(&self, offset: u64, len: u64) -> Result<Body> {
-        let BodySource::Local(blob, progress) = self else {
-            return Err(Error::other("a blob streamed from another registry cannot be sent in chunks"));
-        };
-        let progress = progress.clone();
-        match &blob.source {
-            BlobSource::Bytes(b) => {
-                progress.advance(len);
-                Ok(Body::from(b.slice(offset as usize..(offset + len) as usize)))
-            }
-            BlobSource::File { path, offset: base } => Ok(file_body(path.clone(), base + offset, len, progress)),
-            BlobSource::Remote { .. } => unreachable!("remote blobs use BodySource::Remote"),
-        }
-    }
-
-    fn body(&self) -> Result<Body> {
-        let (blob, progress) = match self {
-            BodySource::Remote(b) => {
-                return b
-                    .lock()
-                    .expect("body lock")
-                    .take()
-                    .ok_or_else(|| Error::network("the streamed body was already sent").retryable(None))
-            }
-            BodySource::Local(blob, progress) => (blob, progress.clone()),
-        };
-        match &blob.source {
-            BlobSource::Bytes(b) => {
-                progress.advance(b.len() as u64);
-                Ok(Body::from(b.clone()))
-            }
-            BlobSource::File { path, offset } => Ok(file_body(path.clone(), *offset, blob.size, progress)),
-            BlobSource::Remote { .. } => unreachable!("remote blobs use BodySource::Remote"),
-        }
-    }
-}
-
-/// A streaming body of `len` bytes of `path` from `offset`, opened when the request is sent.
-fn file_body(path: std::path::PathBuf, offset: u64, len: u64, progress: Arc<dyn Progress>) -> Body {
-    let opened = async move {
-        let mut f = tokio::fs::File::open(&path).await?;
-        f.seek(std::io::SeekFrom::Start(offset)).await?;
-        Ok::<_, std::io::Error>(ReaderStream::with_capacity(f.take(len), READ_CHUNK))
-    };
-    let stream = futures_util::stream::once(opened)
-        .try_flatten()
-        .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
-    Body::wrap_stream(stream)
 }
