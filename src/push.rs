@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::ci::Env;
 use crate::error::{Context, Result};
-use crate::model::{Artifact, Blob, BlobSource, Digest, Reference};
+use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
 use crate::registry::{credentials, Client, ClientOptions, Credential};
@@ -156,7 +156,7 @@ pub async fn push(
         mount_from.extend(pushed_repos.iter().filter(|(h, _)| h == host).map(|(_, r)| r.clone()));
         for b in &artifact.blobs {
             if let BlobSource::Remote { registry, repository } = &b.source {
-                if api_host(registry) == *host && !mount_from.contains(repository) {
+                if api_host(registry) == host.as_str() && !mount_from.contains(repository) {
                     mount_from.push(repository.clone());
                 }
             }
@@ -203,14 +203,6 @@ pub async fn push(
         seconds: started.elapsed().as_secs_f64(),
         retries,
     })
-}
-
-fn api_host(registry: &str) -> String {
-    if registry == "docker.io" {
-        "registry-1.docker.io".into()
-    } else {
-        registry.to_string()
-    }
 }
 
 async fn push_one(
@@ -261,7 +253,7 @@ impl<'a> RemoteSources<'a> {
     }
 
     async fn get(&self, registry: &str, repository: &str) -> Result<Arc<Repository>> {
-        let key = (api_host(registry), repository.to_string());
+        let key = (api_host(registry).to_string(), repository.to_string());
         let mut map = self.repos.lock().await;
         if let Some(r) = map.get(&key) {
             return Ok(r.clone());

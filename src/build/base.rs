@@ -88,7 +88,7 @@ pub async fn fetch_remote_blobs(
 ) -> Result<()> {
     for blob in &mut artifact.blobs {
         let BlobSource::Remote { registry, repository } = &blob.source else { continue };
-        let host = if registry == "docker.io" { "registry-1.docker.io" } else { registry.as_str() };
+        let host = crate::model::api_host(registry);
         let ctx = || format!("downloading base layer {} from {registry}/{repository}", blob.digest.short());
         let client = clients.get(host).await.with_context(ctx)?;
         let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 pub use digest::{Digest, HashingWriter};
 pub use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex, OciImageManifest, Platform};
-pub use reference::{is_loopback_host, validate_tag, Reference};
+pub use reference::{api_host, is_loopback_host, validate_tag, Reference};
 
 /// What a push uploads: a root manifest, the manifests below it, and every blob they name.
 #[derive(Debug, Clone)]

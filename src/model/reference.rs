@@ -29,11 +29,7 @@ impl Reference {
     }
     /// The host (and port) to dial: Docker Hub's API host for `docker.io`.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB {
-            DOCKER_HUB_API
-        } else {
-            &self.registry
-        }
+        api_host(&self.registry)
     }
     pub fn repository(&self) -> &str {
         &self.repository
@@ -64,6 +60,15 @@ impl Reference {
     /// The same repository pinned to a digest (tag dropped).
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference { tag: None, digest: Some(digest), ..self.clone() }
+    }
+}
+
+/// The host (and port) to dial for a registry name: Docker Hub's API host for `docker.io`.
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        DOCKER_HUB_API
+    } else {
+        registry
     }
 }
 
