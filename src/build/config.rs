@@ -7,13 +7,13 @@ use crate::error::{Error, Result};
 
 /// The timestamp every mtime, `created` and history entry uses.
 pub fn build_epoch(env: &dyn Env) -> Result<u64> {
-    if let Some(v) = env.non_empty("SOURCE_DATE_EPOCH") {
+    if let Some(v) = env.non_empty(crate::ci::vars::SOURCE_DATE_EPOCH) {
         return v
             .trim()
             .parse()
             .map_err(|_| Error::usage(format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")));
     }
-    if let Some(v) = env.non_empty("CI_COMMIT_TIMESTAMP") {
+    if let Some(v) = env.non_empty(crate::ci::vars::CI_COMMIT_TIMESTAMP) {
         return parse_rfc3339(&v)
             .ok_or_else(|| Error::usage(format!("CI_COMMIT_TIMESTAMP={v:?} is not an RFC 3339 timestamp")));
     }

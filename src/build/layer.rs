@@ -1,7 +1,9 @@
 //! File trees and deterministic layers: a [`Tree`] is what one COPY/ADD adds (or what a stage holds),
 //! keyed by path inside the image; [`write_layer`] turns one into a gzip layer blob — entries sorted,
 //! every mtime the build epoch, owners as planned, modes kept, symlinks as symlinks — hashing the tar
-//! (diff_id) and the gzip (digest) in the same streaming pass.
+//! (diff_id) and the compressed stream (digest) in the same streaming pass. Layers are gzip or zstd
+//! ([`Compression`]); ADD reads tars that are plain or gzip, bzip2, xz or zstd compressed, told apart
+//! by their magic bytes as docker does ([`decompress`]).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -89,22 +91,112 @@ pub struct Layer {
     pub diff_id: Digest,
 }
 
-/// Writes `tree` as a gzip tar into `dir/name`, every mtime `epoch`.
-pub fn write_layer(tree: &Tree, epoch: u64, dir: &Path, name: &str) -> Result<Layer> {
+/// How layers are compressed, with the level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// gzip, levels 1–9.
+    Gzip(u32),
+    /// zstd, levels 1–19 (single-threaded, so the output is deterministic).
+    Zstd(i32),
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression::Gzip(GZIP_LEVEL)
+    }
+}
+
+impl Compression {
+    /// zstd's default level (the zstd CLI's too).
+    pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+
+    /// `gzip` or `zstd` with an optional level (each algorithm's default when `None`).
+    pub fn parse(name: &str, level: Option<u32>) -> Result<Compression> {
+        match name {
+            "gzip" => match level.unwrap_or(GZIP_LEVEL) {
+                l @ 1..=9 => Ok(Compression::Gzip(l)),
+                l => Err(Error::usage(format!("--compression-level {l}: gzip levels are 1 to 9"))),
+            },
+            "zstd" => match level.map_or(Self::ZSTD_DEFAULT_LEVEL, |l| l as i32) {
+                l @ 1..=19 => Ok(Compression::Zstd(l)),
+                l => Err(Error::usage(format!("--compression-level {l}: zstd levels are 1 to 19"))),
+            },
+            other => Err(Error::usage(format!("--compression {other:?}: expected gzip or zstd"))),
+        }
+    }
+
+    /// The layer media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip(_) => media::OCI_LAYER_GZIP,
+            Compression::Zstd(_) => media::OCI_LAYER_ZSTD,
+        }
+    }
+
+    /// `gzip-1`, `zstd-3`: names the choice in file names and cache keys.
+    pub fn tag(self) -> String {
+        match self {
+            Compression::Gzip(l) => format!("gzip-{l}"),
+            Compression::Zstd(l) => format!("zstd-{l}"),
+        }
+    }
+
+    fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
+        Ok(match self {
+            Compression::Gzip(l) => Encoder::Gzip(GzEncoder::new(w, flate2::Compression::new(l))),
+            Compression::Zstd(l) => Encoder::Zstd(zstd::stream::write::Encoder::new(w, l)?),
+        })
+    }
+}
+
+/// A streaming compressor for either algorithm.
+enum Encoder<W: io::Write> {
+    Gzip(GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: io::Write> Encoder<W> {
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: io::Write> io::Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+/// Writes `tree` as a compressed tar into `dir/name`, every mtime `epoch`.
+pub fn write_layer(tree: &Tree, epoch: u64, dir: &Path, name: &str, compression: Compression) -> Result<Layer> {
     let path = dir.join(name);
     let file = File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    let gz = GzEncoder::new(HashingWriter::new(BufWriter::new(file)), flate2::Compression::new(GZIP_LEVEL));
-    let mut builder = tar::Builder::new(HashingWriter::new(gz));
+    let enc = compression
+        .encoder(HashingWriter::new(BufWriter::new(file)))
+        .map_err(|e| Error::io("starting the layer compressor", e))?;
+    let mut builder = tar::Builder::new(HashingWriter::new(enc));
     builder.mode(tar::HeaderMode::Deterministic);
     append_tree(&mut builder, tree, epoch).map_err(|e| Error::io("writing layer", e))?;
-    let (diff_id, _, gz) = builder.into_inner().map_err(|e| Error::io("writing layer", e))?.finish();
-    let (digest, size, mut out) = gz.finish().map_err(|e| Error::io("compressing layer", e))?.finish();
+    let (diff_id, _, enc) = builder.into_inner().map_err(|e| Error::io("writing layer", e))?.finish();
+    let (digest, size, mut out) = enc.finish().map_err(|e| Error::io("compressing layer", e))?.finish();
     io::Write::flush(&mut out).map_err(|e| Error::io("writing layer", e))?;
     Ok(Layer {
         blob: Blob {
             digest,
             size,
-            media_type: media::OCI_LAYER_GZIP.into(),
+            media_type: compression.media_type().into(),
             source: BlobSource::File { path, offset: 0 },
         },
         diff_id,
@@ -146,21 +238,40 @@ fn append_tree<W: io::Write>(builder: &mut tar::Builder<W>, tree: &Tree, epoch: 
     Ok(())
 }
 
-/// Reads a (possibly gzip-compressed) tar into a tree placed under `dest`; `None` when the bytes
+/// Whether `head` starts with the magic of a compression [`decompress`] reads.
+pub fn is_compressed(head: &[u8]) -> bool {
+    [&[0x1f, 0x8b][..], b"BZh", &[0xfd, b'7', b'z', b'X', b'Z', 0x00], &[0x28, 0xb5, 0x2f, 0xfd]]
+        .iter()
+        .any(|m| head.starts_with(m))
+}
+
+/// `bytes` decompressed when they start with the magic of gzip, bzip2, xz or zstd (docker's
+/// `DetectCompression` list), else as they are; `None` when a detected stream is corrupt.
+pub fn decompress(bytes: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let mut out = Vec::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).ok()?;
+    } else if bytes.starts_with(b"BZh") {
+        bzip2::read::MultiBzDecoder::new(bytes).read_to_end(&mut out).ok()?;
+    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        lzma_rs::xz_decompress(&mut io::BufReader::new(bytes), &mut out).ok()?;
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        zstd::stream::read::Decoder::new(bytes).ok()?.read_to_end(&mut out).ok()?;
+    } else {
+        return Some(std::borrow::Cow::Borrowed(bytes));
+    }
+    Some(std::borrow::Cow::Owned(out))
+}
+
+/// Reads a (possibly compressed, see [`decompress`]) tar into a tree placed under `dest`; `None` when the bytes
 /// are not a tar archive (ADD then copies the file as it is). Hard links become copies.
 pub fn read_tar(bytes: &[u8], dest: &str, owner: Option<(u64, u64)>) -> Option<Tree> {
-    let data: Vec<u8> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).ok()?;
-        out
-    } else {
-        bytes.to_vec()
-    };
+    let data = decompress(bytes)?;
     if data.len() < 512 || &data[257..262] != b"ustar" {
         return None;
     }
     let mut tree = Tree::new();
-    let mut archive = tar::Archive::new(data.as_slice());
+    let mut archive = tar::Archive::new(&*data);
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
         let raw = entry.path().ok()?.to_string_lossy().to_string();
@@ -234,11 +345,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = sample();
         assert!(t.contains_key("app"));
-        let a = write_layer(&t, 5, dir.path(), "a").unwrap();
-        let b = write_layer(&t, 5, dir.path(), "b").unwrap();
+        let a = write_layer(&t, 5, dir.path(), "a", Compression::default()).unwrap();
+        let b = write_layer(&t, 5, dir.path(), "b", Compression::default()).unwrap();
         assert_eq!(a.blob.digest, b.blob.digest);
         assert_eq!(a.diff_id, b.diff_id);
-        let c = write_layer(&t, 6, dir.path(), "c").unwrap();
+        let c = write_layer(&t, 6, dir.path(), "c", Compression::default()).unwrap();
         assert_ne!(a.diff_id, c.diff_id);
         let bytes = std::fs::read(dir.path().join("a")).unwrap();
         assert_eq!(Digest::sha256_of(&bytes), a.blob.digest);
@@ -246,5 +357,61 @@ mod tests {
         assert!(matches!(back["x/app/link"].kind, Kind::Symlink(ref s) if s == "a.txt"));
         assert_eq!(back["x/app/a.txt"].mode, 0o644);
         assert!(read_tar(b"not a tar", "", None).is_none());
+    }
+
+    #[test]
+    fn zstd_layers_are_deterministic_and_decompress_to_the_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = sample();
+        let z = Compression::parse("zstd", None).unwrap();
+        assert_eq!(z, Compression::Zstd(3));
+        let a = write_layer(&t, 5, dir.path(), "a", z).unwrap();
+        let b = write_layer(&t, 5, dir.path(), "b", z).unwrap();
+        assert_eq!(a.blob.digest, b.blob.digest);
+        assert_eq!(a.blob.media_type, media::OCI_LAYER_ZSTD);
+        let g = write_layer(&t, 5, dir.path(), "g", Compression::Gzip(9)).unwrap();
+        assert_eq!(g.diff_id, a.diff_id, "same tar whatever the compression");
+        assert_ne!(g.blob.digest, a.blob.digest);
+        let bytes = std::fs::read(dir.path().join("a")).unwrap();
+        let tar = zstd::decode_all(bytes.as_slice()).unwrap();
+        assert_eq!(Digest::sha256_of(&tar), a.diff_id);
+        assert!(read_tar(&bytes, "", None).unwrap().contains_key("app/a.txt"));
+    }
+
+    #[test]
+    fn add_reads_tars_compressed_every_way_docker_detects() {
+        let dir = tempfile::tempdir().unwrap();
+        write_layer(&sample(), 5, dir.path(), "plain", Compression::default()).unwrap();
+        let tar = decompress(&std::fs::read(dir.path().join("plain")).unwrap()).unwrap().into_owned();
+        let mut bz = Vec::new();
+        io::Write::write_all(&mut bzip2::write::BzEncoder::new(&mut bz, bzip2::Compression::best()), &tar).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut io::BufReader::new(tar.as_slice()), &mut xz).unwrap();
+        let zst = zstd::encode_all(tar.as_slice(), 3).unwrap();
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        for (name, bytes) in [("tar", &tar), ("bzip2", &bz), ("xz", &xz), ("zstd", &zst), ("gzip", &gz)] {
+            assert_eq!(decompress(bytes).unwrap().as_ref(), tar.as_slice(), "{name}");
+            let t = read_tar(bytes, "opt", Some((7, 8))).unwrap_or_else(|| panic!("{name}: not read as a tar"));
+            assert_eq!(t["opt/app/a.txt"].kind, Kind::File(Content::Bytes(Arc::new(b"hi".to_vec()))), "{name}");
+            assert_eq!((t["opt/app/a.txt"].uid, t["opt/app/a.txt"].gid), (7, 8));
+        }
+        // A corrupt stream behind a known magic, or compressed bytes that are not a tar: copied as is.
+        assert!(read_tar(&xz[..xz.len() / 2], "", None).is_none());
+        assert!(read_tar(&zstd::encode_all(&b"just text"[..], 3).unwrap(), "", None).is_none());
+        assert!(read_tar(b"BZh not really", "", None).is_none());
+        assert!([&bz, &xz, &zst, &gz].iter().all(|b| is_compressed(b)) && !is_compressed(&tar));
+    }
+
+    #[test]
+    fn compression_levels_are_checked() {
+        assert_eq!(Compression::parse("gzip", None).unwrap(), Compression::Gzip(GZIP_LEVEL));
+        assert_eq!(Compression::parse("gzip", Some(9)).unwrap().tag(), "gzip-9");
+        assert!(Compression::parse("gzip", Some(10)).is_err());
+        assert!(Compression::parse("gzip", Some(0)).is_err());
+        assert_eq!(Compression::parse("zstd", Some(19)).unwrap().media_type(), media::OCI_LAYER_ZSTD);
+        assert!(Compression::parse("zstd", Some(20)).is_err());
+        assert!(Compression::parse("brotli", None).is_err());
     }
 }

@@ -1,11 +1,13 @@
 //! Building images without a container runtime: Dockerfile parsing ([`dockerfile`]), the build
 //! context and `.dockerignore` ([`context`], [`ignore`]), planning stages and instructions
-//! ([`plan`]), deterministic layers ([`layer`]), base images from registries ([`base`]) and config
-//! helpers ([`config`]), and the docker-archive output ([`archive`]). [`build`] ties them together into an [`Artifact`] the push engine or the
-//! layout writer takes; [`check`] validates without writing anything.
+//! ([`plan`]), deterministic gzip or zstd layers ([`layer`]) and the local layer cache
+//! ([`cache`]), base images from registries ([`base`]) and config helpers ([`config`]), and the
+//! docker-archive output ([`archive`]). [`build`] ties them together into an [`Artifact`] the push
+//! engine or the layout writer takes; [`check`] validates without writing anything.
 
 pub mod archive;
 pub mod base;
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod dockerfile;
@@ -47,6 +49,10 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// One layer for everything this build adds (base layers stay as they are).
     pub squash: bool,
+    /// How the layers this build writes are compressed.
+    pub compression: layer::Compression,
+    /// The layer cache directory ([`cache`]); `None` writes every layer anew.
+    pub cache: Option<PathBuf>,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -64,6 +70,8 @@ pub struct Built {
     pub spool: tempfile::TempDir,
     /// Things worth telling the user (unused `--build-arg`s).
     pub warnings: Vec<String>,
+    /// How many of the layers this build made came from the layer cache, of how many.
+    pub cached_layers: (usize, usize),
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -185,7 +193,8 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
     } else {
         (&stage.layers, stage.history.clone())
     };
-    let layers = write_layers(trees, opts.epoch, spool.path(), opts.jobs.max(1))?;
+    let (layers, hits) = write_layers(trees, opts, spool.path())?;
+    let cached_layers = (hits, layers.len());
     let created = config::rfc3339(opts.epoch);
     let mut doc = match &stage.base {
         Some(b) => b.config.clone(),
@@ -280,20 +289,37 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
         artifact: Artifact { blobs, manifests: vec![Manifest::new(media::OCI_MANIFEST, bytes)] },
         spool,
         warnings: Vec::new(),
+        cached_layers,
     })
 }
 
-/// Writes layers `jobs` at a time, in order.
-fn write_layers(trees: &[layer::Tree], epoch: u64, dir: &Path, jobs: usize) -> Result<Vec<layer::Layer>> {
+/// Writes layers `jobs` at a time, in order, taking those the cache has from it (and storing the
+/// others there; a cache that cannot be written only costs the next build time). Returns the
+/// layers and how many came from the cache.
+fn write_layers(trees: &[layer::Tree], opts: &BuildOptions, dir: &Path) -> Result<(Vec<layer::Layer>, usize)> {
+    let (epoch, jobs, compression) = (opts.epoch, opts.jobs.max(1), opts.compression);
+    let cache = opts.cache.as_ref().map(cache::Cache::new);
+    let cache = cache.as_ref();
+    let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, bool)> {
+        let Some(cache) = cache else { return Ok((layer::write_layer(t, epoch, dir, &name, compression)?, false)) };
+        let key = cache::key(t, epoch, compression)?;
+        if let Some(hit) = cache.get(&key) {
+            return Ok((hit, true));
+        }
+        let l = layer::write_layer(t, epoch, dir, &name, compression)?;
+        let _ = cache.put(&key, &l);
+        Ok((l, false))
+    };
+    let mut hits = 0;
     let mut out = Vec::with_capacity(trees.len());
     for (chunk_no, chunk) in trees.chunks(jobs).enumerate() {
-        let results: Vec<Result<layer::Layer>> = std::thread::scope(|s| {
+        let results: Vec<Result<(layer::Layer, bool)>> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let name = format!("layer-{}.tar.gz", chunk_no * jobs + i);
-                    s.spawn(move || layer::write_layer(t, epoch, dir, &name))
+                    let name = format!("layer-{}.{}", chunk_no * jobs + i, compression.tag());
+                    s.spawn(move || one(t, name))
                 })
                 .collect();
             handles
@@ -302,10 +328,12 @@ fn write_layers(trees: &[layer::Tree], epoch: u64, dir: &Path, jobs: usize) -> R
                 .collect()
         });
         for r in results {
-            out.push(r?);
+            let (l, hit) = r?;
+            hits += usize::from(hit);
+            out.push(l);
         }
     }
-    Ok(out)
+    Ok((out, hits))
 }
 
 /// The instructions as JSON for `--check --json`: name, flags, args, line.
@@ -348,6 +376,8 @@ mod tests {
             epoch: 0,
             jobs: 2,
             squash: false,
+            compression: layer::Compression::default(),
+            cache: None,
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

@@ -792,7 +792,7 @@ fn looks_like_archive(path: &std::path::Path) -> bool {
         }
         n += k;
     }
-    head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+    layer::is_compressed(&head[..n]) || (n >= 262 && &head[257..262] == b"ustar")
 }
 
 /// The here-document a source word (`<<EOF`, `<<-"EOF"`) names, its body expanded unless quoted.

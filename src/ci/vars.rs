@@ -31,3 +31,11 @@ pub const CI_SERVER_TLS_CA_FILE: &str = "CI_SERVER_TLS_CA_FILE";
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 /// Overrides docker's per-registry certificate directory (default `/etc/docker/certs.d`).
 pub const HOIST_CERTS_DIR: &str = "HOIST_CERTS_DIR";
+/// Layer cache directory for `hoist build` (else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`).
+pub const HOIST_CACHE_DIR: &str = "HOIST_CACHE_DIR";
+/// The XDG cache root.
+pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
+/// Seconds since the epoch for every timestamp a build writes (reproducible builds).
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+/// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
+pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";

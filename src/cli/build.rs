@@ -61,6 +61,17 @@ pub struct BuildArgs {
     /// With --check: print the parsed instructions as JSON on stdout.
     #[arg(long, requires = "check")]
     pub json: bool,
+    /// How the layers this build writes are compressed: gzip (every client reads it) or zstd
+    /// (smaller and faster; needs containerd ≥ 1.5, podman or docker ≥ 23 to pull).
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGO")]
+    pub compression: String,
+    /// The compression level: gzip 1–9 (default 1, see GZIP_LEVEL), zstd 1–19 (default 3).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
+    /// Do not use the local layer cache ($HOIST_CACHE_DIR, else $XDG_CACHE_HOME/hoist, else
+    /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
@@ -133,6 +144,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         epoch: build::config::build_epoch(&env)?,
         jobs: args.jobs,
         squash: args.squash,
+        compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
+        cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
     };
     if args.check {
         if args.json {
@@ -180,6 +193,10 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
             reporter.warn(&w);
+        }
+        let (hits, total) = images.iter().fold((0, 0), |(h, t), (_, b)| (h + b.cached_layers.0, t + b.cached_layers.1));
+        if hits > 0 {
+            reporter.note(&format!("{hits} of {total} layers came from the cache (--no-cache to rebuild them)"));
         }
         let (mut artifact, spools) = if images.len() == 1 {
             let (_, built) = images.pop().expect("one image");
