@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::{Blob, BlobSource, Digest};
 
 /// Bumped when the layer writer changes what it writes for the same tree.
-const FORMAT: &str = "hoist-layer-cache-v1";
+const FORMAT: &str = "hoist-layer-cache-v2";
 
 /// The cache directory: `$HOIST_CACHE_DIR`, else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`
 /// (`None` when none is set).

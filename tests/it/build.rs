@@ -172,7 +172,7 @@ fn layer_owners(layout: &Path, manifest: &serde_json::Value) -> std::collections
     let mut out = std::collections::HashMap::new();
     for l in manifest["layers"].as_array().unwrap() {
         let f = std::fs::File::open(blob_path(layout, l["digest"].as_str().unwrap())).unwrap();
-        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut a = tar::Archive::new(flate2::read::MultiGzDecoder::new(f));
         for e in a.entries().unwrap() {
             let e = e.unwrap();
             let h = e.header();
