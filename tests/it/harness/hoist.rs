@@ -29,14 +29,7 @@ impl Hoist {
     /// Like [`Hoist::cmd`], with HOME = `home` (e.g. to plant `~/.docker/config.json`).
     pub fn cmd_with_home(home: &Path) -> Command {
         let mut cmd = Command::new(Self::bin());
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if super::is_leaky_env(k) {
-                    cmd.env_remove(k);
-                }
-            }
-        }
-        cmd.env("HOME", home);
+        super::clean_env(&mut cmd, home);
         cmd
     }
 

@@ -60,6 +60,19 @@ pub fn scratch_dir(prefix: &str) -> PathBuf {
     dir
 }
 
+/// Strips the variables [`is_leaky_env`] names from `cmd`'s environment and points HOME at `home`:
+/// what every spawned tool (hoist, skopeo, umoci) gets.
+pub(crate) fn clean_env(cmd: &mut std::process::Command, home: &std::path::Path) {
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if is_leaky_env(k) {
+                cmd.env_remove(k);
+            }
+        }
+    }
+    cmd.env("HOME", home);
+}
+
 /// Environment variables that would leak the developer's or CI's setup into a spawned tool.
 pub(crate) fn is_leaky_env(name: &str) -> bool {
     const EXACT: &[&str] = &[

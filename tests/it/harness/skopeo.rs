@@ -16,14 +16,7 @@ pub fn clean_command(tool: &str) -> Command {
     static HOME: OnceLock<PathBuf> = OnceLock::new();
     let home = HOME.get_or_init(|| super::scratch_dir("tool-home"));
     let mut cmd = Command::new(super::require_tool(tool));
-    for (k, _) in std::env::vars_os() {
-        if let Some(k) = k.to_str() {
-            if super::is_leaky_env(k) {
-                cmd.env_remove(k);
-            }
-        }
-    }
-    cmd.env("HOME", home);
+    super::clean_env(&mut cmd, home);
     cmd
 }
 
