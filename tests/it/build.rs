@@ -14,10 +14,6 @@ fn blob_path(layout: &Path, digest: &str) -> std::path::PathBuf {
     layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
 }
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 fn write(path: &Path, content: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, content).unwrap();

@@ -10,10 +10,6 @@ use crate::harness::skopeo::{inspect_docker_archive, inspect_docker_archive_conf
 use crate::harness::*;
 use std::time::Duration;
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 #[test]
 fn harness_plain_registry_push_inspect_and_copy_back() {
     let reg = Registry::plain();

@@ -12,22 +12,9 @@
 
 use crate::harness::http::{self, HttpAuth, HttpResponse};
 use crate::harness::proxy::{try_copy_to_layout_via, try_push_layout_via};
+use crate::harness::skopeo::check;
 use crate::harness::*;
 use std::time::{Duration, Instant};
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
-fn ok(what: &str, out: std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// One request through the proxy; the proxy must answer.
 fn req(proxy: &FaultProxy, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
@@ -90,7 +77,7 @@ fn proxy_forwards_skopeo_push_and_pull_byte_identical() {
     // A 2 MiB layer so bodies really stream in many frames.
     let img = oci_layout(&src, &LayoutSpec::new(71).tag("v1").layer_sizes(&[4096, 2 << 20]));
 
-    ok("skopeo push via proxy", try_push_layout_via(&proxy.host(), None, &src, "v1", "proxied/img:v1"));
+    check("skopeo push via proxy", try_push_layout_via(&proxy.host(), None, &src, "v1", "proxied/img:v1"));
     assert_eq!(reg.manifest_bytes("proxied/img", "v1").as_deref(), Some(&img.manifest_bytes[..]));
     for d in &img.blob_digests {
         assert!(reg.has_blob("proxied/img", d), "blob {d} not in the registry");
@@ -110,7 +97,7 @@ fn proxy_forwards_skopeo_push_and_pull_byte_identical() {
 
     // Pull back through the proxy: every byte identical.
     let copy = work.path().join("copy");
-    ok("skopeo pull via proxy", try_copy_to_layout_via(&proxy.host(), None, "proxied/img:v1", &copy));
+    check("skopeo pull via proxy", try_copy_to_layout_via(&proxy.host(), None, "proxied/img:v1", &copy));
     assert_same_image(&src, Some("v1"), &copy, Some("v1"));
     let big = img.layer_digests[1].clone();
     assert!(

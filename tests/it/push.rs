@@ -8,10 +8,6 @@ use crate::harness::*;
 use flate2::read::GzDecoder;
 use sha2::{Digest as _, Sha256};
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }

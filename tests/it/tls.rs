@@ -4,10 +4,6 @@
 
 use crate::harness::*;
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 #[test]
 fn tls_private_ca_is_found_through_every_source_and_refused_without() {
     let reg = Registry::start(RegistryOpts::plain().tls());

@@ -33,6 +33,11 @@ use std::time::Duration;
 /// How long any external tool call made by the harness may take before it is killed and the test fails.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A temporary directory for one test, removed when dropped.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
 /// Finds `tool` on `PATH`, or panics with the install hint: a missing tool fails the test.
 pub fn require_tool(tool: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

@@ -32,7 +32,8 @@ pub fn run(cmd: Command) -> std::process::Output {
     super::run_with_timeout(cmd, None, super::TOOL_TIMEOUT)
 }
 
-fn check(what: &str, out: std::process::Output) -> std::process::Output {
+/// Asserts `out` succeeded, printing both streams otherwise; returns it.
+pub fn check(what: &str, out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
         "{what} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
