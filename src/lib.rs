@@ -8,12 +8,12 @@
 //! - [`registry`]: the only code on the network — TLS, credentials, the auth handshake, the upload
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
-//! - [`build`]: Dockerfile parsing and image building (no runtime).
+//! - [`builder`]: Dockerfile parsing and image building (no runtime).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
 
-pub mod build;
+pub mod builder;
 pub mod ci;
 pub mod cli;
 pub mod error;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::common::{OutputArgs, RegistryArgs};
-use crate::build::{self, plan::Platform, BuildOptions};
+use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;

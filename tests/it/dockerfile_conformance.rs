@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hoist::build::dockerfile::{parse, Args, Instruction};
+use hoist::builder::dockerfile::{parse, Args, Instruction};
 
 /// Fewer cases than this means the corpus is not the one we expect; passing would prove nothing.
 const MIN_POSITIVE: usize = 30;

@@ -876,7 +876,7 @@ fn resolve_in_tree(fs: &Tree, src: &str) -> std::result::Result<Vec<(String, Tre
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::dockerfile::parse;
+    use crate::builder::dockerfile::parse;
 
     fn plan(dockerfile: &str, files: &[(&str, &str)], args: &[(&str, &str)], target: Option<&str>) -> Result<Stage> {
         let dir = tempfile::tempdir().unwrap();

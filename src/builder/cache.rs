@@ -162,7 +162,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::layer::{write_layer, Node};
+    use crate::builder::layer::{write_layer, Node};
     use crate::ci::MapEnv;
 
     fn tree_of(file: &Path) -> Tree {

@@ -101,7 +101,7 @@ fn is_go_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::dockerfile::ast::{Flag, KeyValue};
+    use crate::builder::dockerfile::ast::{Flag, KeyValue};
 
     fn instr(keyword: &str, flags: Vec<Flag>, args: Args) -> Instruction {
         Instruction {
