@@ -303,13 +303,9 @@ impl Client {
 fn username_hint(username: &str, src: &CredentialSource) -> String {
     let mut hint =
         format!("the registry refused user {username:?} (credentials from {src}); check the password or token");
-    if username.starts_with("robot") && !username.contains('$') {
-        hint.push_str(
-            "; robot accounts are named robot$<project>+<name>: the `$` and what follows were likely eaten by shell or GitLab \
-             variable expansion — quote it in single quotes, or in GitLab set the variable to be not expanded",
-        );
-    } else if username.starts_with("robot$+") || username == "robot$" {
-        hint.push_str("; the part after `robot$` looks eaten by variable expansion: write the name in single quotes");
+    if let Some(issue) = super::credentials::robot_name_issue(username) {
+        hint.push_str("; ");
+        hint.push_str(&issue);
     }
     hint
 }
