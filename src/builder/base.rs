@@ -75,7 +75,7 @@ pub async fn resolve(clients: &Clients<'_>, image: &str, platform: &Platform, re
     let config_bytes = repo.get_blob_bytes(&config_digest).await.with_context(ctx)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::other(format!("the image config is not JSON: {e}")).context(ctx()))?;
-    Ok(BaseImage { reference, digest: manifest.digest, config, layers: m.layers })
+    Ok(BaseImage { source: reference.clone(), reference, digest: manifest.digest, config, layers: m.layers })
 }
 
 /// Downloads every registry-held blob of `artifact` into `dir` (for an OCI layout output), turning
@@ -88,25 +88,43 @@ pub async fn fetch_remote_blobs(
 ) -> Result<()> {
     for blob in &mut artifact.blobs {
         let BlobSource::Remote { registry, repository } = &blob.source else { continue };
-        let host = crate::model::api_host(registry);
-        let ctx = || format!("downloading base layer {} from {registry}/{repository}", blob.digest.short());
-        let client = clients.get(host).await.with_context(ctx)?;
-        let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
-        let resp = repo.get_blob(&blob.digest).await.with_context(ctx)?;
         let path = dir.join(format!("base-{}", blob.digest.hex()));
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(file));
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
-            w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
-        }
-        let (digest, size, mut inner) = w.finish();
-        inner.flush().map_err(|e| Error::io(ctx(), e))?;
-        if digest != blob.digest || size != blob.size {
-            return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
-        }
+        download_blob(clients, registry, repository, &blob.digest, blob.size, &path, retry).await?;
         blob.source = BlobSource::File { path, offset: 0 };
     }
+    Ok(())
+}
+
+/// Streams one blob of `registry/repository` into `path` (through a temporary file beside it,
+/// renamed into place once its digest and size are verified, so a reader never sees half a blob).
+pub async fn download_blob(
+    clients: &Clients<'_>,
+    registry: &str,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    retry: RetryPolicy,
+) -> Result<()> {
+    let host = crate::model::api_host(registry);
+    let ctx = || format!("downloading layer {} from {registry}/{repository}", digest.short());
+    let client = clients.get(host).await.with_context(ctx)?;
+    let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
+    let resp = repo.get_blob(digest).await.with_context(ctx)?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
+    let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(tmp));
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
+        w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
+    }
+    let (got, got_size, inner) = w.finish();
+    if got != *digest || got_size != size {
+        return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
+    }
+    let tmp = inner.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?;
+    tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
     Ok(())
 }
