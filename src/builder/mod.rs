@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub compression: layer::Compression,
     /// The layer cache directory ([`cache`]); `None` writes every layer anew.
     pub cache: Option<PathBuf>,
+    /// Where registry images are pulled from before their origin.
+    pub mirrors: crate::registry::mirrors::Mirrors,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -166,9 +168,10 @@ pub fn check(opts: &BuildOptions) -> Result<Prepared> {
 pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolicy) -> Result<Built> {
     let prepared = prepare(opts)?;
     let mut resolved: HashMap<String, Arc<BaseImage>> = HashMap::new();
+    let mut notes = Vec::new();
     let mut bases: HashMap<usize, Arc<BaseImage>> = HashMap::new();
     for (index, image) in prepared.outline.registry_bases() {
-        let base = resolve_once(&mut resolved, clients, &image, opts, retry).await?;
+        let base = resolve_once(&mut resolved, &mut notes, clients, &image, opts, retry).await?;
         bases.insert(index, base);
     }
     // Registry images whose files COPY --from and --chown names read: fetched before planning,
@@ -176,11 +179,11 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     let (need_layers, need_accounts) = prepared.outline.image_needs(&prepared.dockerfile);
     let mut sources = images::ImageSources::new(opts.cache.as_deref())?;
     for name in &need_layers {
-        let image = resolve_once(&mut resolved, clients, name, opts, retry).await?;
+        let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
         sources.fetch_layers(clients, name, image, retry).await?;
     }
     for name in need_accounts.difference(&need_layers) {
-        let image = resolve_once(&mut resolved, clients, name, opts, retry).await?;
+        let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
         sources.fetch_accounts(clients, name, image, retry).await?;
     }
     let mut input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
@@ -190,6 +193,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
+        .chain(notes)
         .collect();
     Ok(built)
 }
@@ -197,6 +201,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
 /// Resolves a registry image once per build, however many stages and `--from`s name it.
 async fn resolve_once(
     resolved: &mut HashMap<String, Arc<BaseImage>>,
+    notes: &mut Vec<String>,
     clients: &Clients<'_>,
     image: &str,
     opts: &BuildOptions,
@@ -205,7 +210,9 @@ async fn resolve_once(
     if let Some(b) = resolved.get(image) {
         return Ok(b.clone());
     }
-    let b = Arc::new(base::resolve(clients, image, &opts.platform, retry).await?);
+    let (b, n) = base::resolve(clients, image, &opts.platform, retry, &opts.mirrors).await?;
+    notes.extend(n);
+    let b = Arc::new(b);
     resolved.insert(image.to_string(), b.clone());
     Ok(b)
 }
@@ -410,6 +417,7 @@ mod tests {
             squash: false,
             compression: layer::Compression::default(),
             cache: None,
+            mirrors: Default::default(),
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

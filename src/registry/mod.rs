@@ -2,6 +2,7 @@
 //!
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
+//! - [`mirrors`]: registry mirrors — a reference to the ordered places to pull it from (pure).
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
 pub mod auth;
@@ -9,6 +10,7 @@ mod body;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod mirrors;
 pub mod ops;
 pub mod retry;
 pub mod tls;

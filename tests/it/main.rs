@@ -2,6 +2,7 @@
 
 mod build;
 mod build_images;
+mod build_mirrors;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
