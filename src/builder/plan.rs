@@ -658,6 +658,8 @@ impl Evaluator<'_> {
         let mut from: Option<String> = None;
         let mut owner: Option<(u64, u64)> = None;
         let mut chmod: Option<u32> = None;
+        let mut excludes: Vec<String> = Vec::new();
+        let mut parents = false;
         for f in &ins.flags {
             let v = f.value.clone().unwrap_or_default();
             match f.name.as_str() {
@@ -682,6 +684,9 @@ impl Evaluator<'_> {
                             .ok_or_else(|| self.err(ins, format!("{name} --chmod={v:?}: expected an octal mode")))?,
                     )
                 }
+                // Patterns as in .dockerignore, not expanded (BuildKit does not expand them either).
+                "exclude" => excludes.push(v),
+                "parents" if !is_add => parents = !matches!(v.as_str(), "false" | "0"),
                 "link" | "checksum" | "keep-git-dir" => {}
                 other => return Err(self.err(ins, format!("{name} --{other} is not supported by hoist"))),
             }
@@ -743,10 +748,36 @@ impl Evaluator<'_> {
                     .context
                     .entries(&s)
                     .map_err(|e| e.context(format!("{}:{}", self.input.file_name, ins.line)))?;
+                if parents {
+                    // --parents keeps the source's path below the context (or below a `/./`
+                    // pivot in the source), as a path under the destination directory.
+                    let kept = match src.split_once("/./") {
+                        Some((pivot, _)) => {
+                            let pivot = ignore::clean(pivot);
+                            s.rel.strip_prefix(&format!("{pivot}/")).unwrap_or(&s.rel).to_string()
+                        }
+                        None => s.rel.clone(),
+                    };
+                    items.push((kept, entries, false));
+                    continue;
+                }
                 let base = s.rel.rsplit('/').next().unwrap_or_default().to_string();
                 items.push((base, entries, s.is_dir));
             }
         }
+        if !excludes.is_empty() {
+            // --exclude: matched against each copied path relative to its source, and with the
+            // source's own name in front (so `*.txt` drops `a.txt` sources and `dir/**/*.txt`).
+            let rules = ignore::IgnoreRules::parse(&excludes.join("\n"));
+            for (base, entries, _) in &mut items {
+                entries.retain(|rel, _| {
+                    let named = layer::join(base, rel);
+                    !(rules.is_ignored(&named) || (!rel.is_empty() && rules.is_ignored(rel)))
+                });
+            }
+            items.retain(|(_, entries, is_dir)| *is_dir || !entries.is_empty());
+        }
+        let dest_dir_syntax = dest_dir_syntax || parents;
         if items.len() + extracted.len() > 1 && !dest_dir_syntax {
             return Err(self.err(ins, format!("When using {name} with more than one source file, the destination must be a directory and end with a /")));
         }
@@ -1175,6 +1206,34 @@ mod tests {
         .unwrap();
         assert!(s2.fs.contains_key("final/c.txt"));
         assert_eq!(s2.layers.len(), 1);
+    }
+
+    #[test]
+    fn leading_slash_parents_and_exclude() {
+        let files = [
+            ("x/a.txt", "a"),
+            ("x/b.md", "b"),
+            ("y/a.txt", "c"),
+            ("d/k/keep.txt", "k"),
+            ("d/k/drop.log", "l"),
+            ("top.txt", "t"),
+        ];
+        let s = plan(
+            "FROM scratch\nCOPY /top.txt /t\nCOPY --parents x/a.txt y/a.txt /p/\nCOPY --parents ./x/./*.md /q/\nCOPY --exclude=**/*.log --exclude=nope d /e\nCOPY --exclude=*.md x/* /f/\n",
+            &files,
+            &[],
+            None,
+        )
+        .unwrap();
+        assert!(s.fs.contains_key("t"), "a leading / is the context root");
+        assert!(
+            s.fs.contains_key("p/x/a.txt") && s.fs.contains_key("p/y/a.txt"),
+            "{:?}",
+            s.fs.keys().collect::<Vec<_>>()
+        );
+        assert!(s.fs.contains_key("q/b.md") && !s.fs.contains_key("q/x/b.md"), "the /./ pivot");
+        assert!(s.fs.contains_key("e/k/keep.txt") && !s.fs.contains_key("e/k/drop.log"));
+        assert!(s.fs.contains_key("f/a.txt") && !s.fs.contains_key("f/b.md"));
     }
 
     #[test]

@@ -156,21 +156,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     };
     if args.check {
         if args.json {
-            // The parse itself must succeed to print anything; validation errors still fail the run.
-            let prepared = build::prepare(&opts)?;
-            let result = build::check(&opts);
-            let json = serde_json::json!({
-                "file": prepared.file_name,
-                "ok": result.is_ok(),
-                "error": result.as_ref().err().map(|e| e.to_string()),
-                "stages": prepared.outline.stages.iter().map(|s| serde_json::json!({
-                    "index": s.index, "name": s.name, "from": s.from, "line": s.line,
-                    "needed": prepared.outline.needed[s.index],
-                })).collect::<Vec<_>>(),
-                "instructions": build::instructions_json(&prepared.dockerfile),
-            });
-            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
-            result.map(|_| ())
+            // Exactly one JSON document on stdout, failures included; the exit code still says
+            // whether the check passed.
+            let (doc, result) = build::check_report(&opts);
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            result
         } else {
             build::check(&opts)?;
             eprintln!("{}: ok", opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display());
