@@ -173,6 +173,9 @@ pub struct Stage {
     /// The `config` object of the image config.
     pub config: Map<String, Value>,
     pub author: Option<String>,
+    /// Directories that exist below this build's files without an entry of their own (parents on
+    /// a registry base, left to the base or to extraction).
+    implied: std::collections::BTreeSet<String>,
     shell: Vec<String>,
     args: BTreeMap<String, String>,
     cmd_set: bool,
@@ -339,9 +342,15 @@ pub fn evaluate(input: &PlanInput<'_>, outline: &Outline, bases: &HashMap<usize,
     Ok(done[outline.target].take().expect("target evaluated"))
 }
 
+/// BuildKit's (and buildah's) environment for `FROM scratch`.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
-    let config =
+    let mut config =
         base.as_ref().and_then(|b| b.config.get("config").and_then(Value::as_object).cloned()).unwrap_or_default();
+    if header.from == "scratch" {
+        config.insert("Env".into(), json!([DEFAULT_PATH]));
+    }
     Stage {
         name: header.name.clone(),
         remote_base: header.from != "scratch",
@@ -356,6 +365,7 @@ fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]),
         config,
         author: None,
+        implied: Default::default(),
         args: BTreeMap::new(),
         cmd_set: false,
     }
@@ -476,8 +486,12 @@ impl Evaluator<'_> {
                 } else {
                     layer::join(&self.workdir(), &ignore::clean(&text))
                 };
-                self.set("WorkingDir", json!(format!("/{path}")));
-                if !path.is_empty() && !self.stage.fs.get(&path).is_some_and(Node::is_dir) {
+                // As docker and BuildKit store it: an absolute path as written (a trailing `/`
+                // kept), a relative one joined to the current directory and cleaned.
+                let stored = if text.starts_with('/') { text.clone() } else { format!("/{path}") };
+                self.set("WorkingDir", json!(stored));
+                let exists = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
+                if !path.is_empty() && !exists {
                     let (uid, gid) = self.user_ids();
                     let mut tree = Tree::new();
                     tree.insert(path, Node::dir(0o755, uid, gid));
@@ -646,7 +660,25 @@ impl Evaluator<'_> {
     }
 
     fn add_layer(&mut self, mut tree: Tree) {
-        layer::add_parents(&mut tree, &self.stage.fs);
+        // On a registry base, a parent directory this build did not make may exist in the base
+        // with its own mode and owner, which an entry here would override: it is left out, and
+        // extraction keeps the base's (or makes a missing one 0755 root, as a copy would).
+        if self.stage.remote_base {
+            let missing: Vec<String> =
+                tree.keys().flat_map(|k| layer::parents(k)).filter(|p| !tree.contains_key(p)).collect();
+            for p in missing {
+                match self.stage.fs.get(&p).filter(|n| n.is_dir()) {
+                    Some(n) => {
+                        tree.insert(p, n.clone());
+                    }
+                    None => {
+                        self.stage.implied.insert(p);
+                    }
+                }
+            }
+        } else {
+            layer::add_parents(&mut tree, &self.stage.fs);
+        }
         for (k, v) in &tree {
             self.stage.fs.insert(k.clone(), v.clone());
         }
@@ -788,7 +820,9 @@ impl Evaluator<'_> {
         let mut created: Vec<String> = Vec::new();
         for (base, entries, is_dir) in items {
             if is_dir {
-                if !dest_abs.is_empty() {
+                // Into a directory that may be the base's (see add_layer): its metadata stays.
+                let maybe_base_dir = self.stage.remote_base && !self.stage.fs.contains_key(&dest_abs);
+                if !dest_abs.is_empty() && !maybe_base_dir {
                     let mode = entries.get("").map_or(0o755, |n| n.mode);
                     tree.insert(dest_abs.clone(), Node::dir(mode, 0, 0));
                 }
@@ -806,6 +840,7 @@ impl Evaluator<'_> {
                     && !dest_abs.is_empty()
                     && !tree.contains_key(&dest_abs)
                     && !self.stage.fs.contains_key(&dest_abs)
+                    && !self.stage.remote_base
                 {
                     tree.insert(dest_abs.clone(), Node::dir(0o755, 0, 0));
                     created.push(dest_abs.clone());
@@ -1168,7 +1203,11 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.config["Env"], json!(["A=x9", "B=two words"]));
+        assert_eq!(
+            s.config["Env"],
+            json!([DEFAULT_PATH, "A=x9", "B=two words"]),
+            "scratch starts with BuildKit's PATH"
+        );
         assert_eq!(s.config["Labels"]["l"], json!("x9"));
         assert_eq!(s.config["WorkingDir"], json!("/app/sub"));
         assert_eq!(s.config["Cmd"], json!(["/bin/sh", "-c", "serve --port 80"]));

@@ -116,7 +116,14 @@ fn scratch_build_to_layout_unpacks_with_umoci() {
     let (manifest, config) = config_of(&layout, "v1");
     assert_eq!(manifest["annotations"]["org.example.note"], "built");
     let c = &config["config"];
-    assert_eq!(c["Env"], serde_json::json!(["APP=/app", "VERSION=2.5"]));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "APP=/app",
+            "VERSION=2.5"
+        ])
+    );
     assert_eq!(c["Entrypoint"], serde_json::json!(["/app/bin/tool"]));
     assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-c", "serve --port 80"]));
     assert_eq!(c["WorkingDir"], "/var/empty");

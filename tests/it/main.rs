@@ -8,5 +8,6 @@ mod harness;
 mod harness_selftest;
 mod proxy_selftest;
 mod push;
+mod realworld;
 mod resilience;
 mod tls;
