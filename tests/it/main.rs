@@ -4,6 +4,7 @@ mod build;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod ops;
 mod proxy_selftest;
 mod push;
 mod resilience;
