@@ -27,6 +27,17 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
+/// "layer", "config" or "blob", for messages.
+pub fn kind_of(media_type: &str) -> &'static str {
+    if media_type.contains("config") {
+        "config"
+    } else if media_type.contains("layer") || media_type.contains("tar") {
+        "layer"
+    } else {
+        "blob"
+    }
+}
+
 /// The media type of manifest `bytes` served as `content_type`: the header when it names a manifest
 /// kind, else what the manifest declares of itself (`mediaType`), else what its shape says (a
 /// `manifests` list is an index). Registries serving generic types (`application/json`,

@@ -17,9 +17,11 @@ use reqwest::StatusCode;
 
 use super::body::BodySource;
 use super::client::Client;
+pub use super::events::{Event, NoProgress, Notice, Progress};
 pub use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
-use crate::model::{media, Blob, Digest, Manifest};
+use crate::model::media::{self, kind_of};
+use crate::model::{Blob, Digest, Manifest};
 
 /// How a blob got to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,19 +34,6 @@ pub enum BlobOutcome {
     Mounted,
     /// Read from the registry to disk (`hoist pull`).
     Downloaded,
-}
-
-/// Receives upload progress. `restart` is called when a retry begins again from zero.
-pub trait Progress: Send + Sync {
-    fn advance(&self, bytes: u64);
-    fn restart(&self);
-}
-
-/// Progress nobody watches.
-pub struct NoProgress;
-impl Progress for NoProgress {
-    fn advance(&self, _: u64) {}
-    fn restart(&self) {}
 }
 
 /// One repository on one registry, with the scope set every request for it uses.
@@ -65,9 +54,6 @@ pub struct Repository {
     limiter: Arc<tokio::sync::Semaphore>,
     parallel: AtomicU64,
 }
-
-/// A sink for one-time notices to the user.
-pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The chunk size hoist switches to after a 413: distribution handles ≥ 8 MiB chunks as cheaply as a
 /// monolithic upload, and it passes ingress-nginx's common 10m/16m limits (its 1 MiB default needs
@@ -133,7 +119,7 @@ impl Repository {
                 }
             });
             if let Some(warn) = &self.warn {
-                warn(&format!("{} is overloaded (429/503): now {} upload(s) at a time", self.client.host(), cur - 1));
+                warn(&Event::BackedOff { host: self.client.host().to_string(), parallel: cur - 1 });
             }
         }
     }
@@ -144,7 +130,7 @@ impl Repository {
         self
     }
 
-    /// Where one-time notices go (stderr in the CLI).
+    /// Where one-time [`Event`]s go (the reporter in the CLI, which words them).
     pub fn with_warn(mut self, warn: Notice) -> Self {
         self.warn = Some(warn);
         self
@@ -272,13 +258,11 @@ impl Repository {
             // A proxy caps request bodies (ingress-nginx, Cloudflare): chunk this blob and the rest.
             if self.chunk_size.compare_exchange(0, FALLBACK_CHUNK, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
                 if let Some(warn) = &self.warn {
-                    warn(&format!(
-                        "{} answered 413 Payload Too Large to a {} upload: switching to {} MiB chunks for the rest \
-                         of this run (set --chunk-size to choose)",
-                        self.client.host(),
-                        crate::progress::human_bytes(blob.size),
-                        FALLBACK_CHUNK >> 20
-                    ));
+                    warn(&Event::ChunkingAfter413 {
+                        host: self.client.host().to_string(),
+                        blob_size: blob.size,
+                        chunk: FALLBACK_CHUNK,
+                    });
                 }
             }
             progress.restart();
@@ -692,17 +676,6 @@ fn next_link(value: &str) -> Option<String> {
         });
         is_next.then(|| target.to_string())
     })
-}
-
-/// "layer", "config" or "blob", for messages.
-pub fn kind_of(media_type: &str) -> &'static str {
-    if media_type.contains("config") {
-        "config"
-    } else if media_type.contains("layer") || media_type.contains("tar") {
-        "layer"
-    } else {
-        "blob"
-    }
 }
 
 #[cfg(test)]
