@@ -17,7 +17,7 @@ use super::{open, read, Parsed};
 use crate::builder::plan::Platform;
 use crate::error::{Context, Error, Result};
 use crate::layout::oci::{self, NewBlob};
-use crate::model::{Blob, BlobSource, Reference};
+use crate::model::{Blob, BlobSource, Manifest, Reference};
 use crate::progress::Reporter;
 use crate::push::{BlobReport, Clients, PushReport};
 use crate::registry::ops::{BlobOutcome, Repository};
@@ -37,22 +37,27 @@ pub async fn to_layout(
     refuse_foreign_dir(dir).with_context(ctx)?;
     let repo = open(clients, reference, "pull").await.with_context(ctx)?;
     let mut artifact = read(&repo, reference, platform).await.with_context(ctx)?;
-    let blobs: Vec<BlobReport> = stream::iter(&artifact.blobs)
-        .map(|b| fetch(&repo, b, dir, reporter))
-        .buffer_unordered(clients.options().jobs.max(1))
-        .try_collect()
-        .await
-        .with_context(ctx)?;
+    let blobs = fetch_all(&repo, artifact.blobs.iter(), dir, clients, reporter).await.with_context(ctx)?;
     for b in &mut artifact.blobs {
         b.source = BlobSource::File { path: oci::blob_path(dir, &b.digest), offset: 0 };
     }
     oci::write(dir, &artifact, tag)?;
-    let root = artifact.root();
     let name = match tag {
         Some(t) => format!("oci:{}:{t}", dir.display()),
         None => format!("oci:{}", dir.display()),
     };
-    Ok(PushReport {
+    Ok(report(name, artifact.root(), blobs, started, &repo))
+}
+
+/// The report of a pull: what was written where, and what happened to each blob.
+fn report(
+    name: String,
+    root: &Manifest,
+    blobs: Vec<BlobReport>,
+    started: std::time::Instant,
+    repo: &Repository,
+) -> PushReport {
+    PushReport {
         references: vec![name],
         digest: root.digest.clone(),
         media_type: root.media_type.clone(),
@@ -60,7 +65,22 @@ pub async fn to_layout(
         blobs,
         seconds: started.elapsed().as_secs_f64(),
         retries: repo.retry_counts(),
-    })
+    }
+}
+
+/// Downloads `blobs` into the layout (or spool) at `dir`, `--jobs` at a time.
+async fn fetch_all<'b>(
+    repo: &Repository,
+    blobs: impl Iterator<Item = &'b Blob>,
+    dir: &Path,
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+) -> Result<Vec<BlobReport>> {
+    stream::iter(blobs)
+        .map(|b| fetch(repo, b, dir, reporter))
+        .buffer_unordered(clients.options().jobs.max(1))
+        .try_collect()
+        .await
 }
 
 /// Pulls `platform`'s image of `reference` (the only image, when it is not an index) and unpacks
@@ -85,14 +105,8 @@ pub async fn to_rootfs(
         .prefix("hoist-pull-")
         .tempdir()
         .map_err(|e| Error::io("creating a spool directory", e).context(ctx()))?;
-    let layers: Vec<&Blob> =
-        image.layers.iter().filter_map(|l| artifact.blobs.iter().find(|b| b.digest == l.digest)).collect();
-    let blobs: Vec<BlobReport> = stream::iter(layers)
-        .map(|b| fetch(&repo, b, spool.path(), reporter))
-        .buffer_unordered(clients.options().jobs.max(1))
-        .try_collect()
-        .await
-        .with_context(ctx)?;
+    let layers = image.layers.iter().filter_map(|l| artifact.blobs.iter().find(|b| b.digest == l.digest));
+    let blobs = fetch_all(&repo, layers, spool.path(), clients, reporter).await.with_context(ctx)?;
     reporter.note(&format!("unpacking {} layer(s) into {}", image.layers.len(), dest.display()));
     let mut readers = Vec::new();
     for l in &image.layers {
@@ -112,16 +126,7 @@ pub async fn to_rootfs(
         .await
         .map_err(|e| Error::other(format!("the unpacking thread failed: {e}")))??;
     drop(spool);
-    let report = PushReport {
-        references: vec![format!("rootfs:{}", dest.display())],
-        digest: root.digest.clone(),
-        media_type: root.media_type.clone(),
-        size: root.bytes.len() as u64,
-        blobs,
-        seconds: started.elapsed().as_secs_f64(),
-        retries: repo.retry_counts(),
-    };
-    Ok((report, unpacked))
+    Ok((report(format!("rootfs:{}", dest.display()), root, blobs, started, &repo), unpacked))
 }
 
 /// Whether this process runs as root (the owner of `/proc/self` is the effective uid): only then
