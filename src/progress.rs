@@ -10,6 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::media::kind_of;
 use crate::model::Blob;
+use crate::registry::chunking::size_arg;
 use crate::registry::events::{Event, Progress};
 use crate::registry::BlobOutcome;
 
@@ -162,12 +163,13 @@ impl Progress for BlobProgress {
 /// One line for a registry event.
 pub fn describe(event: &Event) -> String {
     match event {
-        Event::ChunkingAfter413 { host, blob_size, chunk } => format!(
-            "{host} answered 413 Payload Too Large to a {} upload: switching to {} chunks for the rest of this run \
-             (set --chunk-size to choose)",
-            human_bytes(*blob_size),
-            exact_bytes(*chunk)
-        ),
+        Event::ChunkSizeChosen { host, refused, chunk } => {
+            let arg = size_arg(*chunk);
+            format!(
+                "{host} refuses request bodies of {refused} bytes (413 Payload Too Large from a proxy): uploading in \
+                 chunks of {arg} to it for the rest of this run; pass --chunk-size {arg} to start there"
+            )
+        }
         Event::BackedOff { host, parallel } => {
             format!("{host} is overloaded (429/503): now {parallel} upload(s) at a time")
         }
