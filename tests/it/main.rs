@@ -1,6 +1,8 @@
 //! hoist's integration tests: one binary, real registries started on loopback by [`harness`].
 
 mod build;
+mod build_images;
+mod build_mirrors;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
