@@ -93,6 +93,11 @@ impl Reporter {
 
     /// Starts tracking an upload.
     pub fn start(&self, blob: &Blob) -> Arc<BlobProgress> {
+        self.start_as(blob, "uploading")
+    }
+
+    /// Starts tracking a transfer the line calls `verb` ("uploading", "downloading").
+    pub fn start_as(&self, blob: &Blob, verb: &str) -> Arc<BlobProgress> {
         let label = format!("{} {}", kind_of(&blob.media_type), blob.digest.short());
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(blob.size));
@@ -108,7 +113,7 @@ impl Reporter {
             bar
         });
         if self.mode == Mode::Lines {
-            eprintln_flush(&format!("{label} uploading ({})", human_bytes(blob.size)));
+            eprintln_flush(&format!("{label} {verb} ({})", human_bytes(blob.size)));
         }
         Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
     }
@@ -126,6 +131,7 @@ impl Reporter {
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Skipped => "skipped",
+            BlobOutcome::Downloaded => "downloaded",
         };
         self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
     }

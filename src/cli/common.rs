@@ -117,6 +117,22 @@ impl RegistryArgs {
     }
 }
 
+/// Where progress goes for a verb that talks to registries, with the `--insecure` warning said once.
+pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
+    use crate::progress::{Mode, Reporter};
+    let reporter = Reporter::new(Mode::detect(quiet));
+    if registry.insecure {
+        reporter
+            .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this traffic");
+    }
+    reporter
+}
+
+/// `--platform os/arch[/variant]`, when given.
+pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::plan::Platform>> {
+    arg.map(crate::builder::plan::Platform::parse).transpose()
+}
+
 impl OutputArgs {
     /// Prints `REF@digest` per reference on stdout and writes the requested files.
     pub fn emit(&self, report: &PushReport) -> Result<()> {

@@ -6,6 +6,7 @@ mod build_mirrors;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod ops;
 mod proxy_selftest;
 mod push;
 mod resilience;
