@@ -2,6 +2,7 @@
 
 mod build;
 mod ci;
+mod ci_templates;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
