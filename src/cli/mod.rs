@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-pub use common::{OutputArgs, RegistryArgs};
+pub use common::{chart_dotenv, write_atomic, CiArgs, OutputArgs, RegistryArgs};
 
 const AFTER_HELP: &str = "\
 Credentials, first match wins:

@@ -3,6 +3,8 @@
 mod build;
 mod build_images;
 mod build_mirrors;
+mod ci;
+mod ci_templates;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
