@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{platform, reporter, OutputArgs, RegistryArgs};
+use super::common::{platform, reporter, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::plan::Platform;
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
@@ -39,6 +39,8 @@ pub struct PullArgs {
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
     #[command(flatten)]
+    pub mirrors: MirrorArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_args: OutputArgs,
@@ -51,13 +53,14 @@ pub async fn run(args: PullArgs) -> Result<()> {
         return Err(Error::usage("--jobs must be at least 1"));
     }
     let env = ProcessEnv;
+    let mirrors = args.mirrors.load(&env)?;
     let opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
     let reporter = reporter(&args.registry, args.output_args.quiet);
     let clients = Clients::new(&opts, &env);
     if let Some(dir) = &args.rootfs {
         let platform = platform.unwrap_or_else(host_platform);
         let (report, unpacked) =
-            crate::remote::pull::to_rootfs(&clients, &reference, &platform, dir, &reporter).await?;
+            crate::remote::pull::to_rootfs(&clients, &reference, &platform, &mirrors, dir, &reporter).await?;
         for s in &unpacked.skipped {
             reporter.warn(&format!("left out {s}"));
         }
@@ -86,9 +89,16 @@ pub async fn run(args: PullArgs) -> Result<()> {
     if let Some(t) = &tag {
         crate::model::validate_tag(t)?;
     }
-    let report =
-        crate::remote::pull::to_layout(&clients, &reference, platform.as_ref(), &dir, tag.as_deref(), &reporter)
-            .await?;
+    let report = crate::remote::pull::to_layout(
+        &clients,
+        &reference,
+        platform.as_ref(),
+        &mirrors,
+        &dir,
+        tag.as_deref(),
+        &reporter,
+    )
+    .await?;
     reporter.summary(&crate::remote::pull::summary(&reference, &report));
     args.output_args.emit(&report)
 }

@@ -3,6 +3,9 @@
 //! renamed into place; manifests and `index.json` last, each replaced atomically. Blobs the layout
 //! already holds are not downloaded again.
 //!
+//! Sources are read through registry mirrors (`--registry-mirror`, `HOIST_REGISTRY_MIRRORS`,
+//! registries.conf) first, the origin last.
+//!
 //! Or one platform's filesystem ([`to_rootfs`]), unpacked by the one unpacker ([`crate::rootfs`]).
 //! Its layers are first downloaded (in parallel) to a spool and verified, then applied in order: a
 //! byte is unpacked only once its layer's digest is proven, and a retry can start a layer over,
@@ -13,13 +16,14 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::{open, read, Parsed};
+use super::{read_via, Parsed};
 use crate::builder::plan::Platform;
 use crate::error::{Context, Error, Result};
 use crate::layout::oci::{self, NewBlob};
 use crate::model::{Blob, BlobSource, Manifest, Reference};
 use crate::progress::Reporter;
 use crate::push::{BlobReport, Clients, PushReport};
+use crate::registry::mirrors::Mirrors;
 use crate::registry::ops::{BlobOutcome, Repository};
 
 /// Pulls `reference` (only `platform`'s image when given) into the OCI layout at `dir`, naming it
@@ -28,6 +32,7 @@ pub async fn to_layout(
     clients: &Clients<'_>,
     reference: &Reference,
     platform: Option<&Platform>,
+    mirrors: &Mirrors,
     dir: &Path,
     tag: Option<&str>,
     reporter: &Arc<Reporter>,
@@ -35,8 +40,7 @@ pub async fn to_layout(
     let started = std::time::Instant::now();
     let ctx = || format!("pulling {reference} to {}", dir.display());
     refuse_foreign_dir(dir).with_context(ctx)?;
-    let repo = open(clients, reference, "pull").await.with_context(ctx)?;
-    let mut artifact = read(&repo, reference, platform).await.with_context(ctx)?;
+    let (repo, mut artifact) = read_via(clients, reference, platform, mirrors, reporter).await.with_context(ctx)?;
     let blobs = fetch_all(&repo, artifact.blobs.iter(), dir, clients, reporter).await.with_context(ctx)?;
     for b in &mut artifact.blobs {
         b.source = BlobSource::File { path: oci::blob_path(dir, &b.digest), offset: 0 };
@@ -90,13 +94,13 @@ pub async fn to_rootfs(
     clients: &Clients<'_>,
     reference: &Reference,
     platform: &Platform,
+    mirrors: &Mirrors,
     dest: &Path,
     reporter: &Arc<Reporter>,
 ) -> Result<(PushReport, crate::rootfs::Report)> {
     let started = std::time::Instant::now();
     let ctx = || format!("pulling {reference} ({platform}) to {}", dest.display());
-    let repo = open(clients, reference, "pull").await.with_context(ctx)?;
-    let artifact = read(&repo, reference, Some(platform)).await.with_context(ctx)?;
+    let (repo, artifact) = read_via(clients, reference, Some(platform), mirrors, reporter).await.with_context(ctx)?;
     let root = artifact.root();
     let Parsed::Image(image) = Parsed::of(root)? else {
         return Err(Error::other("an index inside an index has no single filesystem").context(ctx()));

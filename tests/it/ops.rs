@@ -552,3 +552,41 @@ fn pull_rootfs_applies_whiteouts_like_umoci_and_refuses_hostile_layers() {
     }
     assert!(!work.path().join("escaped").exists() && !work.path().join("hostile/escaped").exists());
 }
+
+/// `copy` and `pull` read their source through registry mirrors as `build` does: a mirror that has the
+/// image serves it (the origin is not asked), one that lacks it falls back to the origin, said on stderr.
+#[test]
+fn copy_and_pull_read_through_registry_mirrors() {
+    let origin = Registry::plain();
+    let mirror = Registry::plain();
+    let work = tmp();
+    let src = work.path().join("src");
+    let img = oci_layout(&src, &LayoutSpec::new(61).tag("v1"));
+    let only_origin = oci_layout(&src, &LayoutSpec::new(62).tag("v2"));
+    push_layout(&src, "v1", "proxy/lib/app:1", &mirror);
+    push_layout(&src, "v2", "lib/app:2", &origin);
+    let rule = format!("{}={}/proxy", origin.host(), mirror.host());
+
+    // pull: the mirror serves the manifest and every blob; the origin sees nothing.
+    let (om, mm) = (origin.log_mark(), mirror.log_mark());
+    let out_dir = work.path().join("pulled");
+    let out = Hoist::run([
+        "pull",
+        &format!("{}/lib/app:1", origin.host()),
+        "--output",
+        &format!("oci:{}:v1", out_dir.display()),
+        "--registry-mirror",
+        &rule,
+    ]);
+    out.assert_success().assert_stderr_contains("from its mirror");
+    assert_same_image(&src, Some("v1"), &out_dir, Some("v1"));
+    assert!(origin.access_log_since(om).iter().all(|l| l.path == "/v2/"), "{:?}", origin.access_log_since(om));
+    assert_eq!(mirror.blob_gets_since(mm).len(), img.blob_digests.len());
+
+    // copy of a tag the mirror lacks: the origin serves it, and the copy lands.
+    let dest = format!("{}/copied/app:2", mirror.host());
+    let out = Hoist::run(["copy", &format!("{}/lib/app:2", origin.host()), &dest, "--registry-mirror", &rule]);
+    out.assert_success().assert_stderr_contains("trying the next source");
+    assert_eq!(out.stdout(), format!("{dest}@{}\n", only_origin.manifest_digest));
+    assert_eq!(inspect_raw("copied/app:2", &mirror), only_origin.manifest_bytes);
+}
