@@ -3,13 +3,19 @@
 
 mod build;
 mod common;
+mod copy;
+mod index;
+mod inspect;
+mod ls;
+mod pull;
 mod push;
+mod tag;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-pub use common::{OutputArgs, RegistryArgs};
+pub use common::{chart_dotenv, write_atomic, CiArgs, OutputArgs, RegistryArgs};
 
 const AFTER_HELP: &str = "\
 Credentials, first match wins:
@@ -36,6 +42,24 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(Box<build::BuildArgs>),
+    /// Copy an image or index between registries or repositories (mounting on one registry).
+    #[command(after_help = copy::EXAMPLES)]
+    Copy(copy::CopyArgs),
+    /// Add tags to a manifest in the registry (no blob moves).
+    #[command(after_help = tag::EXAMPLES)]
+    Tag(tag::TagArgs),
+    /// List a repository's tags.
+    #[command(after_help = ls::EXAMPLES)]
+    Ls(ls::LsArgs),
+    /// Describe an image or index: digest, platforms, config, layers, annotations.
+    #[command(after_help = inspect::EXAMPLES)]
+    Inspect(inspect::InspectArgs),
+    /// Download an image into an OCI layout.
+    #[command(after_help = pull::EXAMPLES)]
+    Pull(pull::PullArgs),
+    /// Make multi-platform image indexes from per-platform images.
+    #[command(after_help = index::EXAMPLES)]
+    Index(index::IndexArgs),
 }
 
 impl Cli {
@@ -44,6 +68,12 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(*args).await,
+            Command::Copy(args) => copy::run(args).await,
+            Command::Tag(args) => tag::run(args).await,
+            Command::Ls(args) => ls::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+            Command::Pull(args) => pull::run(args).await,
+            Command::Index(args) => index::run(args).await,
         }
     }
 }

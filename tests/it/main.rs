@@ -3,9 +3,12 @@
 mod build;
 mod build_images;
 mod build_mirrors;
+mod ci;
+mod ci_templates;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod ops;
 mod proxy_selftest;
 mod push;
 mod realworld;

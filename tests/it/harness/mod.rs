@@ -17,8 +17,8 @@ pub mod tls;
 pub mod token;
 
 pub use fixtures::{
-    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
-    LayoutSpec,
+    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, oci_layout_with_tars, DockerArchive, ImageInfo,
+    IndexLayout, LayerSpec, LayoutSpec,
 };
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
