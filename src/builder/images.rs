@@ -176,7 +176,7 @@ impl ImageSources {
             let f = std::fs::File::open(&path).map_err(|e| Error::io(format!("{}: {}", ctx(), path.display()), e))?;
             files.push((d.clone(), std::io::BufReader::new(f)));
         }
-        let opts = Options { filter: Filter::paths(&sorted), chown: false };
+        let opts = Options { filter: Filter::paths(&sorted), chown: false, writable_dirs: true };
         let report = rootfs::apply_layers(files, &tmp.path().join("root"), &opts).map_err(|e| e.context(ctx()))?;
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(tmp.path().join("root"), &dir).map_err(|e| Error::io(ctx(), e))?;

@@ -84,6 +84,10 @@ pub struct Options {
     pub filter: Filter,
     /// Give entries the owners the layers name (needs root); otherwise they are only reported.
     pub chown: bool,
+    /// Leave directories writable by their owner (their modes are in the report): for trees a
+    /// program reads and later deletes, such as the build's cache, where a read-only directory
+    /// would stop `rm -rf` without root.
+    pub writable_dirs: bool,
 }
 
 /// What an entry is.
@@ -518,7 +522,8 @@ impl Unpacker<'_> {
             if let Ok(d) = fs::File::open(&disk) {
                 let _ = d.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(e.mtime));
             }
-            set_mode(&disk, e.mode).map_err(|err| Error::io(format!("setting the mode of {}", disk.display()), err))?;
+            let mode = if self.opts.writable_dirs { e.mode | 0o700 } else { e.mode };
+            set_mode(&disk, mode).map_err(|err| Error::io(format!("setting the mode of {}", disk.display()), err))?;
         }
         Ok(())
     }
@@ -644,7 +649,7 @@ mod tests {
     fn apply(layers: &[Vec<u8>], filter: Filter) -> (tempfile::TempDir, Result<Report>) {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("root");
-        let opts = Options { filter, chown: false };
+        let opts = Options { filter, ..Default::default() };
         let r = apply_layers(layers.iter().enumerate().map(|(i, l)| (desc(i + 1), l.as_slice())), &dest, &opts);
         (dir, r)
     }
@@ -823,12 +828,18 @@ mod tests {
         l1.append_data(&mut h, "ro/", io::empty()).unwrap();
         let l1 = l1.into_inner().unwrap();
         let l2 = tar_of(&[E::File("ro/f", "x")]);
-        let (dir, r) = apply(&[l1, l2], Filter::all());
+        let (dir, r) = apply(&[l1.clone(), l2], Filter::all());
         r.unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(dir.path().join("root/ro")).unwrap().permissions().mode() & 0o777, 0o555);
         assert_eq!(read(&dir, "ro/f").as_deref(), Some("x"));
         set_mode(&dir.path().join("root/ro"), 0o755).unwrap();
+        // writable_dirs: the report keeps 0555, the disk stays deletable.
+        let dest = dir.path().join("w");
+        let opts = Options { writable_dirs: true, ..Default::default() };
+        let r = apply_layers([(desc(1), l1.as_slice())], &dest, &opts).unwrap();
+        assert_eq!(r.entries["ro"].mode, 0o555);
+        assert_eq!(fs::metadata(dest.join("ro")).unwrap().permissions().mode() & 0o777, 0o755);
     }
 
     #[test]
