@@ -20,7 +20,9 @@ pub use common::{chart_dotenv, write_atomic, CiArgs, OutputArgs, RegistryArgs};
 const AFTER_HELP: &str = "\
 Credentials, first match wins:
   1. --username + --password-stdin
-  2. HARBOR_USERNAME/HARBOR_PASSWORD (for HARBOR_URL's or HARBOR_HOST's host), then CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for CI_REGISTRY), then CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD (for CI_DEPENDENCY_PROXY_SERVER)
+  2. HARBOR_USERNAME/HARBOR_PASSWORD (for HARBOR_URL's or HARBOR_HOST's host),
+     then CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for CI_REGISTRY),
+     then CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD (for CI_DEPENDENCY_PROXY_SERVER)
   3. DOCKER_AUTH_CONFIG
   4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
