@@ -179,9 +179,15 @@ impl ImageSources {
         let opts = Options { filter: Filter::paths(&sorted), chown: false, writable_dirs: true };
         let report = rootfs::apply_layers(files, &tmp.path().join("root"), &opts).map_err(|e| e.context(ctx()))?;
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(tmp.path().join("root"), &dir).map_err(|e| Error::io(ctx(), e))?;
-        std::fs::write(&record, serde_json::to_vec(&report.entries).expect("entries serialize"))
+        if std::fs::rename(tmp.path().join("root"), &dir).is_err() {
+            // Another build sharing the cache put the same tree there first: use this one, kept
+            // beside it (`.unpack-*`, deleted with the cache).
+            return Ok((tmp.keep().join("root"), report));
+        }
+        let mut file = tempfile::NamedTempFile::new_in(&self.work).map_err(|e| Error::io(ctx(), e))?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec(&report.entries).expect("entries serialize"))
             .map_err(|e| Error::io(ctx(), e))?;
+        file.persist(&record).map_err(|e| Error::io(ctx(), e.error))?;
         Ok((dir, report))
     }
 }
