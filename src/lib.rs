@@ -9,11 +9,13 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`chart`]: Helm chart packaging (as helm does, reproducibly) and the chart OCI artifact.
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
 
 pub mod builder;
+pub mod chart;
 pub mod ci;
 pub mod cli;
 pub mod error;

@@ -39,3 +39,6 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
+/// GitLab's registry image path (`host[:port]/group/project`): `hoist chart push`'s destination
+/// (`oci://$CI_REGISTRY_IMAGE`) when no Harbor variables are set.
+pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";

@@ -2,6 +2,7 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod chart;
 mod common;
 mod push;
 
@@ -36,6 +37,8 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(build::BuildArgs),
+    /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
+    Chart(chart::ChartArgs),
 }
 
 impl Cli {
@@ -44,6 +47,7 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(args).await,
+            Command::Chart(args) => chart::run(args).await,
         }
     }
 }

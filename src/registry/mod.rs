@@ -2,6 +2,7 @@
 //!
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
+//! - [`fetch`]: plain HTTPS downloads (Helm repository indexes and archives) over the same TLS and retries.
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
 pub mod auth;
@@ -9,6 +10,7 @@ mod body;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod fetch;
 pub mod ops;
 pub mod retry;
 pub mod tls;

@@ -497,6 +497,41 @@ impl Repository {
         Ok(resp)
     }
 
+    /// Every tag of the repository (`GET /v2/<name>/tags/list`, following `Link: <…>; rel="next"`);
+    /// empty when the repository does not exist.
+    pub async fn tags(&self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let what = format!("listing tags of {}/{}", self.client.host(), self.name);
+        let mut next = Some(self.path("tags/list?n=1000"));
+        let mut all = Vec::new();
+        while let Some(path) = next.take() {
+            let url = self.client.url(&path)?;
+            let (page, link) = self
+                .with_retries(&what, &NoProgress, || async {
+                    let resp = self.client.send(&self.scopes, &|h| Ok(h.get(url.clone()))).await?;
+                    if resp.status() == StatusCode::NOT_FOUND {
+                        return Ok((Vec::new(), None));
+                    }
+                    if !resp.status().is_success() {
+                        return Err(self.client.fail(resp).await);
+                    }
+                    let link = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
+                    let body = resp.bytes().await.map_err(super::error::from_reqwest)?;
+                    let list: TagList = serde_json::from_slice(&body)
+                        .map_err(|e| Error::other(format!("the tag list is not valid JSON: {e}")))?;
+                    Ok((list.tags.unwrap_or_default(), link))
+                })
+                .await?;
+            all.extend(page);
+            next = link;
+        }
+        Ok(all)
+    }
+
     /// Fetches the token and checks it grants push, before any upload.
     pub async fn check_push_access(&self) -> Result<()> {
         self.client.check_push_access(&self.name, &self.scopes).await
@@ -558,6 +593,15 @@ fn location_of(resp: &reqwest::Response) -> Result<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .ok_or_else(|| Error::other(format!("the registry answered {} without a Location header", resp.status())))
+}
+
+/// The target of `Link: </v2/…?last=x>; rel="next"`, without its leading `/` (relative to the base).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find(|part| part.contains("rel=\"next\"")).and_then(|part| {
+        let start = part.find('<')? + 1;
+        let end = part.find('>')?;
+        Some(part[start..end].trim_start_matches('/').to_string())
+    })
 }
 
 /// "layer", "config" or "blob", for messages.
