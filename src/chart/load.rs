@@ -35,6 +35,8 @@ pub struct Chart {
     pub files: Vec<File>,
     /// Subcharts, sorted by name (Helm's order is random with two or more).
     pub dependencies: Vec<Chart>,
+    /// Things worth telling the user (a `!` rule in `.helmignore`).
+    pub warnings: Vec<String>,
 }
 
 fn strip_bom(mut data: Vec<u8>) -> Vec<u8> {
@@ -65,10 +67,19 @@ pub fn load_dir(dir: &Path) -> Result<Chart> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Rules::default(),
         Err(e) => return Err(Error::io(format!("reading {}", dir.join(HELMIGNORE).display()), e)),
     };
+    let negation = rules.has_negation();
     rules.add_defaults();
     let mut walk = Walk { root: root.clone(), rules, files: Vec::new(), total: 0, stack: vec![root.clone()] };
     walk.dir(&root, "")?;
-    load_files(walk.files).map_err(|e| e.context(format!("loading chart {}", dir.display())))
+    let mut chart = load_files(walk.files).map_err(|e| e.context(format!("loading chart {}", dir.display())))?;
+    if negation {
+        chart.warnings.push(format!(
+            "{}: a `!pattern` rule in helm's .helmignore does not re-include: it ignores every path that does not \
+             match the pattern (kept as helm does it)",
+            dir.join(HELMIGNORE).display()
+        ));
+    }
+    Ok(chart)
 }
 
 struct Walk {
@@ -306,7 +317,7 @@ pub fn load_files(files: Vec<File>) -> Result<Chart> {
         dependencies.push(sub);
     }
     dependencies.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    Ok(Chart { metadata, lock, values, schema, templates, files: others, dependencies })
+    Ok(Chart { metadata, lock, values, schema, templates, files: others, dependencies, warnings: Vec::new() })
 }
 
 impl Chart {

@@ -40,6 +40,8 @@ pub struct Package {
     pub metadata: Metadata,
     /// Archive members in order (paths only).
     pub members: Vec<String>,
+    /// Things the user should hear about (from loading the chart).
+    pub warnings: Vec<String>,
 }
 
 /// `--version v1.2.3` → `1.2.3` (a git tag's `v` dropped).
@@ -82,6 +84,7 @@ pub fn build(chart: &Chart, epoch: u64) -> Result<Package> {
         tgz,
         metadata: chart.metadata.clone(),
         members: members.into_iter().map(|(n, _)| n).collect(),
+        warnings: chart.warnings.clone(),
     })
 }
 

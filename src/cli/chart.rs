@@ -110,9 +110,13 @@ async fn package_dir(
     }
     let popts = PackageOptions { version: flags.version.clone(), app_version: flags.app_version.clone(), epoch };
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || chart::package_dir(&dir, &popts))
+    let pkg = tokio::task::spawn_blocking(move || chart::package_dir(&dir, &popts))
         .await
-        .map_err(|e| Error::other(format!("packaging: {e}")))?
+        .map_err(|e| Error::other(format!("packaging: {e}")))??;
+    for w in &pkg.warnings {
+        reporter.warn(w);
+    }
+    Ok(pkg)
 }
 
 async fn package(args: PackageArgs) -> Result<()> {
@@ -122,10 +126,11 @@ async fn package(args: PackageArgs) -> Result<()> {
     let pkg = package_dir(&args.chart_dir, &args.build, &opts, &env, &reporter).await?;
     let path = chart::write_atomically(&args.destination, &pkg.file_name, &pkg.tgz)?;
     reporter.summary(&format!(
-        "packaged {} {} ({} files, {})",
+        "packaged {} {} ({} file{}, {})",
         pkg.metadata.name,
         pkg.metadata.version,
         pkg.members.len(),
+        if pkg.members.len() == 1 { "" } else { "s" },
         human_bytes(pkg.tgz.len() as u64)
     ));
     println!("{}", path.display());

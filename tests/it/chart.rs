@@ -559,28 +559,41 @@ fn chart_package_and_push_are_reproducible() {
 
 #[test]
 fn chart_push_default_destination_from_ci_env() {
-    let reg = Registry::plain();
+    // A registry that wants a password: the Harbor and GitLab variables must bring their credentials.
+    let reg = Registry::start(RegistryOpts::plain().auth(Auth::htpasswd("robot$proj+ci", "harbor-pw")));
     let work = tmp();
     let src = work.path().join("demo");
     sample_chart(&src, "0.1.0");
-    // Harbor: HARBOR_OCI keeps its port and a trailing slash, which must not double.
+    // Harbor: HARBOR_OCI keeps its port and a trailing slash, which must not double; GitLab writes the
+    // robot's `$` as `$$`.
     let mut cmd = Hoist::cmd();
     cmd.env("HARBOR_OCI", format!("oci://{}/", reg.host()))
+        .env("HARBOR_URL", format!("https://{}/", reg.host()))
         .env("HARBOR_PROJECT", "proj")
-        .env("HARBOR_HOST", "127.0.0.1")
+        .env("HARBOR_USERNAME", "robot$$proj+ci")
+        .env("HARBOR_PASSWORD", "harbor-pw")
         .env("CI_REGISTRY_IMAGE", format!("{}/group/project", reg.host()))
         .args(["chart", "push"])
         .arg(&src);
     let out = Hoist::run_cmd(cmd, None);
-    out.assert_success().assert_stderr_contains("HARBOR_OCI/HARBOR_PROJECT");
+    out.assert_success().assert_stderr_contains("HARBOR_OCI/HARBOR_PROJECT").assert_no_leak("harbor-pw");
     assert!(out.stdout().starts_with(&format!("{}/proj/demo:0.1.0@sha256:", reg.host())), "{}", out.stdout());
     assert_eq!(reg.tags("proj/demo"), ["0.1.0"]);
-    // GitLab's registry otherwise.
+    // GitLab's registry otherwise, with the job's registry credentials.
+    let mut cmd = Hoist::cmd();
+    cmd.env("CI_REGISTRY_IMAGE", format!("{}/group/project", reg.host()))
+        .env("CI_REGISTRY", reg.host())
+        .env("CI_REGISTRY_USER", "robot$proj+ci")
+        .env("CI_REGISTRY_PASSWORD", "harbor-pw")
+        .args(["chart", "push"])
+        .arg(&src);
+    let out = Hoist::run_cmd(cmd, None);
+    out.assert_success().assert_stderr_contains("CI_REGISTRY_IMAGE");
+    assert_eq!(reg.tags("group/project/demo"), ["0.1.0"]);
+    // Without credentials the same push is refused (the variables above were what made it work).
     let mut cmd = Hoist::cmd();
     cmd.env("CI_REGISTRY_IMAGE", format!("{}/group/project", reg.host())).args(["chart", "push"]).arg(&src);
-    let out = Hoist::run_cmd(cmd, None);
-    out.assert_success();
-    assert_eq!(reg.tags("group/project/demo"), ["0.1.0"]);
+    Hoist::run_cmd(cmd, None).assert_code(3);
     // Nothing to go on.
     Hoist::run(["chart", "push", src.to_str().unwrap()]).assert_code(2).assert_stderr_contains("no destination");
 }
