@@ -124,13 +124,18 @@ fn yaml(bytes: &[u8]) -> serde_json::Value {
 
 /// `hoist chart package DIR -d OUT` with a fixed epoch; returns the archive's bytes and path.
 fn package(dir: &Path, out: &Path, epoch: &str, extra: &[&str]) -> (Vec<u8>, PathBuf) {
-    let mut cmd = Hoist::cmd();
-    cmd.env("SOURCE_DATE_EPOCH", epoch).args(["chart", "package"]).arg(dir).arg("-d").arg(out).args(extra);
-    let o = Hoist::run_cmd(cmd, None);
+    let o = run_package(dir, out, epoch, extra);
     o.assert_success();
     let path = PathBuf::from(o.stdout().trim());
     assert!(path.starts_with(out), "stdout names the archive in -d: {}", o.stdout());
     (std::fs::read(&path).unwrap(), path)
+}
+
+/// `hoist chart package DIR -d OUT EXTRA…` with `SOURCE_DATE_EPOCH=epoch`, whatever the outcome.
+fn run_package(dir: &Path, out: &Path, epoch: &str, extra: &[&str]) -> Output {
+    let mut cmd = Hoist::cmd();
+    cmd.env("SOURCE_DATE_EPOCH", epoch).args(["chart", "package"]).arg(dir).arg("-d").arg(out).args(extra);
+    Hoist::run_cmd(cmd, None)
 }
 
 fn read_lines(path: &Path) -> Vec<String> {
@@ -328,7 +333,7 @@ fn conformance_charts_real_member_lists() {
     let work = tmp();
     let src = work.path().join("nginx");
     copy_dir(&nginx.join("src"), &src);
-    let out = Hoist::run(["chart", "package", src.to_str().unwrap(), "-d", work.path().to_str().unwrap()]);
+    let out = run_package(&src, work.path(), "0", &[]);
     out.assert_code(1).assert_stderr_contains("common").assert_stderr_contains("--dependency-update");
     copy_dir(&nginx.join("dep-source/common"), &src.join("charts/common"));
     let (tgz, _) = package(&src, &work.path().join("out"), "0", &[]);
@@ -361,14 +366,7 @@ fn conformance_nginx_dependency_from_file_repository() {
     // A lock out of step with Chart.yaml is refused before anything is fetched.
     let p = src.join("Chart.yaml");
     std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("2.x.x", "2.31.x")).unwrap();
-    let out = Hoist::run([
-        "chart",
-        "package",
-        src.to_str().unwrap(),
-        "-d",
-        work.path().to_str().unwrap(),
-        "--dependency-update",
-    ]);
+    let out = run_package(&src, work.path(), "0", &["--dependency-update"]);
     out.assert_code(1).assert_stderr_contains("Chart.lock is out of sync");
     std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("2.31.x", "2.x.x")).unwrap();
 
@@ -633,16 +631,7 @@ fn chart_dependency_from_https_repository() {
     std::fs::remove_file(src.join("charts/sub-0.1.0.tgz")).unwrap();
     let tampered = std::fs::read(repo_dir.join("sub-0.2.0.tgz")).unwrap();
     std::fs::write(repo_dir.join("sub-0.1.0.tgz"), tampered).unwrap();
-    let out = Hoist::run([
-        "chart",
-        "package",
-        src.to_str().unwrap(),
-        "-d",
-        work.path().to_str().unwrap(),
-        "--dependency-update",
-        "--ca-file",
-        &ca,
-    ]);
+    let out = run_package(&src, work.path(), "0", &["--dependency-update", "--ca-file", &ca]);
     out.assert_code(1).assert_stderr_contains("the index says");
     assert_eq!(std::fs::read_dir(src.join("charts")).unwrap().count(), 0, "nothing half-written in charts/");
 }
@@ -680,7 +669,7 @@ fn chart_invalid_charts_fail_cleanly() {
         v
     };
     for (dir, needle) in cases {
-        let out = Hoist::run(["chart", "package", dir.to_str().unwrap(), "-d", out_dir.to_str().unwrap()]);
+        let out = run_package(&dir, &out_dir, "0", &[]);
         assert!(!out.success(), "{} must fail", dir.display());
         out.assert_stderr_contains(needle);
         assert!(out.stdout().is_empty(), "{}", out.stdout());
