@@ -19,6 +19,7 @@ use crate::error::{Context, Result};
 use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
+use crate::registry::Event;
 use crate::registry::{credentials, Client, ClientOptions, Credential};
 
 /// How to push.
@@ -165,7 +166,7 @@ pub async fn push(
         let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
             .with_chunk_size(opts.chunk_size)
             .with_jobs(opts.jobs)
-            .with_warn(Arc::new(move |m: &str| warn_to.warn(m)));
+            .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
         repo.check_push_access().await.with_context(ctx)?;
         let sources = RemoteSources::new(&clients, opts.retry);
         // Layers first, then configs (a manifest's config last, as registries and clients expect).

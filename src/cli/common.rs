@@ -37,7 +37,8 @@ pub struct RegistryArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
     /// Upload in chunks of SIZE (e.g. 8MiB, 512KiB, 1000000) instead of one streaming PUT per blob —
-    /// for proxies that cap request bodies. Without it, hoist switches to 8 MiB chunks by itself after a 413.
+    /// for proxies that cap request bodies. Without it, a 413 makes hoist find a size that passes by
+    /// itself (8 MiB, then halving down to 64 KiB) and say which.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: Option<u64>,
 }

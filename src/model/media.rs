@@ -26,3 +26,14 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
+
+/// "layer", "config" or "blob", for messages.
+pub fn kind_of(media_type: &str) -> &'static str {
+    if media_type.contains("config") {
+        "config"
+    } else if media_type.contains("layer") || media_type.contains("tar") {
+        "layer"
+    } else {
+        "blob"
+    }
+}

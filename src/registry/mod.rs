@@ -2,14 +2,17 @@
 //!
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
+//! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
 //! - [`fetch`]: plain HTTPS downloads (Helm repository indexes and archives) over the same TLS and retries.
-//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
+//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], [`chunking`], `body`: the pieces those use.
 
 pub mod auth;
 mod body;
+pub mod chunking;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod events;
 pub mod fetch;
 pub mod ops;
 pub mod retry;
@@ -17,4 +20,5 @@ pub mod tls;
 
 pub use client::{Client, ClientOptions};
 pub use credentials::{Credential, CredentialSource, Secret};
-pub use ops::{BlobOutcome, Progress};
+pub use events::{Event, Progress};
+pub use ops::BlobOutcome;

@@ -16,10 +16,13 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 use super::body::BodySource;
+use super::chunking::AfterRefusal;
 use super::client::Client;
+pub use super::events::{Event, NoProgress, Notice, Progress};
 pub use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
-use crate::model::{media, Blob, Digest, Manifest};
+use crate::model::media::{self, kind_of};
+use crate::model::{Blob, Digest, Manifest};
 
 /// How a blob got to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,19 +35,6 @@ pub enum BlobOutcome {
     Mounted,
 }
 
-/// Receives upload progress. `restart` is called when a retry begins again from zero.
-pub trait Progress: Send + Sync {
-    fn advance(&self, bytes: u64);
-    fn restart(&self);
-}
-
-/// Progress nobody watches.
-pub struct NoProgress;
-impl Progress for NoProgress {
-    fn advance(&self, _: u64) {}
-    fn restart(&self) {}
-}
-
 /// One repository on one registry, with the scope set every request for it uses.
 pub struct Repository {
     pub client: Arc<Client>,
@@ -53,24 +43,13 @@ pub struct Repository {
     retry: RetryPolicy,
     /// Retries made, by reason ("503 Service Unavailable", "network error", …).
     retries: Mutex<BTreeMap<String, u32>>,
-    /// Chunk size for uploads; 0 = one streaming PUT per blob. Set by `--chunk-size`, or switched on
-    /// for the rest of the run when a proxy answers 413 to a monolithic upload.
-    chunk_size: AtomicU64,
-    /// Where to say things once (the switch to chunked uploads).
+    /// Where to say things once (the chunk size chosen after a 413, fewer uploads at a time).
     warn: Option<Notice>,
     /// Uploads allowed at once: starts at `--jobs`, and loses a permit each time the registry answers
     /// 429 or 503 (it is overloaded; more parallel uploads only make it worse), down to one.
     limiter: Arc<tokio::sync::Semaphore>,
     parallel: AtomicU64,
 }
-
-/// A sink for one-time notices to the user.
-pub type Notice = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// The chunk size hoist switches to after a 413: distribution handles ≥ 8 MiB chunks as cheaply as a
-/// monolithic upload, and it passes ingress-nginx's common 10m/16m limits (its 1 MiB default needs
-/// `--chunk-size 1MiB`).
-pub const FALLBACK_CHUNK: u64 = 8 << 20;
 
 impl Repository {
     /// A repository handle asking for `actions` (`pull` or `pull,push`) on `name`, plus pull on each
@@ -90,7 +69,6 @@ impl Repository {
             scopes,
             retry,
             retries: Mutex::new(BTreeMap::new()),
-            chunk_size: AtomicU64::new(0),
             warn: None,
             limiter: Arc::new(tokio::sync::Semaphore::new(1)),
             parallel: AtomicU64::new(1),
@@ -127,18 +105,19 @@ impl Repository {
                 }
             });
             if let Some(warn) = &self.warn {
-                warn(&format!("{} is overloaded (429/503): now {} upload(s) at a time", self.client.host(), cur - 1));
+                warn(&Event::BackedOff { host: self.client.host().to_string(), parallel: cur - 1 });
             }
         }
     }
 
-    /// Uploads in chunks of `bytes` (0 = monolithic).
+    /// Uploads in chunks of `bytes` (0 = monolithic) on this registry, unless a 413 already chose a
+    /// smaller size this run.
     pub fn with_chunk_size(self, bytes: u64) -> Self {
-        self.chunk_size.store(bytes, Ordering::Relaxed);
+        self.client.chunking().prefer(bytes);
         self
     }
 
-    /// Where one-time notices go (stderr in the CLI).
+    /// Where one-time [`Event`]s go (the reporter in the CLI, which words them).
     pub fn with_warn(mut self, warn: Notice) -> Self {
         self.warn = Some(warn);
         self
@@ -244,9 +223,8 @@ impl Repository {
         };
         let body = BodySource::new(blob, source, progress.clone()).await?;
         // Blobs streamed from another registry go in one PUT: their body cannot be cut into ranges.
-        let chunk = self.chunk_size.load(Ordering::Relaxed);
-        if chunk > 0 && matches!(body, BodySource::Local(..)) {
-            self.upload_chunked(blob, session, chunk, &body, &*progress).await?;
+        if self.client.chunking().size() > 0 && matches!(body, BodySource::Local(..)) {
+            self.upload_chunked(blob, session, &body, &*progress).await?;
             return Ok(BlobOutcome::Uploaded);
         }
         let url = with_digest(self.client.url(&session.location)?, &blob.digest);
@@ -264,46 +242,60 @@ impl Repository {
         }
         if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && matches!(body, BodySource::Local(..)) {
             // A proxy caps request bodies (ingress-nginx, Cloudflare): chunk this blob and the rest.
-            if self.chunk_size.compare_exchange(0, FALLBACK_CHUNK, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                if let Some(warn) = &self.warn {
-                    warn(&format!(
-                        "{} answered 413 Payload Too Large to a {} upload: switching to {} MiB chunks for the rest \
-                         of this run (set --chunk-size to choose)",
-                        self.client.host(),
-                        crate::progress::human_bytes(blob.size),
-                        FALLBACK_CHUNK >> 20
-                    ));
-                }
-            }
+            let refused = self.client.fail(resp).await;
+            self.after_refusal(refused, blob.size, session.min_chunk)?;
             progress.restart();
             let session = self.start_upload().await?;
-            self.upload_chunked(blob, session, self.chunk_size.load(Ordering::Relaxed), &body, &*progress).await?;
+            self.upload_chunked(blob, session, &body, &*progress).await?;
             return Ok(BlobOutcome::Uploaded);
         }
         Err(session_lost_is_retryable(self.client.fail(resp).await))
     }
 
-    /// Chunked upload: `PATCH` each range (always to the newest `Location`), then an empty `PUT`.
+    /// A 413 refused a body of `len` bytes: the chunk size is halved for this registry ([`super::chunking::Chunking`]),
+    /// or, when `len` was already the smallest chunk allowed, the push fails with a hint that says so.
+    fn after_refusal(&self, refused: Error, len: u64, min_chunk: Option<u64>) -> Result<()> {
+        match self.client.chunking().refused(len, min_chunk) {
+            AfterRefusal::Chunks(_) => Ok(()),
+            AfterRefusal::Floor(floor) => Err(Error::other(format!(
+                "{} refused a {len}-byte request body with 413 Payload Too Large ({})",
+                self.client.host(),
+                refused.message()
+            ))
+            .with_hint(format!(
+                "a proxy in front of {} caps request bodies below {} bytes, the smallest chunk hoist sends (64 KiB, or \
+                 the registry's OCI-Chunk-Min-Length): raise that limit (nginx: client_max_body_size; ingress-nginx: \
+                 the nginx.ingress.kubernetes.io/proxy-body-size annotation)",
+                self.client.host(),
+                floor
+            ))),
+        }
+    }
+
+    /// Chunked upload: `PATCH` each range (always to the newest `Location`), then an empty `PUT`. The
+    /// chunk size is the registry's ([`super::chunking::Chunking`]), read afresh for every chunk, so a size learned by
+    /// another upload applies at once.
     ///
     /// distribution 2.8 ignores `Content-Range` and appends whatever arrives, so a PATCH whose response
     /// was lost is never repeated blindly: we ask `GET <location>` for the `Range` the registry really
     /// has and go on from there. On distribution 2.8 that GET itself is refused once a PATCH landed
     /// unseen (the Location we hold carries a stale `_state` offset → 404 BLOB_UPLOAD_INVALID), and
     /// then the error is retryable and the whole blob starts over with a new POST. Registries that
-    /// answer the GET (the spec's behaviour) resume where they are.
+    /// answer the GET (the spec's behaviour) resume where they are. A 413 (a proxy's body cap) never
+    /// reached the registry: the chunk is halved and the upload goes on from the registry's `Range`.
     async fn upload_chunked(
         &self,
         blob: &Blob,
         session: Session,
-        chunk: u64,
         body: &BodySource,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let chunk = chunk.max(session.min_chunk.unwrap_or(1)).max(1);
+        let min_chunk = session.min_chunk;
         let mut location = session.location;
         let mut offset = 0u64;
         let mut resumes = 0u32;
         while offset < blob.size {
+            let chunk = self.client.chunking().size().max(min_chunk.unwrap_or(1)).max(1);
             let len = chunk.min(blob.size - offset);
             let url = self.client.url(&location)?;
             let range = format!("{}-{}", offset, offset + len - 1);
@@ -321,6 +313,18 @@ impl Repository {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                     location = location_of(&resp)?;
                     offset = range_end(&resp).unwrap_or(offset + len);
+                    self.chunk_passed();
+                    continue;
+                }
+                Ok(resp) if resp.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    let refused = self.client.fail(resp).await;
+                    self.after_refusal(refused, len, min_chunk)
+                        .map_err(|e| e.context(format!("sending bytes {range}")))?;
+                    // Where is the registry? (Nothing should have landed, but its word is the truth.)
+                    let (loc, have) = self.upload_status(&location).await?;
+                    (location, offset) = (loc, have);
+                    progress.restart();
+                    progress.advance(offset);
                     continue;
                 }
                 Ok(resp) => session_lost_is_retryable(self.client.fail(resp).await),
@@ -340,13 +344,26 @@ impl Repository {
             progress.restart();
             progress.advance(offset);
         }
-        let url = with_digest(self.client.url(&location)?, &blob.digest);
+        self.close_upload(&location, &blob.digest).await
+    }
+
+    /// The closing `PUT <location>&digest=` of a chunked upload.
+    async fn close_upload(&self, location: &str, digest: &Digest) -> Result<()> {
+        let url = with_digest(self.client.url(location)?, digest);
         // Close with an empty body: Harbor's quota middleware counts only a non-empty PUT body.
         let resp = self.client.send(&self.scopes, &|h| Ok(h.put(url.clone()).header(CONTENT_LENGTH, 0))).await?;
         if resp.status().is_success() {
             return Ok(());
         }
         Err(session_lost_is_retryable(self.client.fail(resp).await).context("closing the chunked upload"))
+    }
+
+    /// A chunk went through: once per size chosen after a 413, tell the user what it is and how to
+    /// choose it up front.
+    fn chunk_passed(&self) {
+        if let (Some((chunk, refused)), Some(warn)) = (self.client.chunking().passed(), &self.warn) {
+            warn(&Event::ChunkSizeChosen { host: self.client.host().to_string(), refused, chunk });
+        }
     }
 
     /// `GET <location>` → (newest location, bytes the registry holds).
@@ -602,15 +619,4 @@ fn next_link(header: &str) -> Option<String> {
         let end = part.find('>')?;
         Some(part[start..end].trim_start_matches('/').to_string())
     })
-}
-
-/// "layer", "config" or "blob", for messages.
-pub fn kind_of(media_type: &str) -> &'static str {
-    if media_type.contains("config") {
-        "config"
-    } else if media_type.contains("layer") || media_type.contains("tar") {
-        "layer"
-    } else {
-        "blob"
-    }
 }
