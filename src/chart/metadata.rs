@@ -141,6 +141,9 @@ fn scalar(what: &str, key: &str, v: &serde_norway::Value) -> Result<String> {
         Y::Null => String::new(),
         Y::String(s) => s.clone(),
         Y::Bool(b) => b.to_string(),
+        // sigs.k8s.io/yaml turns a YAML float bound for a string field into Go's
+        // FormatFloat(f, 'g', -1, 32): `appVersion: 1.10` is "1.1", `version: 1.0` is "1" (quote them).
+        Y::Number(n) if n.is_f64() => format!("{}", n.as_f64().unwrap_or_default() as f32),
         Y::Number(n) => n.to_string(),
         Y::Tagged(t) => return scalar(what, key, &t.value),
         _ => return Err(Error::other(format!("{what}: {key} must be a string"))),
@@ -457,6 +460,12 @@ mod tests {
             String::from_utf8(m.config_json()).unwrap(),
             r#"{"name":"x","version":"1.0.0","description":"a b ","apiVersion":"v1"}"#
         );
+    }
+
+    #[test]
+    fn unquoted_numbers_read_as_helm_reads_them() {
+        let m = Metadata::parse(b"name: x\nversion: 1.0\nappVersion: 1.10\nkubeVersion: 12\n").unwrap();
+        assert_eq!((m.version.as_str(), m.app_version.as_str(), m.kube_version.as_str()), ("1", "1.1", "12"));
     }
 
     #[test]
