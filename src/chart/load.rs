@@ -343,6 +343,40 @@ mod tests {
         assert_eq!(clean(""), ".");
     }
 
+    fn tgz(members: &[(&str, &str)]) -> Vec<u8> {
+        let m: Vec<(String, Vec<u8>)> = members.iter().map(|(n, d)| (n.to_string(), d.as_bytes().to_vec())).collect();
+        crate::chart::save::gzip(&crate::chart::save::tar_stream(&m, 0).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn archive_rules() {
+        let ok = archive_files(&tgz(&[("c/Chart.yaml", "\u{feff}name: c"), ("c\\templates\\x.yaml", "x")])).unwrap();
+        assert_eq!(ok[0], File { name: "Chart.yaml".into(), data: b"name: c".to_vec() }, "BOM stripped");
+        assert_eq!(ok[1].name, "templates/x.yaml", "backslashes are separators");
+        for (bad, why) in [
+            (&[("c/../../etc/passwd", "x")][..], "escapes"),
+            (&[("Chart.yaml", "x")][..], "outside the chart's directory"),
+            (&[("Chart.yaml/x", "x")][..], "not inside"),
+            (&[("c//abs", "x")][..], "absolute"),
+        ] {
+            let e = archive_files(&tgz(bad)).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn subcharts_in_name_order() {
+        let f = |n: &str, d: &str| File { name: n.into(), data: d.as_bytes().to_vec() };
+        let c = load_files(vec![
+            f("Chart.yaml", "apiVersion: v2\nname: a\nversion: 1.0.0\n"),
+            f("charts/zz/Chart.yaml", "name: alpha\nversion: 0.1.0\n"),
+            f("charts/aa/Chart.yaml", "name: beta\nversion: 0.1.0\n"),
+        ])
+        .unwrap();
+        let names: Vec<&str> = c.dependencies.iter().map(|d| d.metadata.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta"]);
+    }
+
     #[test]
     fn classifies_files() {
         let f = |n: &str, d: &str| File { name: n.into(), data: d.as_bytes().to_vec() };

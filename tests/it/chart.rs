@@ -556,6 +556,21 @@ fn chart_package_and_push_are_reproducible() {
 }
 
 #[test]
+fn chart_version_flags_take_git_tags() {
+    let work = tmp();
+    let src = work.path().join("demo");
+    sample_chart(&src, "0.0.1");
+    let (tgz, path) = package(&src, work.path(), "0", &["--version", "v2.0.0-rc.1", "--app-version", "v2.0.0"]);
+    assert_eq!(path.file_name().unwrap(), "demo-2.0.0-rc.1.tgz");
+    let ms = members_of(&tgz);
+    let chart = yaml(&ms[0].data);
+    assert_eq!((chart["version"].as_str(), chart["appVersion"].as_str()), (Some("2.0.0-rc.1"), Some("v2.0.0")));
+    run_package(&src, work.path(), "0", &["--version", "vNext"])
+        .assert_code(1)
+        .assert_stderr_contains("not a SemVer 2");
+}
+
+#[test]
 fn chart_push_default_destination_from_ci_env() {
     // A registry that wants a password: the Harbor and GitLab variables must bring their credentials.
     let reg = Registry::start(RegistryOpts::plain().auth(Auth::htpasswd("robot$proj+ci", "harbor-pw")));
@@ -660,6 +675,12 @@ fn chart_invalid_charts_fail_cleanly() {
         let d = fresh("big-file");
         std::fs::write(d.join("blob.bin"), vec![7u8; 5 * 1024 * 1024 + 1]).unwrap();
         v.push((d, "blob.bin is 5242881 bytes, larger than the 5 MiB"));
+        let d = fresh("too-big-chart");
+        for i in 0..21 {
+            // Sparse 5 MiB files: each within the per-file limit, 105 MiB together.
+            std::fs::File::create(d.join(format!("data-{i:02}.bin"))).unwrap().set_len(5 * 1024 * 1024).unwrap();
+        }
+        v.push((d, "larger than 100 MiB uncompressed"));
         let d = fresh("missing-dep");
         std::fs::remove_dir_all(d.join("charts")).unwrap();
         v.push((d, "dependencies that charts/ lacks: sub"));
