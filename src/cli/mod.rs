@@ -2,6 +2,7 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod chart;
 mod common;
 mod copy;
 mod index;
@@ -60,6 +61,8 @@ pub enum Command {
     /// Make multi-platform image indexes from per-platform images.
     #[command(after_help = index::EXAMPLES)]
     Index(index::IndexArgs),
+    /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
+    Chart(chart::ChartArgs),
 }
 
 impl Cli {
@@ -74,6 +77,7 @@ impl Cli {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Index(args) => index::run(args).await,
+            Command::Chart(args) => chart::run(args).await,
         }
     }
 }
