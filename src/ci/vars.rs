@@ -39,3 +39,9 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
+/// The project's name: `hoist doctor` checks push rights on `HARBOR_PROJECT/<it>` (Harbor grants per project).
+pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
+/// `CI_REGISTRY/<project path>`: the repository `hoist doctor` checks on GitLab's registry.
+pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
+/// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";

@@ -3,6 +3,7 @@
 
 mod build;
 mod common;
+mod doctor;
 mod push;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(build::BuildArgs),
+    /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Cli {
@@ -44,6 +48,7 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
 //! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
+//! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks).
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod harbor;
 pub mod ops;
 pub mod retry;
 pub mod tls;
