@@ -244,6 +244,10 @@ async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credentia
         if let Some(s) = checks::gitlab_token_elsewhere(name, &host, ci_registry.as_deref(), ok) {
             r.add(s);
         }
+        if !ok {
+            r.add(Step::skip("token", "not checked: every later check needs working credentials"));
+            return None;
+        }
     }
 
     let Some(repository) = r.target.repository.clone() else {

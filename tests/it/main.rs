@@ -2,6 +2,7 @@
 
 mod build;
 mod dockerfile_conformance;
+mod doctor;
 mod harness;
 mod harness_selftest;
 mod proxy_selftest;

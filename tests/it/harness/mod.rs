@@ -1,12 +1,13 @@
 //! The integration-test harness every hoist test uses: real CNCF distribution registries started on loopback
 //! ([`registry`]) with optional TLS ([`tls`]), htpasswd or token auth ([`token`]), deterministic image fixtures
-//! ([`fixtures`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
+//! ([`fixtures`]), a fake Harbor API in front of a real registry ([`harbor`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
 //! poking at registries directly ([`http`]) and a runner for the hoist binary ([`hoist`]). A missing external
 //! tool (`docker-registry`, `skopeo`, `umoci`) is a failing test, never a skip.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
 pub mod fixtures;
+pub mod harbor;
 pub mod hoist;
 pub mod http;
 pub mod proxy;
@@ -19,6 +20,7 @@ pub use fixtures::{
     blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
     LayoutSpec,
 };
+pub use harbor::{FakeProject, FakeRobot, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
