@@ -197,7 +197,7 @@ fn doctor_fake_harbor_robot_without_list_warns_but_passes() {
     // No argument: the CI variables point at the (fake) Harbor.
     let out = doctor(&[], |c| harbor_env(c, &fake, ROBOT, "pw"), None);
     out.assert_success()
-        .assert_stderr_contains(&format!("(from HARBOR_URL)"))
+        .assert_stderr_contains("(from HARBOR_URL)")
         .assert_stderr_contains("✔ harbor-project")
         .assert_stderr_contains("token for team/app grants pull,push")
         .assert_stderr_contains("✔ harbor-permissions")
