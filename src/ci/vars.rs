@@ -45,3 +45,7 @@ pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
 pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
 /// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
 pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+/// The XDG config root (Helm's `helm/registry/config.json` below it).
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";

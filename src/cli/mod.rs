@@ -4,6 +4,7 @@
 mod build;
 mod common;
 mod doctor;
+mod login;
 mod push;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,11 @@ pub enum Command {
     /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
     #[command(after_help = doctor::EXAMPLES)]
     Doctor(doctor::DoctorArgs),
+    /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
+    #[command(after_help = login::LOGIN_EXAMPLES)]
+    Login(login::LoginArgs),
+    /// Remove a registry's credentials from docker's and Helm's config.
+    Logout(login::LogoutArgs),
 }
 
 impl Cli {
@@ -49,6 +55,8 @@ impl Cli {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
         }
     }
 }

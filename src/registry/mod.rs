@@ -3,10 +3,12 @@
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
 //! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
+//! - [`authfile`]: writing docker's and Helm's `config.json` (`hoist login`/`logout`).
 //! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks).
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
 pub mod auth;
+pub mod authfile;
 mod body;
 pub mod client;
 pub mod credentials;

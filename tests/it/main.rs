@@ -5,6 +5,7 @@ mod dockerfile_conformance;
 mod doctor;
 mod harness;
 mod harness_selftest;
+mod login;
 mod proxy_selftest;
 mod push;
 mod resilience;
