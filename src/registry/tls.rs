@@ -122,19 +122,18 @@ fn store(sources: &[(TrustSource, Vec<CertificateDer<'static>>)]) -> Result<Root
     Ok(roots)
 }
 
-fn webpki_verifier(roots: RootCertStore) -> Result<Arc<dyn ServerCertVerifier>> {
-    let v = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+fn webpki_verifier(roots: RootCertStore) -> Result<Arc<WebPkiServerVerifier>> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
         .build()
-        .map_err(|e| Error::other(format!("TLS setup: {e}")))?;
-    Ok(v)
+        .map_err(|e| Error::other(format!("TLS setup: {e}")))
 }
 
 /// The verifier `opts` asks for: every trusted root, or none at all with `--insecure`.
-fn verifier(host: &str, opts: &TlsOptions) -> Result<Arc<dyn ServerCertVerifier>> {
+fn verifier(host: &str, opts: &TlsOptions) -> Result<Arc<Verifier>> {
     if opts.insecure {
-        return Ok(Arc::new(NoVerify(provider())));
+        return Ok(Arc::new(Verifier::new(None)));
     }
-    webpki_verifier(store(&trust_roots(host, opts)?)?)
+    Ok(Arc::new(Verifier::new(Some(webpki_verifier(store(&trust_roots(host, opts)?)?)?))))
 }
 
 /// Builds the rustls client config for `host` (`host[:port]`).
@@ -142,7 +141,7 @@ pub fn client_config(host: &str, opts: &TlsOptions) -> Result<ClientConfig> {
     config_with_verifier(host, opts, verifier(host, opts)?)
 }
 
-fn config_with_verifier(host: &str, opts: &TlsOptions, verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig> {
+fn config_with_verifier(host: &str, opts: &TlsOptions, verifier: Arc<Verifier>) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::other(format!("TLS setup: {e}")))?
@@ -187,7 +186,7 @@ pub struct TlsProbe {
 /// source verified the certificate (each source's roots alone are tried on the chain the server sent).
 pub fn probe(host: &str, addr: SocketAddr, opts: &TlsOptions, timeout: Duration) -> Result<TlsProbe> {
     let sources = if opts.insecure { Vec::new() } else { trust_roots(host, opts)? };
-    let recorder = Arc::new(Recording { inner: verifier(host, opts)?, chain: Mutex::new(None) });
+    let recorder = verifier(host, opts)?;
     let config = config_with_verifier(host, opts, recorder.clone())?;
     let client_cert = Some(certs_dir(host, opts).join("client.cert")).filter(|c| c.is_file());
     let mut report = TlsProbe {
@@ -249,48 +248,6 @@ fn server_name(host: &str) -> Result<ServerName<'static>> {
     ServerName::try_from(bare.to_string()).map_err(|e| Error::usage(format!("invalid host name {bare:?}: {e}")))
 }
 
-/// A verifier that remembers the chain it was shown, then asks `inner`.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<dyn ServerCertVerifier>,
-    #[allow(clippy::type_complexity)]
-    chain: Mutex<Option<(CertificateDer<'static>, Vec<CertificateDer<'static>>)>>,
-}
-
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        *self.chain.lock().expect("chain lock") =
-            Some((end_entity.clone().into_owned(), intermediates.iter().map(|c| c.clone().into_owned()).collect()));
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(file)
         .map_err(|e| Error::other(format!("reading CA file {}: {e}", file.display())))?
@@ -302,20 +259,38 @@ fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-/// `--insecure`: accepts any certificate, but still checks handshake signatures.
+/// The one certificate verifier: webpki against the trusted roots, or nothing at all with `--insecure` (handshake
+/// signatures are checked either way). It remembers the last chain it was shown, for [`probe`].
 #[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+struct Verifier {
+    /// `None` with `--insecure`.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    #[allow(clippy::type_complexity)]
+    chain: Mutex<Option<(CertificateDer<'static>, Vec<CertificateDer<'static>>)>>,
+}
 
-impl ServerCertVerifier for NoVerify {
+impl Verifier {
+    fn new(webpki: Option<Arc<WebPkiServerVerifier>>) -> Verifier {
+        Verifier { webpki, provider: provider(), chain: Mutex::new(None) }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        *self.chain.lock().expect("chain lock") =
+            Some((end_entity.clone().into_owned(), intermediates.iter().map(|c| c.clone().into_owned()).collect()));
+        match &self.webpki {
+            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
     fn verify_tls12_signature(
         &self,
@@ -323,7 +298,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -331,9 +306,9 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -16,6 +16,7 @@
 
 use super::http::{self, HttpAuth};
 use super::registry::{Auth, Registry, RegistryOpts};
+use super::server::ServerThread;
 use super::token::{Grant, TokenIssuerOpts};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -115,8 +116,7 @@ struct Shared {
 pub struct HarborFake {
     port: u16,
     registry: Registry,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl HarborFake {
@@ -144,7 +144,6 @@ impl HarborFake {
         let registry = Registry::start(RegistryOpts::plain().auth(Auth::Token(topts)));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake harbor");
         let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
         let shared = Arc::new(Shared {
             projects,
             robots,
@@ -152,34 +151,15 @@ impl HarborFake {
             issuer_host: registry.token_issuer().host(),
             self_host: format!("127.0.0.1:{port}"),
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("fake-harbor".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("fake harbor runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    let app = axum::Router::new()
-                        .fallback(handle)
-                        .layer(axum::extract::DefaultBodyLimit::disable())
-                        .with_state(shared);
-                    tokio::select! {
-                        r = axum::serve(listener, app) => { r.expect("fake harbor serve"); }
-                        _ = stop_rx => {}
-                    }
-                });
-            })
-            .expect("spawn fake harbor");
+        let app =
+            axum::Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::disable()).with_state(shared);
+        let server = ServerThread::axum("fake-harbor", 2, listener, app);
         eprintln!(
             "[harness] FAKE Harbor (tests/it/harness/harbor.rs, an API fake, not Harbor) on 127.0.0.1:{port}, \
              in front of docker-registry on {}",
             registry.host()
         );
-        HarborFake { port, registry, stop: Some(stop_tx), thread: Some(thread) }
+        HarborFake { port, registry, _server: server }
     }
 
     /// `127.0.0.1:PORT` of the fake (the "Harbor host").
@@ -190,17 +170,6 @@ impl HarborFake {
     /// The real registry behind the fake.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-}
-
-impl Drop for HarborFake {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod hoist;
 pub mod http;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod skopeo;
 pub mod tls;
 pub mod token;
