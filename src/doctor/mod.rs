@@ -7,8 +7,7 @@
 
 pub mod checks;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::ci::{host_of, vars, Env};
 use crate::error::{Error, Result};
@@ -16,7 +15,7 @@ use crate::model::{is_loopback_host, Reference};
 use crate::registry::auth::{repo_scope, Challenge};
 use crate::registry::client::Client;
 use crate::registry::harbor::Harbor;
-use crate::registry::{credentials, tls, ClientOptions, Credential};
+use crate::registry::{credentials, probe, tls, ClientOptions, Credential};
 pub use checks::{Mark, Step};
 
 /// How long DNS, TCP and the TLS handshake may each take.
@@ -152,36 +151,13 @@ async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credentia
     let host = r.target.host.clone();
     let (name, port) = split_host_port(&host, if opts.plain_http { 80 } else { 443 });
 
-    // DNS.
-    let answer = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::lookup_host((name.as_str(), port)))
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map(|addrs| {
-            let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-            ips.dedup();
-            ips
-        });
+    // DNS, then TCP to the first address that connects.
+    let answer = probe::resolve(&name, port, PROBE_TIMEOUT).await;
     let ips = answer.clone().unwrap_or_default();
     stop_on_fail(r.add(checks::dns(&name, &answer)))?;
-
-    // TCP: the first address that connects.
-    let started = Instant::now();
-    let mut connected = Err("no address".to_string());
-    for ip in &ips {
-        let addr = std::net::SocketAddr::new(*ip, port);
-        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => {
-                connected = Ok(addr);
-                break;
-            }
-            Ok(Err(e)) => connected = Err(e.to_string()),
-            Err(_) => connected = Err("timed out".into()),
-        }
-    }
-    let took = connected.clone().map(|_| started.elapsed());
-    let shown = connected.map_or_else(|_| format!("{name}:{port}"), |a| a.to_string());
-    stop_on_fail(r.add(checks::tcp(&shown, &took)))?;
+    let (connected, took) = probe::connect_first(&ips, port, PROBE_TIMEOUT).await;
+    let shown = connected.as_ref().map_or_else(|_| format!("{name}:{port}"), |a| a.to_string());
+    stop_on_fail(r.add(checks::tcp(&shown, &connected.map(|_| took))))?;
     let addr: std::net::SocketAddr = shown.parse().ok()?;
 
     // TLS.

@@ -4,6 +4,7 @@
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
 //! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
 //! - [`authfile`]: writing docker's and Helm's `config.json` (`hoist login`/`logout`).
+//! - [`probe`]: DNS and TCP probes for `hoist doctor` (its TLS probe is in [`tls`]).
 //! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks).
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod harbor;
 pub mod ops;
+pub mod probe;
 pub mod retry;
 pub mod tls;
 
