@@ -14,5 +14,6 @@ mod login;
 mod ops;
 mod proxy_selftest;
 mod push;
+mod realworld;
 mod resilience;
 mod tls;

@@ -55,7 +55,7 @@ pub fn require_tool(tool: &str) -> PathBuf {
     }
     panic!(
         "`{tool}` is not installed (not found on PATH); the integration tests need it: \
-         apt-get install docker-registry skopeo umoci"
+         apt-get install docker-registry skopeo umoci buildah"
     );
 }
 
