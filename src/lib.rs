@@ -9,6 +9,7 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`growing`]: a file read while it is written (layers uploaded while they are compressed).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
@@ -17,6 +18,7 @@ pub mod builder;
 pub mod ci;
 pub mod cli;
 pub mod error;
+pub mod growing;
 pub mod layout;
 pub mod model;
 pub mod progress;

@@ -1,6 +1,7 @@
 //! hoist's integration tests: one binary, real registries started on loopback by [`harness`].
 
 mod build;
+mod build_stream;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
