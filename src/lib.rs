@@ -10,6 +10,8 @@
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
 //! - [`growing`]: a file read while it is written (layers uploaded while they are compressed).
+//! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
+//! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
@@ -24,3 +26,5 @@ pub mod model;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod remote;
+pub mod rootfs;

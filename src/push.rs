@@ -23,6 +23,7 @@ use crate::growing::GrowingFile;
 use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
+use crate::registry::Event;
 use crate::registry::{credentials, Client, ClientOptions, Credential};
 
 /// How to push.
@@ -118,6 +119,11 @@ impl<'a> Clients<'a> {
         Clients { opts, env, by_host: Mutex::new(HashMap::new()) }
     }
 
+    /// The options these clients were made with.
+    pub fn options(&self) -> &'a PushOptions {
+        self.opts
+    }
+
     pub async fn get(&self, host: &str) -> Result<Arc<Client>> {
         let mut map = self.by_host.lock().await;
         if let Some(c) = map.get(host) {
@@ -138,20 +144,30 @@ pub async fn push(
     env: &dyn Env,
     reporter: &Arc<Reporter>,
 ) -> Result<PushReport> {
-    push_with(&Clients::new(opts, env), artifact, dests, reporter, &Streamed::default()).await
+    push_with(artifact, dests, &Clients::new(opts, env), reporter).await
 }
 
-/// [`push`] through `clients` (sharing their tokens and what they learned, such as a chunk size),
-/// counting the blobs in `streamed` as uploaded instead of sending them again.
+/// [`push`] through clients the caller already connected (it read the artifact through them).
 pub async fn push_with(
-    clients: &Clients<'_>,
     artifact: &Artifact,
     dests: &[Reference],
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+) -> Result<PushReport> {
+    push_streamed(artifact, dests, clients, reporter, &Streamed::default()).await
+}
+
+/// [`push_with`], counting the blobs in `streamed` (uploaded while `hoist build` wrote them, through
+/// the same `clients`) as done instead of sending them again.
+pub async fn push_streamed(
+    artifact: &Artifact,
+    dests: &[Reference],
+    clients: &Clients<'_>,
     reporter: &Arc<Reporter>,
     streamed: &Streamed,
 ) -> Result<PushReport> {
     let started = Instant::now();
-    let opts = clients.opts;
+    let opts = clients.options();
     // Group references by repository, keeping the order they were given.
     let mut groups: Vec<(String, String, Vec<&Reference>)> = Vec::new();
     for r in dests {
@@ -181,7 +197,7 @@ pub async fn push_with(
         let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
             .with_chunk_size(opts.chunk_size)
             .with_jobs(opts.jobs)
-            .with_warn(Arc::new(move |m: &str| warn_to.warn(m)));
+            .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
         repo.check_push_access().await.with_context(ctx)?;
         let sources = RemoteSources::new(clients, opts.retry);
         // Layers first, then configs (a manifest's config last, as registries and clients expect).
@@ -310,14 +326,14 @@ impl LayerStreams {
     /// Opens streaming to `dest`'s repository, checking push access first (so a build with no right
     /// to push fails before it compresses anything).
     pub async fn open(dest: &Reference, clients: &Clients<'_>, reporter: &Arc<Reporter>) -> Result<Arc<LayerStreams>> {
-        let opts = clients.opts;
+        let opts = clients.options();
         let ctx = || format!("pushing to {}/{}", dest.api_host(), dest.repository());
         let client = clients.get(dest.api_host()).await.with_context(ctx)?;
         let warn_to = reporter.clone();
         let repo = Repository::new(client, dest.repository(), "pull,push", &[], opts.retry)
             .with_chunk_size(opts.chunk_size)
             .with_jobs(opts.jobs)
-            .with_warn(Arc::new(move |m: &str| warn_to.warn(m)));
+            .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
         repo.check_push_access().await.with_context(ctx)?;
         Ok(Arc::new(LayerStreams {
             repo: Arc::new(repo),
