@@ -9,6 +9,7 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`growing`]: a file read while it is written (layers uploaded while they are compressed).
 //! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
 //! - [`chart`]: Helm chart packaging (as helm does, reproducibly) and the chart OCI artifact.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
@@ -23,6 +24,7 @@ pub mod ci;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod growing;
 pub mod layout;
 pub mod model;
 pub mod progress;
