@@ -2,6 +2,7 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod ci;
 mod common;
 mod push;
 
@@ -36,6 +37,8 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(build::BuildArgs),
+    /// What the GitLab CI context resolves to (`hoist ci refs`: the references a push would use).
+    Ci(ci::CiCmdArgs),
 }
 
 impl Cli {
@@ -44,6 +47,7 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(args).await,
+            Command::Ci(args) => ci::run(args).await,
         }
     }
 }

@@ -147,3 +147,20 @@ fn ci_without_a_registry_says_what_to_set() {
         .assert_stderr_contains("HARBOR_PROJECT")
         .assert_stderr_contains("CI_REGISTRY_IMAGE");
 }
+
+#[test]
+fn ci_refs_prints_what_a_push_would_use() {
+    let reg = Registry::plain();
+    let mut cmd = Hoist::cmd();
+    harbor_env(&mut cmd, &reg, "main");
+    cmd.args(["ci", "refs", "--extra-tag", "stable"]);
+    let out = Hoist::run_cmd(cmd, None);
+    out.assert_success().assert_no_leak(PASSWORD);
+    let host = reg.host();
+    assert_eq!(
+        out.stdout(),
+        format!("{host}/team/web-app:01234567\n{host}/team/web-app:main\n{host}/team/web-app:latest\n{host}/team/web-app:stable\n")
+    );
+    // Outside CI with no -t: usage error, exit 2.
+    Hoist::run(["ci", "refs"]).assert_code(2).assert_stderr_contains("no destination");
+}
