@@ -9,6 +9,7 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
@@ -23,4 +24,5 @@ pub mod model;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod remote;
 pub mod rootfs;

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::model::media::kind_of;
 use crate::model::Blob;
-pub use crate::registry::ops::Progress;
-use crate::registry::ops::{kind_of, BlobOutcome};
+use crate::registry::chunking::size_arg;
+use crate::registry::events::{Event, Progress};
+use crate::registry::BlobOutcome;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +94,11 @@ impl Reporter {
         }
     }
 
+    /// Words a registry [`Event`] as a warning.
+    pub fn event(&self, event: &Event) {
+        self.warn(&describe(event));
+    }
+
     /// The closing summary: shown even with `-q`.
     pub fn summary(&self, line: &str) {
         if let Some(m) = &self.multi {
@@ -112,6 +119,11 @@ impl Reporter {
 
     /// Starts tracking an upload.
     pub fn start(&self, blob: &Blob) -> Arc<BlobProgress> {
+        self.start_as(blob, "uploading")
+    }
+
+    /// Starts tracking a transfer the line calls `verb` ("uploading", "downloading").
+    pub fn start_as(&self, blob: &Blob, verb: &str) -> Arc<BlobProgress> {
         let label = format!("{} {}", kind_of(&blob.media_type), blob.digest.short());
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(blob.size));
@@ -127,7 +139,7 @@ impl Reporter {
             bar
         });
         if self.mode == Mode::Lines {
-            eprintln_flush(&format!("{label} uploading ({})", human_bytes(blob.size)));
+            eprintln_flush(&format!("{label} {verb} ({})", human_bytes(blob.size)));
         }
         Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
     }
@@ -145,6 +157,7 @@ impl Reporter {
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Skipped => "skipped",
+            BlobOutcome::Downloaded => "downloaded",
         };
         self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
     }
@@ -203,6 +216,22 @@ impl Progress for BlobProgress {
     }
 }
 
+/// One line for a registry event.
+pub fn describe(event: &Event) -> String {
+    match event {
+        Event::ChunkSizeChosen { host, refused, chunk } => {
+            let arg = size_arg(*chunk);
+            format!(
+                "{host} refuses request bodies of {refused} bytes (413 Payload Too Large from a proxy): uploading in \
+                 chunks of {arg} to it for the rest of this run; pass --chunk-size {arg} to start there"
+            )
+        }
+        Event::BackedOff { host, parallel } => {
+            format!("{host} is overloaded (429/503): now {parallel} upload(s) at a time")
+        }
+    }
+}
+
 fn eprintln_flush(line: &str) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "{line}");
@@ -225,6 +254,17 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `8 MiB`, `512 KiB` for sizes that are whole units (chunk sizes, as `--chunk-size` takes them), else
+/// [`human_bytes`].
+pub fn exact_bytes(n: u64) -> String {
+    match n {
+        0 => "0 B".into(),
+        n if n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => human_bytes(n),
+    }
+}
+
 /// `98.3 MB/s` (decimal megabytes, as network rates are quoted).
 pub fn rate(bytes: u64, secs: f64) -> String {
     if secs <= 0.0 {
@@ -243,6 +283,9 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512 << 20), "512.0 MiB");
         assert_eq!(rate(100_000_000, 2.0), "50.0 MB/s");
+        assert_eq!(exact_bytes(8 << 20), "8 MiB");
+        assert_eq!(exact_bytes(512 << 10), "512 KiB");
+        assert_eq!(exact_bytes(1000), "1000 B");
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
+/// Registry mirrors for pulls, `SRC=DEST` items comma-separated (after `--registry-mirror`).
+pub const HOIST_REGISTRY_MIRRORS: &str = "HOIST_REGISTRY_MIRRORS";
+/// A containers `registries.conf` with `[[registry.mirror]]`s (default `/etc/containers/registries.conf`).
+pub const CONTAINERS_REGISTRIES_CONF: &str = "CONTAINERS_REGISTRIES_CONF";
+/// GitLab's Dependency Proxy `host:port`.
+pub const CI_DEPENDENCY_PROXY_SERVER: &str = "CI_DEPENDENCY_PROXY_SERVER";
+/// GitLab's Dependency Proxy user (for `CI_DEPENDENCY_PROXY_SERVER`).
+pub const CI_DEPENDENCY_PROXY_USER: &str = "CI_DEPENDENCY_PROXY_USER";
+/// GitLab's Dependency Proxy password (the job token).
+pub const CI_DEPENDENCY_PROXY_PASSWORD: &str = "CI_DEPENDENCY_PROXY_PASSWORD";
 /// `true` in every GitLab CI job: turns on collapsible log sections.
 pub const GITLAB_CI: &str = "GITLAB_CI";
 /// GitLab's debug trace switch: hoist warns that the runner's trace (not hoist) shows variable values.

@@ -76,6 +76,12 @@ pub struct BuildArgs {
     /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
     #[arg(long)]
     pub no_cache: bool,
+    /// Pull registry images from a mirror first (repeatable): SRC=DEST, e.g.
+    /// docker.io=harbor.example.com/dockerhub-proxy; the origin is tried after the mirrors. Also
+    /// read: HOIST_REGISTRY_MIRRORS (comma-separated) and containers' registries.conf
+    /// (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf).
+    #[arg(long = "registry-mirror", value_name = "SRC=DEST")]
+    pub registry_mirrors: Vec<String>,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
@@ -160,6 +166,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         squash: args.squash,
         compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
+        mirrors: crate::registry::mirrors::Mirrors::load(&args.registry_mirrors, &env)?,
     };
     if args.check {
         if args.json {

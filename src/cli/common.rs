@@ -39,7 +39,8 @@ pub struct RegistryArgs {
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
     /// Upload in chunks of SIZE (e.g. 8MiB, 512KiB, 1000000) instead of one streaming PUT per blob —
-    /// for proxies that cap request bodies. Without it, hoist switches to 8 MiB chunks by itself after a 413.
+    /// for proxies that cap request bodies. Without it, a 413 makes hoist find a size that passes by
+    /// itself (8 MiB, then halving down to 64 KiB) and say which.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub chunk_size: Option<u64>,
 }
@@ -161,6 +162,22 @@ impl RegistryArgs {
             chunk_size: self.chunk_size.unwrap_or(0),
         })
     }
+}
+
+/// Where progress goes for a verb that talks to registries, with the `--insecure` warning said once.
+pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
+    use crate::progress::{Mode, Reporter};
+    let reporter = Reporter::new(Mode::detect(quiet));
+    if registry.insecure {
+        reporter
+            .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this traffic");
+    }
+    reporter
+}
+
+/// `--platform os/arch[/variant]`, when given.
+pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::plan::Platform>> {
+    arg.map(crate::builder::plan::Platform::parse).transpose()
 }
 
 impl OutputArgs {

@@ -10,7 +10,8 @@ use reqwest::Body;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::ops::{Progress, Repository};
+use super::events::Progress;
+use super::ops::Repository;
 use crate::error::{Error, Result};
 use crate::model::{Blob, BlobSource};
 

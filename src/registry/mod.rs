@@ -2,17 +2,23 @@
 //!
 //! - [`client`]: the transport — scheme, TLS, the auth handshake, token cache, sending requests.
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
-//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
+//! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
+//! - [`mirrors`]: registry mirrors — a reference to the ordered places to pull it from (pure).
+//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], [`chunking`], `body`: the pieces those use.
 
 pub mod auth;
 mod body;
+pub mod chunking;
 pub mod client;
 pub mod credentials;
 pub mod error;
+pub mod events;
+pub mod mirrors;
 pub mod ops;
 pub mod retry;
 pub mod tls;
 
 pub use client::{Client, ClientOptions};
 pub use credentials::{Credential, CredentialSource, Secret};
-pub use ops::{BlobOutcome, Progress};
+pub use events::{Event, Progress};
+pub use ops::BlobOutcome;

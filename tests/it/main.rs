@@ -1,11 +1,14 @@
 //! hoist's integration tests: one binary, real registries started on loopback by [`harness`].
 
 mod build;
+mod build_images;
+mod build_mirrors;
 mod ci;
 mod ci_templates;
 mod dockerfile_conformance;
 mod harness;
 mod harness_selftest;
+mod ops;
 mod proxy_selftest;
 mod push;
 mod resilience;

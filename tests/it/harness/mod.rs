@@ -9,6 +9,7 @@
 pub mod fixtures;
 pub mod hoist;
 pub mod http;
+pub mod images;
 pub mod proxy;
 pub mod registry;
 pub mod skopeo;
