@@ -119,9 +119,10 @@ fn ci_feature_branch_push_and_mr_pipeline_tags() {
     // A bare NAME goes under the Harbor project; a merge-request pipeline gets mr-<iid>.
     let mut cmd = Hoist::cmd();
     harbor_env(&mut cmd, &reg, "feature-x");
-    cmd.env_remove("CI_COMMIT_BRANCH").env("CI_MERGE_REQUEST_IID", "17");
+    cmd.env_remove("CI_COMMIT_BRANCH").env("CI_MERGE_REQUEST_IID", "17").env("CI_DEBUG_TRACE", "true");
     cmd.args(["push", &format!("oci:{}", src.display()), "worker", "--extra-tag", "review"]);
-    Hoist::run_cmd(cmd, None).assert_success();
+    // With the runner's debug trace on, hoist says what that exposes — and still prints no secret itself.
+    Hoist::run_cmd(cmd, None).assert_success().assert_stderr_contains("CI_DEBUG_TRACE").assert_no_leak(PASSWORD);
     let mut tags = reg.tags("team/worker");
     tags.sort();
     assert_eq!(tags, ["01234567", "mr-17", "review"]);
