@@ -2,7 +2,8 @@
 # hoist's whole test suite — the README's test command, and what .ci/run calls.
 #  1. unit tests and the integration tests (real registries on loopback, skopeo/umoci as readers,
 #     BuildKit's Dockerfile parser corpus and Helm's chart data from ../shared/conformance when present);
-#  2. the static release binary, and a push from an empty chroot with it.
+#  2. the static release binary, and a push from an empty chroot with it;
+#  3. hoist's own images built by hoist (scripts/release.sh), run from their unpacked roots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in docker-registry skopeo umoci rsync; do
@@ -23,6 +24,8 @@ echo "test.sh: building the static release binary"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target x86_64-unknown-linux-gnu
 if [ "$(id -u)" = 0 ]; then
   scripts/static-check.sh target/x86_64-unknown-linux-gnu/release/hoist
+  # hoist's own images (release and -debug), built by hoist from the same static binary.
+  scripts/image-check.sh
 else
   echo "test.sh: FAIL: the static-binary check needs root (chroot, mknod); run as root or via .ci/run" >&2
   exit 1

@@ -20,7 +20,7 @@ Examples:
   hoist build . -t registry.example.com/team/app:1.0
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
   hoist build --check --json
-  hoist build                   # in GitLab CI: push $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
+  hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
   hoist build -t worker --extra-tag stable --dotenv build.env";
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod build;
 mod chart;
+mod ci;
 mod common;
 mod copy;
 mod doctor;
@@ -45,6 +46,8 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(Box<build::BuildArgs>),
+    /// What the GitLab CI context resolves to (`hoist ci refs`: the references a push would use).
+    Ci(ci::CiCmdArgs),
     /// Copy an image or index between registries or repositories (mounting on one registry).
     #[command(after_help = copy::EXAMPLES)]
     Copy(copy::CopyArgs),
@@ -81,6 +84,7 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(*args).await,
+            Command::Ci(args) => ci::run(args).await,
             Command::Copy(args) => copy::run(args).await,
             Command::Tag(args) => tag::run(args).await,
             Command::Ls(args) => ls::run(args).await,
