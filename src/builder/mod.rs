@@ -54,6 +54,9 @@ pub struct BuildOptions {
     pub compression: layer::Compression,
     /// The layer cache directory ([`cache`]); `None` writes every layer anew.
     pub cache: Option<PathBuf>,
+    /// Where layers written afresh go as they are compressed (`hoist build -t` streams them to the
+    /// registry); `None` only writes them.
+    pub stream: Option<layer::Sink>,
     /// Where registry images are pulled from before their origin.
     pub mirrors: crate::registry::mirrors::Mirrors,
 }
@@ -226,7 +229,11 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     let mut input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
     input.images = Some(&sources);
     let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
-    let mut built = assemble(&stage, opts)?;
+    // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running.
+    let mut built = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => assemble(&stage, opts)?,
+        _ => tokio::task::block_in_place(|| assemble(&stage, opts))?,
+    };
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
@@ -376,13 +383,18 @@ fn write_layers(trees: &[layer::Tree], opts: &BuildOptions, dir: &Path) -> Resul
     let (epoch, jobs, compression) = (opts.epoch, opts.jobs.max(1), opts.compression);
     let cache = opts.cache.as_ref().map(cache::Cache::new);
     let cache = cache.as_ref();
+    // Only layers written afresh are streamed: a cache hit knows its digest, and the push engine
+    // checks the registry for it before sending anything.
+    let sink = opts.stream.as_ref();
     let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, bool)> {
-        let Some(cache) = cache else { return Ok((layer::write_layer(t, epoch, dir, &name, compression)?, false)) };
+        let Some(cache) = cache else {
+            return Ok((layer::write_layer_to(t, epoch, dir, &name, compression, sink)?, false));
+        };
         let key = cache::key(t, epoch, compression)?;
         if let Some(hit) = cache.get(&key) {
             return Ok((hit, true));
         }
-        let l = layer::write_layer(t, epoch, dir, &name, compression)?;
+        let l = layer::write_layer_to(t, epoch, dir, &name, compression, sink)?;
         let _ = cache.put(&key, &l);
         Ok((l, false))
     };
@@ -454,6 +466,7 @@ mod tests {
             squash: false,
             compression: layer::Compression::default(),
             cache: None,
+            stream: None,
             mirrors: Default::default(),
         };
         let p = check(&opts).unwrap();

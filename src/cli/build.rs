@@ -13,14 +13,14 @@ use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;
 use crate::progress::{Mode, Reporter};
-use crate::push::{Clients, PushReport};
+use crate::push::{push_streamed, Clients, LayerStreams, PushReport, Streamed};
 
 pub const EXAMPLES: &str = "\
 Examples:
   hoist build . -t registry.example.com/team/app:1.0
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
   hoist build --check --json
-  hoist build                   # in GitLab CI: push $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
+  hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
   hoist build -t worker --extra-tag stable --dotenv build.env";
 
 #[derive(Debug, Args)]
@@ -163,6 +163,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
         mirrors: args.mirrors.load(&env)?,
+        stream: None,
     };
     if args.check {
         if args.json {
@@ -193,11 +194,17 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             );
         }
         let clients = Clients::new(&push_opts, &env);
+        // Layers go to the first destination while they are compressed; the push counts them.
+        let streams = match dests.first() {
+            Some(dest) => Some(LayerStreams::open(dest, &clients, &reporter).await?),
+            None => None,
+        };
+        let stream = streams.as_ref().map(|s| s.sink());
         let mut images = Vec::new();
         for platform in &platforms {
             let _section =
                 reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
-            let opts = BuildOptions { platform: platform.clone(), ..opts.clone() };
+            let opts = BuildOptions { platform: platform.clone(), stream: stream.clone(), ..opts.clone() };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             images.push((platform.clone(), built));
         }
@@ -229,7 +236,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         } else {
             let report = {
                 let _section = reporter.section("hoist_push", &format!("pushing to {}", super::push::list(&dests)));
-                crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?
+                let streamed = match &streams {
+                    Some(s) => s.finish().await,
+                    None => Streamed::default(),
+                };
+                push_streamed(&artifact, &dests, &clients, &reporter, &streamed).await?
             };
             reporter.summary(&report.summary());
             report
