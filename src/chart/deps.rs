@@ -48,12 +48,14 @@ impl Want {
     }
 }
 
-/// Fetches what `dir`'s Chart.yaml declares and its `charts/` lacks. Returns the files written.
+/// Fetches what `dir`'s Chart.yaml declares and its `charts/` lacks (`file://` charts are packaged with
+/// mtimes `epoch`). Returns the files written.
 pub async fn update(
     dir: &Path,
     clients: &Clients<'_>,
     opts: &PushOptions,
     reporter: &Arc<Reporter>,
+    epoch: u64,
 ) -> Result<Vec<PathBuf>> {
     let chart = {
         let d = dir.to_path_buf();
@@ -71,7 +73,6 @@ pub async fn update(
         return Ok(Vec::new());
     }
     check_lock(&chart.metadata.dependencies, chart.lock.as_ref())?;
-    let epoch = crate::builder::config::build_epoch(&crate::ci::ProcessEnv)?;
     let mut written = Vec::new();
     for dep in missing {
         let want = match chart.lock.as_ref().and_then(|l| l.dependencies.iter().find(|d| d.name == dep.name)) {

@@ -106,7 +106,7 @@ async fn package_dir(
     let epoch = build_epoch(env)?;
     if flags.dependency_update {
         let clients = Clients::new(opts, env);
-        chart::deps::update(dir, &clients, opts, reporter).await?;
+        chart::deps::update(dir, &clients, opts, reporter, epoch).await?;
     }
     let popts = PackageOptions { version: flags.version.clone(), app_version: flags.app_version.clone(), epoch };
     let dir = dir.to_path_buf();
