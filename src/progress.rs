@@ -1,5 +1,6 @@
 //! Progress on stderr: live bars in a terminal, one line per blob start and end otherwise (CI logs),
-//! no per-blob output with `-q` — and the closing summary, always. Stdout is never touched here.
+//! no per-blob output with `-q` — and the closing summary, always. Inside GitLab CI (`GITLAB_CI=true`)
+//! long phases are wrapped in collapsible log sections ([`Reporter::section`]). Stdout is never touched here.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::media::kind_of;
-use crate::model::Blob;
+use crate::model::{Blob, Digest};
 use crate::registry::chunking::size_arg;
 use crate::registry::events::{Event, Progress};
 use crate::registry::BlobOutcome;
@@ -39,12 +40,37 @@ impl Mode {
 pub struct Reporter {
     mode: Mode,
     multi: Option<MultiProgress>,
+    /// Wrap phases in GitLab's collapsible log sections.
+    gitlab_sections: bool,
 }
 
 impl Reporter {
     pub fn new(mode: Mode) -> Arc<Reporter> {
+        Self::with_sections(mode, false)
+    }
+
+    /// A reporter that wraps phases in GitLab log sections when `env` says this is a GitLab job
+    /// (`GITLAB_CI=true`) and lines, not bars, are printed.
+    pub fn for_env(mode: Mode, env: &dyn crate::ci::Env) -> Arc<Reporter> {
+        let gitlab = env.var(crate::ci::vars::GITLAB_CI).is_some_and(|v| v == "true");
+        Self::with_sections(mode, gitlab && mode == Mode::Lines)
+    }
+
+    fn with_sections(mode: Mode, gitlab_sections: bool) -> Arc<Reporter> {
         let multi = (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Arc::new(Reporter { mode, multi })
+        Arc::new(Reporter { mode, multi, gitlab_sections })
+    }
+
+    /// Opens a collapsible GitLab log section (`name`: `[a-z0-9_]`), closed when the guard drops; elsewhere
+    /// the header is printed as a plain note.
+    pub fn section(&self, name: &str, header: &str) -> Section {
+        if self.gitlab_sections {
+            eprintln_flush(&section_marker("start", name, Some(header)));
+            Section { name: Some(name.to_string()) }
+        } else {
+            self.note(header);
+            Section { name: None }
+        }
     }
 
     /// A line for people (suppressed with `-q`), printed above any bars.
@@ -93,6 +119,11 @@ impl Reporter {
 
     /// Starts tracking an upload.
     pub fn start(&self, blob: &Blob) -> Arc<BlobProgress> {
+        self.start_as(blob, "uploading")
+    }
+
+    /// Starts tracking a transfer the line calls `verb` ("uploading", "downloading").
+    pub fn start_as(&self, blob: &Blob, verb: &str) -> Arc<BlobProgress> {
         let label = format!("{} {}", kind_of(&blob.media_type), blob.digest.short());
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(blob.size));
@@ -108,26 +139,98 @@ impl Reporter {
             bar
         });
         if self.mode == Mode::Lines {
-            eprintln_flush(&format!("{label} uploading ({})", human_bytes(blob.size)));
+            eprintln_flush(&format!("{label} {verb} ({})", human_bytes(blob.size)));
+        }
+        Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
+    }
+
+    /// Starts tracking an upload whose blob is still being written (`label` names it until its
+    /// digest is known; the size grows as it goes).
+    pub fn start_growing(&self, label: String) -> Arc<BlobProgress> {
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::no_length());
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>24} {spinner} {bytes:>10} {bytes_per_sec:>12} (compressing)")
+                    .expect("static template"),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        if self.mode == Mode::Lines {
+            eprintln_flush(&format!("{label} uploading while it is compressed"));
         }
         Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
     }
 
     /// Ends tracking an upload.
     pub fn finish(&self, p: &BlobProgress, outcome: BlobOutcome, size: u64) {
-        let secs = p.started.elapsed().as_secs_f64();
+        self.finish_as(p, &p.label, outcome, size);
+    }
+
+    /// Ends tracking an upload started by [`Reporter::start_growing`], naming the blob it became.
+    pub fn finish_growing(&self, p: &BlobProgress, media_type: &str, digest: &Digest, size: u64, outcome: BlobOutcome) {
+        let label = format!("{} {}", kind_of(media_type), digest.short());
+        match outcome {
+            BlobOutcome::Skipped => {
+                self.clear_bar(p);
+                self.note(&format!(
+                    "{label} was already in the registry: its upload was dropped ({})",
+                    human_bytes(size)
+                ));
+            }
+            _ => self.finish_as(p, &label, outcome, size),
+        }
+    }
+
+    /// Stops tracking an upload that failed (the failure is reported by the caller).
+    pub fn abandon(&self, p: &BlobProgress) {
+        self.clear_bar(p);
+    }
+
+    fn clear_bar(&self, p: &BlobProgress) {
         if let Some(bar) = &p.bar {
             bar.finish_and_clear();
             if let Some(m) = &self.multi {
                 m.remove(bar);
             }
         }
+    }
+
+    fn finish_as(&self, p: &BlobProgress, label: &str, outcome: BlobOutcome, size: u64) {
+        let secs = p.started.elapsed().as_secs_f64();
+        self.clear_bar(p);
         let verb = match outcome {
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Skipped => "skipped",
+            BlobOutcome::Downloaded => "downloaded",
         };
-        self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
+        self.note(&format!("{label} {verb} {} in {:.1} s ({})", human_bytes(size), secs, rate(size, secs)));
+    }
+}
+
+/// An open GitLab log section; dropping it closes it.
+#[must_use = "the section closes when this guard drops"]
+pub struct Section {
+    name: Option<String>,
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        if let Some(name) = &self.name {
+            eprintln_flush(&section_marker("end", name, None));
+        }
+    }
+}
+
+/// `\e[0Ksection_start:<unix seconds>:<name>[collapsed=true]\r\e[0K<header>` (GitLab's documented format)
+/// or the matching `section_end`.
+fn section_marker(which: &str, name: &str, header: Option<&str>) -> String {
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match header {
+        Some(h) => format!("\x1b[0Ksection_{which}:{ts}:{name}[collapsed=true]\r\x1b[0K{h}"),
+        None => format!("\x1b[0Ksection_{which}:{ts}:{name}\r\x1b[0K"),
     }
 }
 
@@ -230,5 +333,18 @@ mod tests {
         assert_eq!(exact_bytes(8 << 20), "8 MiB");
         assert_eq!(exact_bytes(512 << 10), "512 KiB");
         assert_eq!(exact_bytes(1000), "1000 B");
+    }
+
+    #[test]
+    fn gitlab_section_markers() {
+        let start = section_marker("start", "hoist_push", Some("Pushing"));
+        assert!(start.starts_with("\x1b[0Ksection_start:"), "{start:?}");
+        assert!(start.ends_with(":hoist_push[collapsed=true]\r\x1b[0KPushing"), "{start:?}");
+        let end = section_marker("end", "hoist_push", None);
+        assert!(end.starts_with("\x1b[0Ksection_end:") && end.ends_with(":hoist_push\r\x1b[0K"), "{end:?}");
+        let env = crate::ci::MapEnv::new([("GITLAB_CI", "true")]);
+        assert!(Reporter::for_env(Mode::Lines, &env).gitlab_sections);
+        assert!(!Reporter::for_env(Mode::Quiet, &env).gitlab_sections);
+        assert!(!Reporter::for_env(Mode::Lines, &crate::ci::MapEnv::new([])).gitlab_sections);
     }
 }

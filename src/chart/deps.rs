@@ -187,7 +187,7 @@ async fn from_oci(
         Want::Exact(v) => v.clone(),
         Want::Range(..) => {
             // Tags carry `+` as `_`.
-            let tags: Vec<String> = repo.tags().await?.into_iter().map(|t| t.replace('_', "+")).collect();
+            let tags: Vec<String> = repo.list_tags(None).await?.into_iter().map(|t| t.replace('_', "+")).collect();
             want.pick(tags.iter().map(String::as_str)).ok_or_else(|| {
                 Error::other(format!("no tag of {} is {}", reference.name(), want.describe()))
                     .with_hint(format!("tags there: {}", if tags.is_empty() { "none".into() } else { tags.join(", ") }))

@@ -2,6 +2,7 @@
 //! the [`Env`] trait so tests pass a map instead of mutating the process environment.
 
 pub mod chart_dest;
+pub mod context;
 pub mod vars;
 
 use std::collections::HashMap;
