@@ -43,22 +43,6 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 
-/// Copies a tree (files become writable 0644, so tests can touch them).
-fn copy_dir(src: &Path, dst: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
-}
-
 /// Sets every file's mtime under `dir` to `secs`.
 fn touch_all(dir: &Path, secs: u64) {
     for e in std::fs::read_dir(dir).unwrap() {
