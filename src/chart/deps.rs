@@ -1,7 +1,8 @@
 //! `--dependency-update`: fetches the dependencies Chart.yaml declares and `charts/` lacks, as
 //! `helm dependency build` would: the version pinned by Chart.lock (whose digest must match
 //! Chart.yaml's dependencies) or the highest version matching the constraint; from `oci://`
-//! repositories through hoist's registry transport (credentials as for images), from `https://`
+//! repositories through hoist's registry transport (credentials and registry mirrors as for images:
+//! each mirror first, the origin last), from `https://`
 //! repositories through their `index.yaml` (the archive's digest checked), from `file://` directories
 //! (packaged here, with their own `.helmignore`). Each lands in `charts/` as `<name>-<version>.tgz`,
 //! written through a temporary file and a rename.
@@ -17,6 +18,7 @@ use crate::error::{Context, Error, Result};
 use crate::model::{Digest, OciImageManifest, Reference};
 use crate::progress::Reporter;
 use crate::push::{Clients, PushOptions};
+use crate::registry::mirrors::Mirrors;
 use crate::registry::ops::Repository;
 
 /// The legacy layer type helm still accepts on pull.
@@ -48,12 +50,15 @@ impl Want {
     }
 }
 
-/// Fetches what `dir`'s Chart.yaml declares and its `charts/` lacks. Returns the files written.
+/// Fetches what `dir`'s Chart.yaml declares and its `charts/` lacks (`file://` charts are packaged with
+/// mtimes `epoch`). Returns the files written.
 pub async fn update(
     dir: &Path,
     clients: &Clients<'_>,
     opts: &PushOptions,
     reporter: &Arc<Reporter>,
+    mirrors: &Mirrors,
+    epoch: u64,
 ) -> Result<Vec<PathBuf>> {
     let chart = {
         let d = dir.to_path_buf();
@@ -71,7 +76,6 @@ pub async fn update(
         return Ok(Vec::new());
     }
     check_lock(&chart.metadata.dependencies, chart.lock.as_ref())?;
-    let epoch = crate::builder::config::build_epoch(&crate::ci::ProcessEnv)?;
     let mut written = Vec::new();
     for dep in missing {
         let want = match chart.lock.as_ref().and_then(|l| l.dependencies.iter().find(|d| d.name == dep.name)) {
@@ -85,7 +89,8 @@ pub async fn update(
             }
         };
         let ctx = || format!("fetching dependency {} ({})", dep.name, dep.repository);
-        let (version, tgz) = fetch(dir, dep, &want, clients, opts, epoch).await.with_context(ctx)?;
+        let source = Source { clients, opts, mirrors, reporter };
+        let (version, tgz) = fetch(dir, dep, &want, &source, epoch).await.with_context(ctx)?;
         // What came must be the chart asked for.
         let got = super::load_archive(&tgz).with_context(ctx)?;
         if got.metadata.name != dep.name || got.metadata.version != version {
@@ -120,12 +125,19 @@ fn check_lock(requested: &[Dependency], lock: Option<&Lock>) -> Result<()> {
     Ok(())
 }
 
+/// Where remote charts come from: the registry clients, their options, the mirrors; notes go to `reporter`.
+struct Source<'a> {
+    clients: &'a Clients<'a>,
+    opts: &'a PushOptions,
+    mirrors: &'a Mirrors,
+    reporter: &'a Arc<Reporter>,
+}
+
 async fn fetch(
     dir: &Path,
     dep: &Dependency,
     want: &Want,
-    clients: &Clients<'_>,
-    opts: &PushOptions,
+    source: &Source<'_>,
     epoch: u64,
 ) -> Result<(String, Vec<u8>)> {
     let repo = dep.repository.trim();
@@ -133,10 +145,10 @@ async fn fetch(
         return from_dir(&dir.join(path), dep, want, epoch);
     }
     if let Some(rest) = repo.strip_prefix("oci://") {
-        return from_oci(rest, dep, want, clients, opts).await;
+        return from_oci(rest, dep, want, source).await;
     }
     if repo.starts_with("https://") || repo.starts_with("http://") {
-        return from_index(repo, dep, want, opts).await;
+        return from_index(repo, dep, want, source.opts).await;
     }
     if repo.is_empty() {
         return Err(Error::usage(format!("dependency {} has no repository", dep.name)).with_hint(
@@ -172,23 +184,39 @@ fn from_dir(path: &Path, dep: &Dependency, want: &Want, epoch: u64) -> Result<(S
     Ok((version, pkg.tgz))
 }
 
-async fn from_oci(
-    base: &str,
-    dep: &Dependency,
-    want: &Want,
-    clients: &Clients<'_>,
-    opts: &PushOptions,
-) -> Result<(String, Vec<u8>)> {
-    let reference: Reference = format!("{}/{}", base.trim_end_matches('/'), dep.name).parse()?;
-    let client = clients.get(reference.api_host()).await?;
-    let repo = Repository::new(client, reference.repository(), "pull", &[], opts.retry);
+/// From an OCI repository `base/<name>`: each registry mirror of it first, the origin last.
+async fn from_oci(base: &str, dep: &Dependency, want: &Want, source: &Source<'_>) -> Result<(String, Vec<u8>)> {
+    let tag = match want {
+        Want::Exact(v) => v.replace('+', "_"),
+        Want::Range(..) => "latest".into(), // only to pick the mirrors; the tag comes from the tag list
+    };
+    let origin: Reference = format!("{}/{}:{tag}", base.trim_end_matches('/'), dep.name).parse()?;
+    let candidates = source.mirrors.candidates(&origin);
+    let last = candidates.len() - 1;
+    for (i, at) in candidates.into_iter().enumerate() {
+        match from_oci_at(&at, want, source).await {
+            Ok(found) => return Ok(found),
+            Err(e) if i < last => source.reporter.warn(&format!(
+                "mirror {} for {}: {e}; trying the next source",
+                at.name(),
+                origin.name()
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the origin is always a candidate")
+}
+
+async fn from_oci_at(at: &Reference, want: &Want, source: &Source<'_>) -> Result<(String, Vec<u8>)> {
+    let client = source.clients.get(at.api_host()).await?;
+    let repo = Repository::new(client, at.repository(), "pull", &[], source.opts.retry);
     let version = match want {
         Want::Exact(v) => v.clone(),
         Want::Range(..) => {
             // Tags carry `+` as `_`.
             let tags: Vec<String> = repo.list_tags(None).await?.into_iter().map(|t| t.replace('_', "+")).collect();
             want.pick(tags.iter().map(String::as_str)).ok_or_else(|| {
-                Error::other(format!("no tag of {} is {}", reference.name(), want.describe()))
+                Error::other(format!("no tag of {} is {}", at.name(), want.describe()))
                     .with_hint(format!("tags there: {}", if tags.is_empty() { "none".into() } else { tags.join(", ") }))
             })?
         }
@@ -200,9 +228,7 @@ async fn from_oci(
         .layers
         .iter()
         .find(|l| l.media_type == CHART_MEDIA_TYPE || l.media_type == LEGACY_CHART_MEDIA_TYPE)
-        .ok_or_else(|| {
-        Error::other(format!("{}:{version} is not a Helm chart (no chart layer)", reference.name()))
-    })?;
+        .ok_or_else(|| Error::other(format!("{}:{version} is not a Helm chart (no chart layer)", at.name())))?;
     if layer.size < 0 || layer.size as u64 > MAX_CHART_SIZE {
         return Err(Error::other(format!("the chart layer is {} bytes, too large for a chart", layer.size)));
     }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::common::{OutputArgs, RegistryArgs};
+use super::common::{chart_dotenv, reporter, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::config::{build_epoch, rfc3339};
 use crate::chart::{self, PackageOptions};
 use crate::ci::{chart_dest, Env, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::progress::{human_bytes, Mode, Reporter};
+use crate::progress::{human_bytes, Reporter};
 use crate::push::{Clients, PushOptions};
 
 pub const EXAMPLES: &str = "\
@@ -55,6 +55,8 @@ pub struct BuildFlags {
     /// at the Chart.lock version (digest checked) or the best match of the constraint, into charts/.
     #[arg(long)]
     pub dependency_update: bool,
+    #[command(flatten)]
+    pub mirrors: MirrorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +108,8 @@ async fn package_dir(
     let epoch = build_epoch(env)?;
     if flags.dependency_update {
         let clients = Clients::new(opts, env);
-        chart::deps::update(dir, &clients, opts, reporter).await?;
+        let mirrors = flags.mirrors.load(env)?;
+        chart::deps::update(dir, &clients, opts, reporter, &mirrors, epoch).await?;
     }
     let popts = PackageOptions { version: flags.version.clone(), app_version: flags.app_version.clone(), epoch };
     let dir = dir.to_path_buf();
@@ -121,7 +124,7 @@ async fn package_dir(
 
 async fn package(args: PackageArgs) -> Result<()> {
     let env = ProcessEnv;
-    let reporter = Reporter::new(Mode::detect(args.quiet));
+    let reporter = reporter(&args.registry, args.quiet);
     let opts = args.registry.push_options(&env, 4, Vec::new())?;
     let pkg = package_dir(&args.chart_dir, &args.build, &opts, &env, &reporter).await?;
     let path = chart::write_atomically(&args.destination, &pkg.file_name, &pkg.tgz)?;
@@ -139,12 +142,8 @@ async fn package(args: PackageArgs) -> Result<()> {
 
 async fn push(args: PushArgs) -> Result<()> {
     let env = ProcessEnv;
-    let reporter = Reporter::new(Mode::detect(args.output.quiet));
+    let reporter = reporter(&args.registry, args.output.quiet);
     let opts = args.registry.push_options(&env, 4, Vec::new())?;
-    if args.registry.insecure {
-        reporter
-            .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this push");
-    }
     let dest = match &args.dest {
         Some(d) => d.clone(),
         None => {
@@ -195,7 +194,7 @@ async fn push(args: PushArgs) -> Result<()> {
     let artifact = chart::oci::artifact(tgz, &metadata, prov, &rfc3339(epoch));
     let report = crate::push::push(&artifact, std::slice::from_ref(&reference), &opts, &env, &reporter).await?;
     reporter.summary(&report.summary());
-    args.output.emit(&report)
+    args.output.emit_with(&report, &chart_dotenv(&metadata.name, &metadata.version, &reference, &report.digest))
 }
 
 #[cfg(test)]

@@ -43,22 +43,6 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
 }
 
-/// Copies a tree (files become writable 0644, so tests can touch them).
-fn copy_dir(src: &Path, dst: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), &to).unwrap();
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
-}
-
 /// Sets every file's mtime under `dir` to `secs`.
 fn touch_all(dir: &Path, secs: u64) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -468,11 +452,22 @@ fn chart_push_reads_back_with_skopeo() {
         .arg(&digest_file)
         .arg("--metadata-file")
         .arg(&meta_file);
+    let dotenv = work.path().join("chart.env");
+    cmd.arg("--dotenv").arg(&dotenv);
     let out = Hoist::run_cmd(cmd, Some(b"s3cret-pw\n"));
     out.assert_success().assert_no_leak("s3cret-pw").assert_stderr_contains("1.2.3_build.7");
     let reference = format!("{}/team/charts/demo:1.2.3_build.7", reg.host());
     let digest = std::fs::read_to_string(&digest_file).unwrap().trim().to_string();
     assert_eq!(out.stdout(), format!("{reference}@{digest}\n"));
+    let env = std::fs::read_to_string(&dotenv).unwrap();
+    for line in [
+        "HOIST_CHART_NAME=demo".to_string(),
+        "HOIST_CHART_VERSION=1.2.3+build.7".to_string(),
+        format!("HOIST_CHART_REF=oci://{}/team/charts/demo", reg.host()),
+        format!("HOIST_CHART_DIGEST={digest}"),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing from the dotenv report:\n{env}");
+    }
     let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_file).unwrap()).unwrap();
     assert_eq!(meta["digest"], digest.as_str());
     assert_eq!(meta["blobs"].as_array().unwrap().len(), 2);
@@ -609,6 +604,34 @@ fn chart_push_default_destination_from_ci_env() {
     Hoist::run_cmd(cmd, None).assert_code(3);
     // Nothing to go on.
     Hoist::run(["chart", "push", src.to_str().unwrap()]).assert_code(2).assert_stderr_contains("no destination");
+}
+
+#[test]
+fn chart_oci_dependency_through_a_registry_mirror() {
+    // The dependency's registry is unreachable; its mirror has the chart.
+    let mirror = Registry::plain();
+    let work = tmp();
+    let sub = work.path().join("sub");
+    std::fs::create_dir_all(sub.join("templates")).unwrap();
+    std::fs::write(sub.join("Chart.yaml"), "apiVersion: v2\nname: sub\nversion: 0.4.0\n").unwrap();
+    std::fs::write(sub.join("templates/cm.yaml"), "kind: ConfigMap\n").unwrap();
+    Hoist::run(["chart", "push", sub.to_str().unwrap(), &format!("oci://{}/mirror/charts", mirror.host())])
+        .assert_success();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Chart.yaml"),
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: sub\n  version: '>=0.2'\n  \
+         repository: oci://127.0.0.1:1/charts\n",
+    )
+    .unwrap();
+    let rule = format!("127.0.0.1:1={}/mirror", mirror.host());
+    let (tgz, _) = package(&app, &work.path().join("out"), "0", &["--dependency-update", "--registry-mirror", &rule]);
+    assert_eq!(
+        names(&members_of(&tgz)),
+        ["app/Chart.yaml", "app/charts/sub/Chart.yaml", "app/charts/sub/templates/cm.yaml"]
+    );
+    assert!(app.join("charts/sub-0.4.0.tgz").is_file());
 }
 
 #[test]

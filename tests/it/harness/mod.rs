@@ -164,6 +164,24 @@ pub fn run_with_timeout(
     std::process::Output { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
 }
 
+/// Copies a directory tree, keeping file modes but making every file writable by its owner (sources
+/// such as `../shared` are read-only, and tests edit or touch their copies).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display())) {
+        let e = e.expect("directory entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap_or_else(|err| panic!("copying {}: {err}", e.path().display()));
+            let mode = std::fs::metadata(&target).expect("copied file").permissions().mode();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode | 0o200)).expect("chmod u+w");
+        }
+    }
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
