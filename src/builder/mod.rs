@@ -131,8 +131,8 @@ pub fn combine(
     (Artifact { blobs, manifests }, spools)
 }
 
-/// Reads and parses the Dockerfile, opens the context, outlines the stages.
-pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+/// Reads and parses the Dockerfile: (the Dockerfile, its name for messages, its path).
+fn read_dockerfile(opts: &BuildOptions) -> Result<(Dockerfile, String, PathBuf)> {
     let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
     let file_name = file.file_name().map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
     let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -140,10 +140,47 @@ pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
     })?;
     let dockerfile =
         dockerfile::parse(&text).map_err(|e| Error::usage(format!("{file_name}:{}: {}", e.line, e.message)))?;
-    let context = BuildContext::open(&opts.context)?;
+    Ok((dockerfile, file_name, file))
+}
+
+/// Reads and parses the Dockerfile, opens the context, outlines the stages.
+pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+    let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+    let context = BuildContext::open_for(&opts.context, Some(&file))?;
     let input = input_of(&dockerfile, &file_name, &context, opts);
     let outline = plan::outline(&input)?;
     Ok(Prepared { dockerfile, file_name, context, outline })
+}
+
+/// `--check --json`: one JSON document whatever fails — reading, parsing, the context, the stage
+/// outline or the evaluation — with as much as was learnt before (`instructions`, `stages`), and
+/// the outcome.
+pub fn check_report(opts: &BuildOptions) -> (Value, Result<()>) {
+    let name = opts
+        .file
+        .as_ref()
+        .and_then(|f| f.file_name())
+        .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
+    let mut doc = json!({"file": name, "ok": false, "error": null, "hint": null, "stages": [], "instructions": []});
+    let result = (|| -> Result<()> {
+        let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+        doc["instructions"] = instructions_json(&dockerfile);
+        let context = BuildContext::open_for(&opts.context, Some(&file))?;
+        let input = input_of(&dockerfile, &file_name, &context, opts);
+        let outline = plan::outline(&input)?;
+        doc["stages"] = outline
+            .stages
+            .iter()
+            .map(|s| json!({"index": s.index, "name": s.name, "from": s.from, "line": s.line, "needed": outline.needed[s.index]}))
+            .collect();
+        plan::evaluate(&input, &outline, &HashMap::new()).map(|_| ())
+    })();
+    doc["ok"] = json!(result.is_ok());
+    if let Err(e) = &result {
+        doc["error"] = json!(e.to_string());
+        doc["hint"] = json!(e.hint());
+    }
+    (doc, result)
 }
 
 fn input_of<'a>(df: &'a Dockerfile, name: &'a str, ctx: &'a BuildContext, opts: &'a BuildOptions) -> PlanInput<'a> {

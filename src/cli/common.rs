@@ -164,6 +164,23 @@ impl RegistryArgs {
     }
 }
 
+/// Registry mirrors for verbs that read images (the same rules `hoist build` reads for its bases).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct MirrorArgs {
+    /// Read images of SRC (a registry or registry/path prefix) from mirror DEST first, the origin
+    /// last (repeatable). Also read: HOIST_REGISTRY_MIRRORS (comma-separated) and containers'
+    /// registries.conf (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf).
+    #[arg(long = "registry-mirror", value_name = "SRC=DEST")]
+    pub registry_mirrors: Vec<String>,
+}
+
+impl MirrorArgs {
+    pub fn load(&self, env: &dyn Env) -> Result<crate::registry::mirrors::Mirrors> {
+        crate::registry::mirrors::Mirrors::load(&self.registry_mirrors, env)
+    }
+}
+
 /// Where progress goes for a verb that talks to registries, with the `--insecure` warning said once.
 pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
     use crate::progress::{Mode, Reporter};
