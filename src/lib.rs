@@ -9,6 +9,7 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`doctor`]: `hoist doctor`'s checks (pure diagnoses in `doctor::checks`) and their report.
@@ -25,4 +26,5 @@ pub mod model;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod remote;
 pub mod rootfs;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{OutputArgs, RegistryArgs};
+use super::common::{CiArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
@@ -19,7 +19,9 @@ pub const EXAMPLES: &str = "\
 Examples:
   hoist build . -t registry.example.com/team/app:1.0
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
-  hoist build --check --json";
+  hoist build --check --json
+  hoist build                   # in GitLab CI: push $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
+  hoist build -t worker --extra-tag stable --dotenv build.env";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -29,7 +31,9 @@ pub struct BuildArgs {
     /// The Dockerfile (default: CONTEXT/Dockerfile).
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Push the image here (repeatable): host[:port]/repository[:tag].
+    /// Push the image here (repeatable): host[:port]/repository[:tag]. In GitLab CI: without -t (and
+    /// without --output) the image goes to the CI destination; NAME[:TAG] without a host goes under
+    /// $HARBOR_PROJECT; a -t without a tag gets the pipeline's tags.
     #[arg(long = "tag", short = 't', value_name = "DEST")]
     pub tags: Vec<String>,
     /// A build argument, KEY=VALUE (repeatable); KEY alone takes the value from the environment.
@@ -72,9 +76,17 @@ pub struct BuildArgs {
     /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
     #[arg(long)]
     pub no_cache: bool,
+    /// Pull registry images from a mirror first (repeatable): SRC=DEST, e.g.
+    /// docker.io=harbor.example.com/dockerhub-proxy; the origin is tried after the mirrors. Also
+    /// read: HOIST_REGISTRY_MIRRORS (comma-separated) and containers' registries.conf
+    /// (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf).
+    #[arg(long = "registry-mirror", value_name = "SRC=DEST")]
+    pub registry_mirrors: Vec<String>,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    #[command(flatten)]
+    pub ci: CiArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -133,19 +145,28 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     }
     let env = ProcessEnv;
     let platforms = args.platform.split(',').map(|p| Platform::parse(p.trim())).collect::<Result<Vec<_>>>()?;
+    let epoch = build::config::build_epoch(&env)?;
+    let ci_context = crate::ci::context::CiContext::from_env(&env, args.ci.name.as_deref());
+    // CI metadata first, so --label/--annotation override it.
+    let ci_meta = ci_context.metadata(Some(build::config::rfc3339(epoch)));
+    let mut labels = ci_meta.clone();
+    labels.extend(pairs("--label", &args.labels, false)?);
+    let mut annotations = ci_meta;
+    annotations.extend(pairs("--annotation", &args.annotations, false)?);
     let opts = BuildOptions {
         context: args.context.clone(),
         file: args.file.clone(),
         build_args: pairs("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
-        labels: pairs("--label", &args.labels, false)?,
-        annotations: pairs("--annotation", &args.annotations, false)?,
+        labels,
+        annotations,
         platform: platforms[0].clone(),
-        epoch: build::config::build_epoch(&env)?,
+        epoch,
         jobs: args.jobs,
         squash: args.squash,
         compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
+        mirrors: crate::registry::mirrors::Mirrors::load(&args.registry_mirrors, &env)?,
     };
     if args.check {
         if args.json {
@@ -170,15 +191,16 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             Ok(())
         }
     } else {
-        let dests = args.tags.iter().map(|d| d.parse::<Reference>()).collect::<Result<Vec<_>>>()?;
         let output = args.output.as_deref().map(parse_output).transpose()?;
-        if dests.is_empty() && output.is_none() {
-            return Err(Error::usage(
-                "nothing to do: give -t DEST, --output oci:DIR[:TAG] or docker-archive:FILE, or --check",
-            ));
-        }
+        // No -t and no --output: the CI destination (an error outside CI says what to set).
+        let dests: Vec<Reference> = if args.tags.is_empty() && output.is_some() {
+            Vec::new()
+        } else {
+            args.ci.destinations(&env, &args.tags)?.1
+        };
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
-        let reporter = Reporter::new(Mode::detect(args.output_args.quiet));
+        let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
+        args.ci.warn(&ci_context, &env, &reporter);
         if args.registry.insecure {
             reporter.warn(
                 "--insecure: TLS certificates are not verified; anyone on the path can read and change this push",
@@ -187,6 +209,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let clients = Clients::new(&push_opts, &env);
         let mut images = Vec::new();
         for platform in &platforms {
+            let _section =
+                reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
             let opts = BuildOptions { platform: platform.clone(), ..opts.clone() };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             images.push((platform.clone(), built));
@@ -217,7 +241,10 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 retries: BTreeMap::new(),
             }
         } else {
-            let report = crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?;
+            let report = {
+                let _section = reporter.section("hoist_push", &format!("pushing to {}", super::push::list(&dests)));
+                crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?
+            };
             reporter.summary(&report.summary());
             report
         };

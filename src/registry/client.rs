@@ -14,6 +14,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use url::Url;
 
 use super::auth::{self, Challenge, Token, TokenCache, TokenResponse};
+use super::chunking::Chunking;
 use super::credentials::{Credential, CredentialSource};
 use super::error as rerr;
 use super::tls::{self, TlsOptions};
@@ -39,6 +40,8 @@ pub struct Client {
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
     token_requests: AtomicU64,
+    /// The upload chunk size for this registry (learned from 413s, or `--chunk-size`).
+    chunking: Chunking,
 }
 
 impl std::fmt::Debug for Client {
@@ -76,6 +79,7 @@ impl Client {
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             token_requests: AtomicU64::new(0),
+            chunking: Chunking::default(),
         };
         client.learn_from_ping(resp).await?;
         Ok(Arc::new(client))
@@ -140,6 +144,11 @@ impl Client {
         if let Some(c) = parsed {
             *self.challenge.lock().expect("challenge lock") = Some(c);
         }
+    }
+
+    /// How big upload bodies may be on this registry.
+    pub fn chunking(&self) -> &Chunking {
+        &self.chunking
     }
 
     pub fn host(&self) -> &str {

@@ -6,16 +6,19 @@
 //! - [`authfile`]: writing docker's and Helm's `config.json` (`hoist login`/`logout`).
 //! - [`probe`]: DNS and TCP probes for `hoist doctor` (its TLS probe is in [`tls`]).
 //! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks).
-//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], `body`: the pieces those use.
+//! - [`mirrors`]: registry mirrors — a reference to the ordered places to pull it from (pure).
+//! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], [`chunking`], `body`: the pieces those use.
 
 pub mod auth;
 pub mod authfile;
 mod body;
+pub mod chunking;
 pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod harbor;
+pub mod mirrors;
 pub mod ops;
 pub mod probe;
 pub mod retry;

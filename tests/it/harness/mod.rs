@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod harbor;
 pub mod hoist;
 pub mod http;
+pub mod images;
 pub mod proxy;
 pub mod registry;
 pub mod server;
@@ -18,8 +19,8 @@ pub mod tls;
 pub mod token;
 
 pub use fixtures::{
-    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
-    LayoutSpec,
+    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, oci_layout_with_tars, DockerArchive, ImageInfo,
+    IndexLayout, LayerSpec, LayoutSpec,
 };
 pub use harbor::{FakeProject, FakeRobot, HarborFake};
 pub use hoist::{Hoist, Output};
