@@ -154,7 +154,7 @@ async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credentia
     let (name, port) = split_host_port(&host, if opts.plain_http { 80 } else { 443 });
 
     // DNS, then TCP to the first address that connects.
-    let answer = probe::resolve(&name, port, PROBE_TIMEOUT).await;
+    let answer = probe::resolve(&name, PROBE_TIMEOUT).await;
     let ips = answer.clone().unwrap_or_default();
     stop_on_fail(r.add(checks::dns(&name, &answer)))?;
     let (connected, took) = probe::connect_first(&ips, port, PROBE_TIMEOUT).await;
