@@ -1,7 +1,8 @@
 //! `hoist doctor` against each failure it names — a port serving HTML, an untrusted CA, a bad password, a token
 //! without push, a robot name eaten by `$`, a GitLab job token on another registry — and, on the **fake Harbor**
 //! (harness/harbor.rs: Harbor's documented API in front of a real registry, not Harbor itself), a robot without
-//! List, a missing project and an immutable `latest`; plus a healthy registry (exit 0) and `--json`.
+//! List, List/Read without Push, a missing project, a full quota and an immutable `latest`; plus no credentials,
+//! a healthy registry (exit 0) and `--json`.
 
 use crate::harness::*;
 use std::io::{Read, Write};
