@@ -1,11 +1,21 @@
-# hoist's own image: the static binary and nothing else. hoist builds it itself (no daemon):
-#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu
-#   target/x86_64-unknown-linux-gnu/release/hoist build . -t registry.example.com/tools/hoist:0.1.0
-# With no CA bundle in the image, hoist falls back to the Mozilla roots compiled into it; mount or COPY a
-# bundle and set SSL_CERT_FILE to trust a private CA (or use --ca-file / CI_SERVER_TLS_CA_FILE).
-FROM scratch
+# hoist's own images, built by hoist itself (no daemon) — scripts/release.sh builds the static binary,
+# stages a CA bundle and busybox under target/image/, then runs `hoist build` for both targets:
+#   hoist:VERSION        (the default target): the static binary and a CA bundle, ENTRYPOINT ["hoist"];
+#   hoist:VERSION-debug  (--target debug): the same plus busybox's shell and tools, for GitLab jobs,
+#                        whose `script:` needs a shell (use it with `entrypoint: [""]`).
+# After `scripts/release.sh --stage`, `docker build .` and `docker build --target debug .` work too.
+FROM scratch AS release
+COPY target/image/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY target/x86_64-unknown-linux-gnu/release/hoist /usr/local/bin/hoist
+ENV PATH=/usr/local/bin:/bin \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 LABEL org.opencontainers.image.title="hoist" \
       org.opencontainers.image.description="Build and push OCI images and Helm charts without a Docker daemon"
-ENTRYPOINT ["/usr/local/bin/hoist"]
+ENTRYPOINT ["hoist"]
 CMD ["--help"]
+
+FROM release AS debug
+COPY target/image/busybox/ /bin/
+CMD []
+
+FROM release

@@ -271,7 +271,8 @@ impl CiContext {
         for (name, tag) in repos {
             let mut tags: Vec<String> = match tag {
                 Some(t) => vec![t],
-                None if ci_tags.is_empty() => vec!["latest".to_string()],
+                // Nothing from the policy and no extra tag: `latest` rather than no tag at all.
+                None if ci_tags.is_empty() && extra.is_empty() => vec!["latest".to_string()],
                 None => ci_tags.clone(),
             };
             for e in extra {
@@ -620,6 +621,8 @@ mod tests {
         let given = vec!["r.io/a".to_string()];
         let d = c.destinations(&given, &TagPolicy::parse("none").unwrap(), &[]).unwrap();
         assert_eq!(d[0].to_string(), "r.io/a:latest");
+        let d = c.destinations(&given, &TagPolicy::parse("none").unwrap(), &["only".into()]).unwrap();
+        assert_eq!(d.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["r.io/a:only"]);
         let d =
             c.destinations(&given, &TagPolicy::parse("sha").unwrap(), &["stable".into(), "bad tag".into()]).unwrap();
         let d: Vec<String> = d.iter().map(|r| r.to_string()).collect();

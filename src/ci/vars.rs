@@ -39,12 +39,6 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
-/// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
-pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
-/// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
-pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
-/// The XDG config root (Helm's `helm/registry/config.json` below it).
-pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Registry mirrors for pulls, `SRC=DEST` items comma-separated (after `--registry-mirror`).
 pub const HOIST_REGISTRY_MIRRORS: &str = "HOIST_REGISTRY_MIRRORS";
 /// A containers `registries.conf` with `[[registry.mirror]]`s (default `/etc/containers/registries.conf`).
@@ -65,7 +59,8 @@ pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
 pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
 /// The project's human title: `org.opencontainers.image.title`.
 pub const CI_PROJECT_TITLE: &str = "CI_PROJECT_TITLE";
-/// GitLab's container registry path of the project: the destination without Harbor.
+/// GitLab's container registry path of the project (`host[:port]/group/project`): the destination of
+/// images (and of charts, as `oci://$CI_REGISTRY_IMAGE`) without Harbor.
 pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
 /// The commit: `org.opencontainers.image.revision`.
 pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
@@ -83,3 +78,9 @@ pub const CI_COMMIT_TAG: &str = "CI_COMMIT_TAG";
 pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
 /// The merge request's project-level id (merge-request pipelines only): the `mr-<iid>` tag.
 pub const CI_MERGE_REQUEST_IID: &str = "CI_MERGE_REQUEST_IID";
+/// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+/// The XDG config root (Helm's `helm/registry/config.json` below it).
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";

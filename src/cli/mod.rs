@@ -2,6 +2,8 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod chart;
+mod ci;
 mod common;
 mod copy;
 mod doctor;
@@ -44,14 +46,8 @@ pub enum Command {
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
     Build(Box<build::BuildArgs>),
-    /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
-    #[command(after_help = doctor::EXAMPLES)]
-    Doctor(doctor::DoctorArgs),
-    /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
-    #[command(after_help = login::LOGIN_EXAMPLES)]
-    Login(login::LoginArgs),
-    /// Remove a registry's credentials from docker's and Helm's config.
-    Logout(login::LogoutArgs),
+    /// What the GitLab CI context resolves to (`hoist ci refs`: the references a push would use).
+    Ci(ci::CiCmdArgs),
     /// Copy an image or index between registries or repositories (mounting on one registry).
     #[command(after_help = copy::EXAMPLES)]
     Copy(copy::CopyArgs),
@@ -70,6 +66,16 @@ pub enum Command {
     /// Make multi-platform image indexes from per-platform images.
     #[command(after_help = index::EXAMPLES)]
     Index(index::IndexArgs),
+    /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
+    Chart(chart::ChartArgs),
+    /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
+    /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
+    #[command(after_help = login::LOGIN_EXAMPLES)]
+    Login(login::LoginArgs),
+    /// Remove a registry's credentials from docker's and Helm's config.
+    Logout(login::LogoutArgs),
 }
 
 impl Cli {
@@ -78,15 +84,17 @@ impl Cli {
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(*args).await,
-            Command::Doctor(args) => doctor::run(args).await,
-            Command::Login(args) => login::login(args).await,
-            Command::Logout(args) => login::logout(args).await,
+            Command::Ci(args) => ci::run(args).await,
             Command::Copy(args) => copy::run(args).await,
             Command::Tag(args) => tag::run(args).await,
             Command::Ls(args) => ls::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Index(args) => index::run(args).await,
+            Command::Chart(args) => chart::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
         }
     }
 }

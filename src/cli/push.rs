@@ -20,8 +20,8 @@ Examples:
   hoist push oci:./out:v2 harbor.example.com/proj/app:v2 harbor.example.com/proj/app:latest
   hoist push image.tar localhost:5000/app:dev --digest-file app.digest
   echo \"$HARBOR_PASSWORD\" | hoist push oci:out h.example.com/p/app -u 'robot$p+ci' --password-stdin
-  hoist push oci:out            # in GitLab CI: to $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
-  hoist push oci:out worker     # in GitLab CI: to the Harbor project's worker repository";
+  hoist push oci:out   # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
+  hoist push oci:out worker   # GitLab CI: to $HARBOR_PROJECT/worker";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {

@@ -119,9 +119,10 @@ fn ci_feature_branch_push_and_mr_pipeline_tags() {
     // A bare NAME goes under the Harbor project; a merge-request pipeline gets mr-<iid>.
     let mut cmd = Hoist::cmd();
     harbor_env(&mut cmd, &reg, "feature-x");
-    cmd.env_remove("CI_COMMIT_BRANCH").env("CI_MERGE_REQUEST_IID", "17");
+    cmd.env_remove("CI_COMMIT_BRANCH").env("CI_MERGE_REQUEST_IID", "17").env("CI_DEBUG_TRACE", "true");
     cmd.args(["push", &format!("oci:{}", src.display()), "worker", "--extra-tag", "review"]);
-    Hoist::run_cmd(cmd, None).assert_success();
+    // With the runner's debug trace on, hoist says what that exposes — and still prints no secret itself.
+    Hoist::run_cmd(cmd, None).assert_success().assert_stderr_contains("CI_DEBUG_TRACE").assert_no_leak(PASSWORD);
     let mut tags = reg.tags("team/worker");
     tags.sort();
     assert_eq!(tags, ["01234567", "mr-17", "review"]);
@@ -146,4 +147,21 @@ fn ci_without_a_registry_says_what_to_set() {
         .assert_stderr_contains("no destination")
         .assert_stderr_contains("HARBOR_PROJECT")
         .assert_stderr_contains("CI_REGISTRY_IMAGE");
+}
+
+#[test]
+fn ci_refs_prints_what_a_push_would_use() {
+    let reg = Registry::plain();
+    let mut cmd = Hoist::cmd();
+    harbor_env(&mut cmd, &reg, "main");
+    cmd.args(["ci", "refs", "--extra-tag", "stable"]);
+    let out = Hoist::run_cmd(cmd, None);
+    out.assert_success().assert_no_leak(PASSWORD);
+    let host = reg.host();
+    assert_eq!(
+        out.stdout(),
+        format!("{host}/team/web-app:01234567\n{host}/team/web-app:main\n{host}/team/web-app:latest\n{host}/team/web-app:stable\n")
+    );
+    // Outside CI with no -t: usage error, exit 2.
+    Hoist::run(["ci", "refs"]).assert_code(2).assert_stderr_contains("no destination");
 }

@@ -270,6 +270,12 @@ fn sorted_tags(reg: &Registry, repo: &str) -> Vec<String> {
     t
 }
 
+fn sorted(tags: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
 fn head_sha(dir: &Path) -> String {
     let out = Command::new("git").current_dir(dir).args(["rev-parse", "HEAD"]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
@@ -282,7 +288,7 @@ fn ci_example_static_binary_runs_in_gitlab_ci_local() {
     let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
     assert!(run.ok, "pipeline failed:\n{}", run.log);
     let sha = head_sha(p.path());
-    assert_eq!(sorted_tags(&reg, "team/static-binary"), [&sha[..8], "latest", "main"]);
+    assert_eq!(sorted_tags(&reg, "team/static-binary"), sorted(&[&sha[..8], "latest", "main"]));
     assert!(run.log.contains("section_start:") && run.log.contains("hoist_push"), "log sections:\n{}", run.log);
 
     let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
@@ -331,7 +337,7 @@ fn ci_example_static_site_builds_two_platforms_on_a_proxied_base() {
     let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", &base_registry]);
     assert!(run.ok, "pipeline failed:\n{}", run.log);
     let sha = head_sha(p.path());
-    assert_eq!(sorted_tags(&reg, "team/website"), [&sha[..8], "latest", "main"]);
+    assert_eq!(sorted_tags(&reg, "team/website"), sorted(&[&sha[..8], "latest", "main"]));
     let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
     let index: serde_json::Value = serde_json::from_slice(&skopeo.inspect_raw("team/website:main")).unwrap();
     let platforms: Vec<&str> = index["manifests"]
@@ -353,7 +359,7 @@ fn ci_example_registry_boilerplate_pushes_short_sha_and_latest() {
     let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
     assert!(run.ok, "pipeline failed:\n{}", run.log);
     let sha = head_sha(p.path());
-    assert_eq!(sorted_tags(&reg, "team/registry-boilerplate"), [&sha[..8], "latest"]);
+    assert_eq!(sorted_tags(&reg, "team/registry-boilerplate"), sorted(&[&sha[..8], "latest"]));
 }
 
 #[test]
@@ -390,7 +396,7 @@ verify:
     let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", "WHO=a robot"]);
     assert!(run.ok, "pipeline failed:\n{}", run.log);
     let sha = head_sha(p.path());
-    assert_eq!(sorted_tags(&reg, "team/worker"), [&sha[..8], "edge", "stable"]);
+    assert_eq!(sorted_tags(&reg, "team/worker"), sorted(&[&sha[..8], "edge", "stable"]));
     let info = Skopeo::new(&reg).creds(ROBOT, PASSWORD).inspect("team/worker:stable");
     let labels: BTreeMap<String, String> = serde_json::from_value(info["Labels"].clone()).unwrap();
     assert_eq!(labels["greeting"], "hi");
@@ -403,4 +409,85 @@ verify:
         host = reg.host()
     );
     assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
+}
+
+#[test]
+fn ci_promote_component_tags_stable_and_copies_on_a_tag_pipeline() {
+    let reg = harbor();
+    let yaml = r#"stages: [build, deploy]
+include:
+  - local: ci-templates/templates/build.yml
+  - local: ci-templates/templates/promote.yml
+  - local: ci-templates/templates/promote.yml
+    inputs:
+      job_name: copy-to-prod
+      destination: $HARBOR_HOST_PORT/prod/web-app:$CI_COMMIT_TAG
+"#;
+    let dir = tmp();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY app.txt /\n").unwrap();
+    std::fs::write(dir.path().join("app.txt"), "release\n").unwrap();
+    let p = project("web-app", Some(dir.path()), Some(yaml));
+    let host_port = format!("HARBOR_HOST_PORT={}", reg.host());
+    // A tag pipeline: the promote jobs' rules ($CI_COMMIT_TAG) let them run.
+    let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", "CI_COMMIT_TAG=v1.2.3", "--variable", &host_port]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = head_sha(p.path());
+    let mut want = vec![&sha[..8], "1", "1.2", "1.2.3", "stable"];
+    want.sort();
+    assert_eq!(sorted_tags(&reg, "team/web-app"), want);
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let built = skopeo.inspect("team/web-app:1.2.3")["Digest"].as_str().unwrap().to_string();
+    assert_eq!(skopeo.inspect("team/web-app:stable")["Digest"], built.as_str(), "stable is the built digest");
+    assert_eq!(skopeo.inspect("prod/web-app:v1.2.3")["Digest"], built.as_str(), "the copy keeps the digest");
+
+    // A branch pipeline: the promote jobs do not run.
+    let reg2 = harbor();
+    let p2 = project("web-app", Some(dir.path()), Some(yaml));
+    let host_port = format!("HARBOR_HOST_PORT={}", reg2.host());
+    let run = gitlab_ci_local(p2.path(), Some(&reg2), &["--variable", &host_port]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    assert!(!reg2.tags("team/web-app").contains(&"stable".to_string()));
+}
+
+#[test]
+fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
+    let reg = harbor();
+    let yaml = "include:\n  - local: ci-templates/templates/multiarch.yml\n    inputs:\n      tags: stable\n";
+    let dir = tmp();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nARG TARGETARCH\nCOPY dist/${TARGETARCH}/app.txt /app.txt\n",
+    )
+    .unwrap();
+    for arch in ["amd64", "arm64"] {
+        std::fs::create_dir_all(dir.path().join("dist").join(arch)).unwrap();
+        std::fs::write(dir.path().join("dist").join(arch).join("app.txt"), format!("built for {arch}\n")).unwrap();
+    }
+    let p = project("multi", Some(dir.path()), Some(yaml));
+    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = &head_sha(p.path())[..8];
+    let mut want: Vec<String> = ["latest", "main", "stable", sha].iter().map(|s| s.to_string()).collect();
+    want.push(format!("{sha}-linux-amd64"));
+    want.push(format!("{sha}-linux-arm64"));
+    want.sort();
+    assert_eq!(sorted_tags(&reg, "team/multi"), want);
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let index: serde_json::Value = serde_json::from_slice(&skopeo.inspect_raw("team/multi:latest")).unwrap();
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    // Each entry is the per-platform job's image, by digest.
+    for arch in ["amd64", "arm64"] {
+        let d = skopeo.inspect(&format!("team/multi:{sha}-linux-{arch}"))["Digest"].as_str().unwrap().to_string();
+        assert!(index["manifests"].as_array().unwrap().iter().any(|m| m["digest"] == d.as_str()), "{arch} {d}");
+    }
+    for t in ["main", "stable", sha] {
+        assert_eq!(skopeo.inspect_raw(&format!("team/multi:{t}")), skopeo.inspect_raw("team/multi:latest"), "{t}");
+    }
 }

@@ -3,6 +3,8 @@
 mod build;
 mod build_images;
 mod build_mirrors;
+mod build_stream;
+mod chart;
 mod ci;
 mod ci_templates;
 mod dockerfile_conformance;
@@ -13,5 +15,6 @@ mod login;
 mod ops;
 mod proxy_selftest;
 mod push;
+mod realworld;
 mod resilience;
 mod tls;

@@ -1,11 +1,13 @@
 //! The integration-test harness every hoist test uses: real CNCF distribution registries started on loopback
 //! ([`registry`]) with optional TLS ([`tls`]), htpasswd or token auth ([`token`]), deterministic image fixtures
-//! ([`fixtures`]), a fake Harbor API in front of a real registry ([`harbor`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
-//! poking at registries directly ([`http`]) and a runner for the hoist binary ([`hoist`]). A missing external
-//! tool (`docker-registry`, `skopeo`, `umoci`) is a failing test, never a skip.
+//! ([`fixtures`]), a fake Harbor API in front of a real registry ([`harbor`]), skopeo and umoci as independent
+//! witnesses ([`skopeo`]), a tiny blocking HTTP client for poking at registries directly ([`http`]), an HTTPS
+//! Helm chart repository ([`chart_repo`]) and a runner for the hoist binary ([`hoist`]). A missing external tool
+//! (`docker-registry`, `skopeo`, `umoci`, `python3`) is a failing test, never a skip.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+pub mod chart_repo;
 pub mod fixtures;
 pub mod harbor;
 pub mod hoist;
@@ -53,7 +55,7 @@ pub fn require_tool(tool: &str) -> PathBuf {
     }
     panic!(
         "`{tool}` is not installed (not found on PATH); the integration tests need it: \
-         apt-get install docker-registry skopeo umoci"
+         apt-get install docker-registry skopeo umoci buildah"
     );
 }
 
