@@ -9,6 +9,7 @@ pub mod checks;
 
 use std::time::Duration;
 
+use crate::ci::context::CiContext;
 use crate::ci::{host_of, vars, Env};
 use crate::error::{Error, Result};
 use crate::model::{is_loopback_host, Reference};
@@ -56,23 +57,24 @@ impl Target {
                 from: "argument".into(),
             });
         }
-        let harbor = env
-            .non_empty(vars::HARBOR_URL)
-            .map(|u| (host_of(&u), vars::HARBOR_URL))
-            .or_else(|| env.non_empty(vars::HARBOR_HOST).map(|h| (host_of(&h), vars::HARBOR_HOST)));
-        if let Some((host, from)) = harbor {
-            let repository = env.non_empty(vars::HARBOR_PROJECT).map(|p| {
-                let name = env.non_empty(vars::CI_PROJECT_NAME).unwrap_or_else(|| "doctor-check".into());
-                format!("{p}/{}", name.to_ascii_lowercase())
-            });
-            return Ok(Target { host, repository, tag: "latest".into(), from: from.into() });
+        // Where `hoist build`/`push` would go in this job (the one CI context), else just the registry.
+        let ctx = CiContext::from_env(env, None);
+        let harbor_var = if env.non_empty(vars::HARBOR_URL).is_some() { vars::HARBOR_URL } else { vars::HARBOR_HOST };
+        if let Some(h) = &ctx.harbor {
+            let name = ctx.name.clone().unwrap_or_else(|| "doctor-check".into());
+            let repository = Some(format!("{}/{name}", h.project));
+            return Ok(Target { host: h.registry.clone(), repository, tag: "latest".into(), from: harbor_var.into() });
         }
-        if let Some(reg) = env.non_empty(vars::CI_REGISTRY) {
-            let host = host_of(&reg);
-            let repository = env
-                .non_empty(vars::CI_REGISTRY_IMAGE)
-                .and_then(|img| img.split_once('/').map(|(_, repo)| repo.to_ascii_lowercase()));
-            return Ok(Target { host, repository, tag: "latest".into(), from: vars::CI_REGISTRY.into() });
+        if let Some(image) = &ctx.registry_image {
+            let r: Reference = image.parse()?;
+            let (host, repository) = (r.api_host().to_string(), Some(r.repository().to_string()));
+            return Ok(Target { host, repository, tag: "latest".into(), from: vars::CI_REGISTRY_IMAGE.into() });
+        }
+        let host = env.non_empty(harbor_var).map(|h| (host_of(&h), harbor_var));
+        if let Some((host, from)) =
+            host.or_else(|| env.non_empty(vars::CI_REGISTRY).map(|r| (host_of(&r), vars::CI_REGISTRY)))
+        {
+            return Ok(Target { host, repository: None, tag: "latest".into(), from: from.into() });
         }
         Err(Error::usage(
             "no registry to check: give REGISTRY or REF, or run in CI (HARBOR_URL/HARBOR_HOST or CI_REGISTRY)",
@@ -152,7 +154,7 @@ async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credentia
     let (name, port) = split_host_port(&host, if opts.plain_http { 80 } else { 443 });
 
     // DNS, then TCP to the first address that connects.
-    let answer = probe::resolve(&name, port, PROBE_TIMEOUT).await;
+    let answer = probe::resolve(&name, PROBE_TIMEOUT).await;
     let ips = answer.clone().unwrap_or_default();
     stop_on_fail(r.add(checks::dns(&name, &answer)))?;
     let (connected, took) = probe::connect_first(&ips, port, PROBE_TIMEOUT).await;
@@ -325,6 +327,8 @@ mod tests {
         let env = MapEnv::new([("CI_REGISTRY", "gitlab.io:5050"), ("CI_REGISTRY_IMAGE", "gitlab.io:5050/Group/Proj")]);
         let t = Target::resolve(None, &env).unwrap();
         assert_eq!((t.host.as_str(), t.repository.as_deref()), ("gitlab.io:5050", Some("group/proj")));
+        let t = Target::resolve(None, &MapEnv::new([("HARBOR_HOST", "h.io")])).unwrap();
+        assert_eq!((t.host.as_str(), t.repository, t.from.as_str()), ("h.io", None, "HARBOR_HOST"));
         assert_eq!(Target::resolve(None, &none).unwrap_err().kind(), crate::error::ErrorKind::Usage);
     }
 

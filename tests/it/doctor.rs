@@ -1,7 +1,8 @@
 //! `hoist doctor` against each failure it names — a port serving HTML, an untrusted CA, a bad password, a token
 //! without push, a robot name eaten by `$`, a GitLab job token on another registry — and, on the **fake Harbor**
 //! (harness/harbor.rs: Harbor's documented API in front of a real registry, not Harbor itself), a robot without
-//! List, a missing project and an immutable `latest`; plus a healthy registry (exit 0) and `--json`.
+//! List, List/Read without Push, a missing project, a full quota and an immutable `latest`; plus no credentials,
+//! a healthy registry (exit 0) and `--json`.
 
 use crate::harness::*;
 use std::io::{Read, Write};
@@ -127,6 +128,13 @@ fn doctor_bad_password_and_gitlab_token_on_another_registry() {
         .assert_stderr_contains("check the password")
         .assert_no_leak("wrong-pass");
 
+    // No credentials at all for a registry that wants them.
+    doctor(&[&target], |_| {}, None)
+        .assert_code(3)
+        .assert_stderr_contains("✘ credentials")
+        .assert_stderr_contains("no credentials found for this registry")
+        .assert_stderr_contains("hoist login");
+
     // GitLab's job token, found in DOCKER_AUTH_CONFIG, used on a registry that is not CI_REGISTRY.
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode("gitlab-ci-token:job-token-123");
@@ -221,8 +229,15 @@ fn doctor_fake_harbor_list_and_read_without_push() {
 }
 
 #[test]
-fn doctor_fake_harbor_missing_project() {
-    let fake = HarborFake::start(vec![FakeProject::new(7, "team")], vec![FakeRobot::ci(ROBOT, "pw", "team")]);
+fn doctor_fake_harbor_missing_project_and_full_quota() {
+    let fake = HarborFake::start(
+        vec![FakeProject::new(7, "team"), FakeProject::new(8, "full").quota(100 << 20, 100 << 20)],
+        vec![FakeRobot::ci(ROBOT, "pw", "team").can("full", &["repository:pull", "repository:push", "project:read"])],
+    );
+    doctor(&[&format!("{}/full/app", fake.host())], |c| harbor_env(c, &fake, ROBOT, "pw"), None)
+        .assert_code(3)
+        .assert_stderr_contains("✘ harbor-quota")
+        .assert_stderr_contains("quota full: 100.0 MiB of 100.0 MiB used — Harbor refuses new blobs with 403");
     let out = doctor(&[&format!("{}/nosuch/app", fake.host())], |c| harbor_env(c, &fake, ROBOT, "pw"), None);
     out.assert_code(1)
         .assert_stderr_contains("✘ harbor-project")
