@@ -10,12 +10,14 @@
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
 //! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
+//! - [`chart`]: Helm chart packaging (as helm does, reproducibly) and the chart OCI artifact.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
 
 pub mod builder;
+pub mod chart;
 pub mod ci;
 pub mod cli;
 pub mod error;

@@ -59,7 +59,8 @@ pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
 pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
 /// The project's human title: `org.opencontainers.image.title`.
 pub const CI_PROJECT_TITLE: &str = "CI_PROJECT_TITLE";
-/// GitLab's container registry path of the project: the destination without Harbor.
+/// GitLab's container registry path of the project (`host[:port]/group/project`): the destination of
+/// images (and of charts, as `oci://$CI_REGISTRY_IMAGE`) without Harbor.
 pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
 /// The commit: `org.opencontainers.image.revision`.
 pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";

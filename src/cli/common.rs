@@ -164,6 +164,23 @@ impl RegistryArgs {
     }
 }
 
+/// Registry mirrors for verbs that read images (the same rules `hoist build` reads for its bases).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct MirrorArgs {
+    /// Read images of SRC (a registry or registry/path prefix) from mirror DEST first, the origin
+    /// last (repeatable). Also read: HOIST_REGISTRY_MIRRORS (comma-separated) and containers'
+    /// registries.conf (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf).
+    #[arg(long = "registry-mirror", value_name = "SRC=DEST")]
+    pub registry_mirrors: Vec<String>,
+}
+
+impl MirrorArgs {
+    pub fn load(&self, env: &dyn Env) -> Result<crate::registry::mirrors::Mirrors> {
+        crate::registry::mirrors::Mirrors::load(&self.registry_mirrors, env)
+    }
+}
+
 /// Where progress goes for a verb that talks to registries, with the `--insecure` warning said once.
 pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
     use crate::progress::{Mode, Reporter};
@@ -181,13 +198,15 @@ pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::plan::Platfo
 }
 
 impl OutputArgs {
-    /// Prints `REF@digest` per reference on stdout and writes the requested files.
+    /// Prints `REF@digest` per reference on stdout and writes the requested files; the dotenv report
+    /// names the image ([`image_dotenv`]).
     pub fn emit(&self, report: &PushReport) -> Result<()> {
-        self.emit_with(report, &[])
+        self.emit_with(report, image_dotenv(report))
     }
 
-    /// Like [`OutputArgs::emit`], with more dotenv variables (e.g. [`chart_dotenv`] for a chart push).
-    pub fn emit_with(&self, report: &PushReport, extra_dotenv: &[(String, String)]) -> Result<()> {
+    /// Like [`OutputArgs::emit`], with `dotenv` as the dotenv report's variables — a chart push passes
+    /// [`chart_dotenv`] alone, so a pipeline's build job's HOIST_IMAGE* are not overwritten by the chart's.
+    pub fn emit_with(&self, report: &PushReport, dotenv: Vec<(String, String)>) -> Result<()> {
         for r in &report.references {
             let bare = r.split_once('@').map_or(r.as_str(), |(n, _)| n);
             println!("{bare}@{}", report.digest);
@@ -200,9 +219,7 @@ impl OutputArgs {
             write_atomic(f, &json)?;
         }
         if let Some(f) = &self.dotenv {
-            let mut pairs = image_dotenv(report);
-            pairs.extend(extra_dotenv.iter().cloned());
-            write_atomic(f, dotenv_text(&pairs)?.as_bytes())?;
+            write_atomic(f, dotenv_text(&dotenv)?.as_bytes())?;
         }
         Ok(())
     }

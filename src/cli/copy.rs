@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{reporter, OutputArgs, RegistryArgs};
+use super::common::{reporter, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;
@@ -28,6 +28,8 @@ pub struct CopyArgs {
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
     #[command(flatten)]
+    pub mirrors: MirrorArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -40,10 +42,11 @@ pub async fn run(args: CopyArgs) -> Result<()> {
         return Err(Error::usage("--jobs must be at least 1"));
     }
     let env = ProcessEnv;
+    let mirrors = args.mirrors.load(&env)?;
     let opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
-    let report = crate::remote::copy(&src, &dest, &clients, &reporter).await?;
+    let report = crate::remote::copy(&src, &dest, &mirrors, &clients, &reporter).await?;
     reporter.summary(&report.summary());
     args.output.emit(&report)
 }

@@ -2,6 +2,7 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod chart;
 mod ci;
 mod common;
 mod copy;
@@ -63,6 +64,8 @@ pub enum Command {
     /// Make multi-platform image indexes from per-platform images.
     #[command(after_help = index::EXAMPLES)]
     Index(index::IndexArgs),
+    /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
+    Chart(chart::ChartArgs),
 }
 
 impl Cli {
@@ -78,6 +81,7 @@ impl Cli {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Index(args) => index::run(args).await,
+            Command::Chart(args) => chart::run(args).await,
         }
     }
 }

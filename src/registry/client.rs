@@ -319,7 +319,7 @@ fn username_hint(username: &str, src: &CredentialSource) -> String {
     hint
 }
 
-fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
+pub(super) fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
     let tls = tls::client_config(host, &opts.tls)?;
     reqwest::Client::builder()
         .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))

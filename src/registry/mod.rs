@@ -4,6 +4,7 @@
 //! - [`ops`]: registry operations on top of it — HEAD/mount/upload blobs, put/get manifests.
 //! - [`events`]: what it tells the layers above (progress, one-time events) as data, never as text.
 //! - [`mirrors`]: registry mirrors — a reference to the ordered places to pull it from (pure).
+//! - [`fetch`]: plain HTTPS downloads (Helm repository indexes and archives) over the same TLS and retries.
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], [`chunking`], `body`: the pieces those use.
 
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod events;
+pub mod fetch;
 pub mod mirrors;
 pub mod ops;
 pub mod retry;

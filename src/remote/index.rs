@@ -174,3 +174,57 @@ fn merge(blobs: &mut Vec<Blob>, manifests: &mut Vec<Manifest>, artifact: Artifac
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Mode;
+
+    fn entry(platform: &str, seed: &[u8], from: Option<&str>) -> Entry {
+        Entry {
+            descriptor: json!({"digest": Digest::sha256_of(seed)}),
+            platform: platform.to_string(),
+            digest: Digest::sha256_of(seed),
+            from: from.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn image_entries_carry_the_configs_platform() {
+        let src: Reference = "r.example/app:arm".parse().unwrap();
+        let m = Manifest::new(media::OCI_MANIFEST, br#"{"schemaVersion":2}"#.to_vec());
+        let config: Descriptor = serde_json::from_value(
+            json!({"mediaType": media::OCI_CONFIG, "digest": Digest::sha256_of(b"c"), "size": 1}),
+        )
+        .unwrap();
+        let cfg = br#"{"os":"windows","architecture":"amd64","os.version":"10.0.17763.1","variant":"","rootfs":{}}"#;
+        let e = image_entry(&src, &m, &config, cfg).unwrap();
+        assert_eq!(e.platform, "windows/amd64");
+        assert_eq!(
+            e.descriptor["platform"],
+            json!({"architecture": "amd64", "os": "windows", "os.version": "10.0.17763.1"})
+        );
+        assert_eq!(e.descriptor["size"], m.bytes.len());
+        assert_eq!(e.descriptor["mediaType"], media::OCI_MANIFEST);
+        // A chart's config names no platform: not an image for an index.
+        let e = image_entry(&src, &m, &config, br#"{"name":"chart","version":"1.0.0"}"#).err().unwrap();
+        assert!(e.to_string().contains("not a container image"), "{e}");
+    }
+
+    #[test]
+    fn one_entry_per_platform_appended_ones_replaced() {
+        let r = Reporter::new(Mode::Quiet);
+        let mut entries = vec![entry("linux/amd64", b"old", None)];
+        add(&mut entries, entry("linux/arm64", b"arm", Some("a:arm")), &r).unwrap();
+        add(&mut entries, entry("linux/amd64", b"new", Some("a:amd")), &r).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.digest.clone()).collect::<Vec<_>>(),
+            [Digest::sha256_of(b"new"), Digest::sha256_of(b"arm")]
+        );
+        // The same image twice is one entry; two images of one platform are refused.
+        add(&mut entries, entry("linux/arm64", b"arm", Some("a:arm-again")), &r).unwrap();
+        assert_eq!(entries.len(), 2);
+        let e = add(&mut entries, entry("linux/arm64", b"other", Some("a:arm2")), &r).unwrap_err();
+        assert!(e.to_string().contains("one image per platform"), "{e}");
+    }
+}

@@ -23,6 +23,7 @@ use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, Blob, BlobSource, Digest, Manifest, Reference};
 use crate::progress::Reporter;
 use crate::push::{Clients, PushReport};
+use crate::registry::mirrors::Mirrors;
 use crate::registry::ops::Repository;
 
 /// Indexes nested deeper than this are refused (a loop or a hostile registry).
@@ -140,6 +141,45 @@ pub async fn read(repo: &Repository, reference: &Reference, platform: Option<&Pl
     Ok(Artifact { blobs: walk.blobs, manifests: walk.manifests })
 }
 
+/// [`read`] through registry mirrors: each candidate `mirrors` gives for `reference` (its mirrors,
+/// the origin last) is tried in turn. Returns the repository that served it (blobs are read or
+/// mounted from there) and the artifact. A failing mirror is said on stderr and the next tried.
+pub async fn read_via(
+    clients: &Clients<'_>,
+    reference: &Reference,
+    platform: Option<&Platform>,
+    mirrors: &Mirrors,
+    reporter: &Reporter,
+) -> Result<(Repository, Artifact)> {
+    let candidates = mirrors.candidates(reference);
+    let last = candidates.len() - 1;
+    let mut failed = Vec::new();
+    for (i, source) in candidates.iter().enumerate() {
+        let attempt = async {
+            let repo = open(clients, source, "pull").await?;
+            let artifact = read(&repo, source, platform).await?;
+            Ok::<_, Error>((repo, artifact))
+        };
+        match attempt.await {
+            Ok(found) => {
+                if i < last {
+                    reporter.note(&format!("reading {reference} from its mirror {source}"));
+                }
+                return Ok(found);
+            }
+            Err(e) if i < last => {
+                reporter.note(&format!("mirror {source} for {reference}: {e}; trying the next source"));
+                failed.push(source.to_string());
+            }
+            Err(e) if !failed.is_empty() => {
+                return Err(e.with_hint(format!("its mirrors failed too: {}", failed.join(", "))))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the origin is always a candidate")
+}
+
 /// The entry of `index` for `want`; the error lists what the index has.
 pub fn pick<'a>(index: &'a IndexDoc, want: &Platform) -> Result<&'a Descriptor> {
     let named = |d: &&Descriptor| d.platform_name().is_some_and(|n| platform_matches(&n, want));
@@ -199,18 +239,18 @@ impl Walk<'_> {
     }
 }
 
-/// `hoist copy`: every manifest and blob of `src` to `dest` through the push engine — mounted when
-/// both are on one registry, streamed blob by blob (GET body → upload PUT) otherwise, skipped where
-/// the destination has them already.
+/// `hoist copy`: every manifest and blob of `src` (read through its `mirrors` first) to `dest`
+/// through the push engine — mounted when both are on one registry, streamed blob by blob (GET body
+/// → upload PUT) otherwise, skipped where the destination has them already.
 pub async fn copy(
     src: &Reference,
     dest: &Reference,
+    mirrors: &Mirrors,
     clients: &Clients<'_>,
     reporter: &Arc<Reporter>,
 ) -> Result<PushReport> {
     let ctx = || format!("copying {src} to {dest}");
-    let repo = open(clients, src, "pull").await.with_context(ctx)?;
-    let artifact = read(&repo, src, None).await.with_context(ctx)?;
+    let (_, artifact) = read_via(clients, src, None, mirrors, reporter).await.with_context(ctx)?;
     let root = artifact.root();
     reporter.note(&format!(
         "{src} is {} {} ({} manifest{}, {} blob{}, {})",

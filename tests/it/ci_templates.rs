@@ -491,3 +491,21 @@ fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
         assert_eq!(skopeo.inspect_raw(&format!("team/multi:{t}")), skopeo.inspect_raw("team/multi:latest"), "{t}");
     }
 }
+
+#[test]
+fn ci_example_helm_chart_pushes_with_the_chart_component() {
+    let reg = harbor();
+    let p = project("hello-web", Some(&repo_root().join("examples/helm-chart")), None);
+    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    assert_eq!(reg.tags("team/hello-web"), ["0.3.1"]);
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let raw = skopeo.inspect_raw("team/hello-web:0.3.1");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.helm.config.v1+json");
+    // skopeo inspects no chart summaries: the digest of the manifest bytes the registry serves.
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)));
+    // The later job read the chart job's dotenv report.
+    let want = format!("helm install web oci://{}/team/hello-web --version 0.3.1 (digest {digest})", reg.host());
+    assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
+}

@@ -3,6 +3,7 @@
 mod build;
 mod build_images;
 mod build_mirrors;
+mod chart;
 mod ci;
 mod ci_templates;
 mod dockerfile_conformance;

@@ -437,3 +437,156 @@ fn index_create_merges_platform_images_without_reading_a_blob() {
     out.assert_code(2).assert_stderr_contains("one image per platform");
     assert!(Skopeo::new(&reg).try_inspect_raw("app:bad").status.code() != Some(0));
 }
+
+/// One entry of a hand-made layer.
+enum Tar<'a> {
+    Dir(&'a str),
+    File(&'a str, &'a [u8]),
+    CharDevice(&'a str),
+}
+
+/// An uncompressed tar of `entries`, names written raw (the tar crate refuses `..`, which hostile
+/// layers need).
+fn tar_of(entries: &[Tar]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        let (name, data): (&str, &[u8]) = match e {
+            Tar::Dir(n) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                (n, b"")
+            }
+            Tar::File(n, d) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                (n, d)
+            }
+            Tar::CharDevice(n) => {
+                h.set_entry_type(tar::EntryType::Char);
+                h.set_mode(0o666);
+                h.set_device_major(1).unwrap();
+                h.set_device_minor(3).unwrap();
+                (n, b"")
+            }
+        };
+        h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(data.len() as u64);
+        h.set_mtime(crate::harness::fixtures::FIXED_MTIME);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Every path below `root` (relative, sorted), directories included.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            if p.is_dir() && !p.is_symlink() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn pull_rootfs_applies_whiteouts_like_umoci_and_refuses_hostile_layers() {
+    let reg = tls_htpasswd_registry();
+    let work = tmp();
+    let src = work.path().join("src");
+    let lower = tar_of(&[
+        Tar::Dir("etc/"),
+        Tar::File("etc/keep", b"kept"),
+        Tar::File("etc/gone", b"deleted above"),
+        Tar::Dir("var/"),
+        Tar::Dir("var/cache/"),
+        Tar::File("var/cache/a", b"hidden by the opaque dir"),
+    ]);
+    let upper = tar_of(&[
+        Tar::Dir("etc/"),
+        Tar::File("etc/.wh.gone", b""),
+        Tar::Dir("var/cache/"),
+        Tar::File("var/cache/.wh..wh..opq", b""),
+        Tar::File("var/cache/b", b"new"),
+        Tar::File("hello", b"hi"),
+    ]);
+    oci_layout_with_tars(&src, &[lower, upper], "wh");
+    Skopeo::new(&reg).push_layout(&src, "wh", "fs/app:wh");
+    let reference = format!("{}/fs/app:wh", reg.host());
+
+    let rootfs = work.path().join("rootfs");
+    let out = hoist_on(&reg, &["pull", &reference, "--rootfs", rootfs.to_str().unwrap()]);
+    out.assert_success().assert_stderr_contains("unpacked");
+    let want = ["etc", "etc/keep", "hello", "var", "var/cache", "var/cache/b"];
+    assert_eq!(tree(&rootfs), want);
+    assert_eq!(std::fs::read(rootfs.join("etc/keep")).unwrap(), b"kept");
+    assert_eq!(std::fs::read(rootfs.join("var/cache/b")).unwrap(), b"new");
+    // umoci, unpacking the same image from a layout hoist pulled, sees the same tree.
+    let layout = work.path().join("layout");
+    hoist_on(&reg, &["pull", &reference, "--output", &format!("oci:{}:wh", layout.display())]).assert_success();
+    let umoci_rootfs = umoci_unpack(&layout, "wh", &work.path().join("bundle"));
+    assert_eq!(tree(&umoci_rootfs), want);
+    // A directory that is not empty is not unpacked into.
+    hoist_on(&reg, &["pull", &reference, "--rootfs", rootfs.to_str().unwrap()])
+        .assert_code(2)
+        .assert_stderr_contains("not empty");
+
+    // Hostile layers: a path climbing out of the root, a device node. Nothing lands outside.
+    let escape = tar_of(&[Tar::File("../../escaped", b"x")]);
+    oci_layout_with_tars(&src, &[escape], "escape");
+    let device = tar_of(&[Tar::Dir("dev/"), Tar::CharDevice("dev/null")]);
+    oci_layout_with_tars(&src, &[device], "device");
+    for (tag, why) in [("escape", "climbs out of the root"), ("device", "device node")] {
+        Skopeo::new(&reg).push_layout(&src, tag, &format!("fs/app:{tag}"));
+        let dest = work.path().join("hostile").join(tag);
+        let out =
+            hoist_on(&reg, &["pull", &format!("{}/fs/app:{tag}", reg.host()), "--rootfs", dest.to_str().unwrap()]);
+        out.assert_code(1).assert_stderr_contains(why).assert_stderr_contains("layer 1 (sha256:");
+    }
+    assert!(!work.path().join("escaped").exists() && !work.path().join("hostile/escaped").exists());
+}
+
+/// `copy` and `pull` read their source through registry mirrors as `build` does: a mirror that has the
+/// image serves it (the origin is not asked), one that lacks it falls back to the origin, said on stderr.
+#[test]
+fn copy_and_pull_read_through_registry_mirrors() {
+    let origin = Registry::plain();
+    let mirror = Registry::plain();
+    let work = tmp();
+    let src = work.path().join("src");
+    let img = oci_layout(&src, &LayoutSpec::new(61).tag("v1"));
+    let only_origin = oci_layout(&src, &LayoutSpec::new(62).tag("v2"));
+    push_layout(&src, "v1", "proxy/lib/app:1", &mirror);
+    push_layout(&src, "v2", "lib/app:2", &origin);
+    let rule = format!("{}={}/proxy", origin.host(), mirror.host());
+
+    // pull: the mirror serves the manifest and every blob; the origin sees nothing.
+    let (om, mm) = (origin.log_mark(), mirror.log_mark());
+    let out_dir = work.path().join("pulled");
+    let out = Hoist::run([
+        "pull",
+        &format!("{}/lib/app:1", origin.host()),
+        "--output",
+        &format!("oci:{}:v1", out_dir.display()),
+        "--registry-mirror",
+        &rule,
+    ]);
+    out.assert_success().assert_stderr_contains("from its mirror");
+    assert_same_image(&src, Some("v1"), &out_dir, Some("v1"));
+    assert!(origin.access_log_since(om).iter().all(|l| l.path == "/v2/"), "{:?}", origin.access_log_since(om));
+    assert_eq!(mirror.blob_gets_since(mm).len(), img.blob_digests.len());
+
+    // copy of a tag the mirror lacks: the origin serves it, and the copy lands.
+    let dest = format!("{}/copied/app:2", mirror.host());
+    let out = Hoist::run(["copy", &format!("{}/lib/app:2", origin.host()), &dest, "--registry-mirror", &rule]);
+    out.assert_success().assert_stderr_contains("trying the next source");
+    assert_eq!(out.stdout(), format!("{dest}@{}\n", only_origin.manifest_digest));
+    assert_eq!(inspect_raw("copied/app:2", &mirror), only_origin.manifest_bytes);
+}

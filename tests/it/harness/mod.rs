@@ -1,11 +1,13 @@
 //! The integration-test harness every hoist test uses: real CNCF distribution registries started on loopback
 //! ([`registry`]) with optional TLS ([`tls`]), htpasswd or token auth ([`token`]), deterministic image fixtures
 //! ([`fixtures`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
-//! poking at registries directly ([`http`]) and a runner for the hoist binary ([`hoist`]). A missing external
-//! tool (`docker-registry`, `skopeo`, `umoci`) is a failing test, never a skip.
+//! poking at registries directly ([`http`]), an HTTPS Helm chart repository ([`chart_repo`]) and a runner for the
+//! hoist binary ([`hoist`]). A missing external tool (`docker-registry`, `skopeo`, `umoci`, `python3`) is a
+//! failing test, never a skip.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+pub mod chart_repo;
 pub mod fixtures;
 pub mod hoist;
 pub mod http;
@@ -17,8 +19,8 @@ pub mod tls;
 pub mod token;
 
 pub use fixtures::{
-    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
-    LayoutSpec,
+    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, oci_layout_with_tars, DockerArchive, ImageInfo,
+    IndexLayout, LayerSpec, LayoutSpec,
 };
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
