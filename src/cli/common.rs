@@ -100,15 +100,18 @@ pub struct CiArgs {
 }
 
 impl CiArgs {
-    /// The CI context and the references to push: `given` resolved against it, or (when empty) the CI
-    /// destination with the pipeline's tags.
-    pub fn destinations(&self, env: &dyn Env, given: &[String]) -> Result<(CiContext, Vec<Reference>)> {
+    /// The CI context of this job (`--name` applied).
+    pub fn context(&self, env: &dyn Env) -> CiContext {
+        CiContext::from_env(env, self.name.as_deref())
+    }
+
+    /// The references to push: `given` (`-t`/DEST) resolved against `ctx`, or (when empty) the CI
+    /// destination, with the pipeline's tags under `--tag-policy` and every `--extra-tag`.
+    pub fn destinations(&self, ctx: &CiContext, given: &[String]) -> Result<Vec<Reference>> {
         let policy = TagPolicy::parse(&self.tag_policy)?;
-        let ctx = CiContext::from_env(env, self.name.as_deref());
         let extra: Vec<String> =
             self.extra_tags.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-        let dests = ctx.destinations(given, &policy, &extra)?;
-        Ok((ctx, dests))
+        ctx.destinations(given, &policy, &extra)
     }
 
     /// Prints the context's warnings and the CI_DEBUG_TRACE caveat.
