@@ -91,23 +91,12 @@ done
 [[ -x /usr/bin/time ]] || { echo "bench/push.sh needs GNU time at /usr/bin/time (apt-get install -y time)" >&2; exit 2; }
 
 mkdir -p "$WORK" "$LOGS"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 # --- cleanup ----------------------------------------------------------------------------------------
 
-REG_PID=
-REG_DIR=
 STEP_PID=
-stop_registry() {
-    if [[ -n $REG_PID ]]; then
-        kill "$REG_PID" 2>/dev/null || true
-        wait "$REG_PID" 2>/dev/null || true
-        REG_PID=
-    fi
-    if [[ -n $REG_DIR ]]; then
-        rm -rf "$REG_DIR"
-        REG_DIR=
-    fi
-}
 cleanup() {
     if [[ -n $STEP_PID ]]; then
         kill "$STEP_PID" 2>/dev/null || true # timeout passes it on to the client's process group
@@ -118,30 +107,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- the hoist binary -------------------------------------------------------------------------------
+# --- the hoist binary and the machine ---------------------------------------------------------------
 
-if [[ -n ${HOIST:-} ]]; then
-    [[ -x $HOIST ]] || { echo "HOIST=$HOIST is not an executable" >&2; exit 2; }
-else
-    HOIST=$ROOT/target/release/hoist
-    # Always ask cargo: a no-op when up to date, and a stale binary would measure the wrong code.
-    echo "building hoist (cargo build --release)…" >&2
-    (cd "$ROOT" && timeout 1800 cargo build --release --quiet)
-fi
-
-# --- machine facts ----------------------------------------------------------------------------------
-
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-mem_gib=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
-hoist_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-    hoist_rev="$hoist_rev+dirty"
-fi
+ensure_hoist
 FACTS=$(cat <<EOF
-- machine: $(nproc) CPUs ($cpu_model), ${mem_gib} GiB RAM, Linux $(uname -r)
-- $("$HOIST" --version) ($hoist_rev), $(skopeo --version), $(docker-registry --version | awk '{print $1, $3}'), $(curl --version | head -n 1 | awk '{print $1, $2}')
+$(machine_line)
+- $(hoist_version), $(skopeo --version), $(registry_version), $(curl --version | head -n 1 | awk '{print $1, $2}')
 - $ROUNDS rounds, median shown; hoist and the curl limit send $JOBS blobs at once, skopeo one at a time (its oci: source is not thread-safe)
-- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(cut -d ' ' -f 1-3 /proc/loadavg)
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(load_average)
 EOF
 )
 echo "# hoist push benchmark"
@@ -172,46 +145,7 @@ for spec in "${LAYOUTS[@]}"; do
     timeout 300 cat "$dir"/blobs/sha256/* >/dev/null
 done
 
-# --- registry ---------------------------------------------------------------------------------------
-
-PORT=
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_registry() {
-    REG_DIR=$(mktemp -d "$WORK/registry.XXXXXX")
-    PORT=$(free_port)
-    cat >"$REG_DIR/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $REG_DIR/data
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$PORT
-  secret: hoist-bench
-EOF
-    docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 &
-    REG_PID=$!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$PORT/v2/"; then
-            return 0
-        fi
-        kill -0 "$REG_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "docker-registry did not come up on 127.0.0.1:$PORT:" >&2
-    cat "$REG_DIR/registry.log" >&2
-    exit 1
-}
+# --- checking ---------------------------------------------------------------------------------------
 
 # verify LAYOUT_DIR: the tag must resolve to the layout's own manifest digest.
 verify() {
@@ -299,7 +233,7 @@ done
 
 # --- report -----------------------------------------------------------------------------------------
 
-FACTS="$FACTS; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg) (other work on the machine adds noise)"
+FACTS="$FACTS; at the end: $(load_average) (other work on the machine adds noise)"
 report=$(python3 - "$RAW" "$WORK" "$FACTS" "${LAYOUTS[@]}" <<'PY'
 import csv, json, os, statistics, sys
 

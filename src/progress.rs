@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::media::kind_of;
-use crate::model::Blob;
+use crate::model::{Blob, Digest};
 use crate::registry::chunking::size_arg;
 use crate::registry::events::{Event, Progress};
 use crate::registry::BlobOutcome;
@@ -144,22 +144,69 @@ impl Reporter {
         Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
     }
 
+    /// Starts tracking an upload whose blob is still being written (`label` names it until its
+    /// digest is known; the size grows as it goes).
+    pub fn start_growing(&self, label: String) -> Arc<BlobProgress> {
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::no_length());
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>24} {spinner} {bytes:>10} {bytes_per_sec:>12} (compressing)")
+                    .expect("static template"),
+            );
+            bar.set_prefix(label.clone());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        if self.mode == Mode::Lines {
+            eprintln_flush(&format!("{label} uploading while it is compressed"));
+        }
+        Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
+    }
+
     /// Ends tracking an upload.
     pub fn finish(&self, p: &BlobProgress, outcome: BlobOutcome, size: u64) {
-        let secs = p.started.elapsed().as_secs_f64();
+        self.finish_as(p, &p.label, outcome, size);
+    }
+
+    /// Ends tracking an upload started by [`Reporter::start_growing`], naming the blob it became.
+    pub fn finish_growing(&self, p: &BlobProgress, media_type: &str, digest: &Digest, size: u64, outcome: BlobOutcome) {
+        let label = format!("{} {}", kind_of(media_type), digest.short());
+        match outcome {
+            BlobOutcome::Skipped => {
+                self.clear_bar(p);
+                self.note(&format!(
+                    "{label} was already in the registry: its upload was dropped ({})",
+                    human_bytes(size)
+                ));
+            }
+            _ => self.finish_as(p, &label, outcome, size),
+        }
+    }
+
+    /// Stops tracking an upload that failed (the failure is reported by the caller).
+    pub fn abandon(&self, p: &BlobProgress) {
+        self.clear_bar(p);
+    }
+
+    fn clear_bar(&self, p: &BlobProgress) {
         if let Some(bar) = &p.bar {
             bar.finish_and_clear();
             if let Some(m) = &self.multi {
                 m.remove(bar);
             }
         }
+    }
+
+    fn finish_as(&self, p: &BlobProgress, label: &str, outcome: BlobOutcome, size: u64) {
+        let secs = p.started.elapsed().as_secs_f64();
+        self.clear_bar(p);
         let verb = match outcome {
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Skipped => "skipped",
             BlobOutcome::Downloaded => "downloaded",
         };
-        self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
+        self.note(&format!("{label} {verb} {} in {:.1} s ({})", human_bytes(size), secs, rate(size, secs)));
     }
 }
 

@@ -11,11 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
+use crate::builder::layer::Sink;
 use crate::ci::Env;
 use crate::error::{Context, Result};
+use crate::growing::GrowingFile;
 use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
@@ -150,6 +154,18 @@ pub async fn push_with(
     clients: &Clients<'_>,
     reporter: &Arc<Reporter>,
 ) -> Result<PushReport> {
+    push_streamed(artifact, dests, clients, reporter, &Streamed::default()).await
+}
+
+/// [`push_with`], counting the blobs in `streamed` (uploaded while `hoist build` wrote them, through
+/// the same `clients`) as done instead of sending them again.
+pub async fn push_streamed(
+    artifact: &Artifact,
+    dests: &[Reference],
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+    streamed: &Streamed,
+) -> Result<PushReport> {
     let started = Instant::now();
     let opts = clients.options();
     // Group references by repository, keeping the order they were given.
@@ -189,7 +205,7 @@ pub async fn push_with(
             artifact.blobs.iter().partition(|b| b.media_type.contains("config"));
         for phase in [layers, configs] {
             let results: Vec<BlobReport> = stream::iter(phase)
-                .map(|blob| push_one(&repo, blob, &mount_from, &sources, reporter))
+                .map(|blob| push_one(&repo, blob, &mount_from, &sources, reporter, streamed))
                 .buffer_unordered(opts.jobs.max(1))
                 .try_collect()
                 .await
@@ -227,9 +243,15 @@ async fn push_one(
     mount_from: &[String],
     sources: &RemoteSources<'_>,
     reporter: &Arc<Reporter>,
+    streamed: &Streamed,
 ) -> Result<BlobReport> {
+    let repository = format!("{}/{}", repo.client.host(), repo.name);
+    // Uploaded while it was written (hoist build -t): already reported.
+    if let Some(done) = streamed.0.get(&(repository.clone(), blob.digest.clone())) {
+        return Ok(done.clone());
+    }
     let report = |outcome, bytes, seconds| BlobReport {
-        repository: format!("{}/{}", repo.client.host(), repo.name),
+        repository: repository.clone(),
         digest: blob.digest.clone(),
         media_type: blob.media_type.clone(),
         size: blob.size,
@@ -278,5 +300,113 @@ impl<'a> RemoteSources<'a> {
         let repo = Arc::new(Repository::new(client, repository, "pull", &[], self.retry));
         map.insert(key, repo.clone());
         Ok(repo)
+    }
+}
+
+/// Blobs that reached a repository while they were written, by (`host/repository`, digest).
+#[derive(Debug, Default)]
+pub struct Streamed(HashMap<(String, Digest), BlobReport>);
+
+/// Layers uploaded while `hoist build` compresses them. The builder hands over each layer it writes
+/// afresh as its file is created ([`LayerStreams::sink`]); each is sent to the first destination's
+/// repository by [`Repository::upload_growing`], `--jobs` at a time, through the same client the
+/// push then uses; [`LayerStreams::finish`] collects what arrived, and [`push_with`] counts those as
+/// uploaded. A stream that fails is reported and forgotten: the push engine then sends that layer
+/// from its file like any other blob, with the normal retries. Layers from the layer cache are not
+/// streamed: their digest is known, so the push engine can first ask whether the registry has them.
+pub struct LayerStreams {
+    repo: Arc<Repository>,
+    reporter: Arc<Reporter>,
+    runtime: tokio::runtime::Handle,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<Option<BlobReport>>>>,
+    started: Arc<AtomicUsize>,
+}
+
+impl LayerStreams {
+    /// Opens streaming to `dest`'s repository, checking push access first (so a build with no right
+    /// to push fails before it compresses anything).
+    pub async fn open(dest: &Reference, clients: &Clients<'_>, reporter: &Arc<Reporter>) -> Result<Arc<LayerStreams>> {
+        let opts = clients.options();
+        let ctx = || format!("pushing to {}/{}", dest.api_host(), dest.repository());
+        let client = clients.get(dest.api_host()).await.with_context(ctx)?;
+        let warn_to = reporter.clone();
+        let repo = Repository::new(client, dest.repository(), "pull,push", &[], opts.retry)
+            .with_chunk_size(opts.chunk_size)
+            .with_jobs(opts.jobs)
+            .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
+        repo.check_push_access().await.with_context(ctx)?;
+        Ok(Arc::new(LayerStreams {
+            repo: Arc::new(repo),
+            reporter: reporter.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            tasks: std::sync::Mutex::new(Vec::new()),
+            started: Arc::new(AtomicUsize::new(0)),
+        }))
+    }
+
+    /// What the builder calls with each layer file it starts writing.
+    pub fn sink(self: &Arc<Self>) -> Sink {
+        let me = Arc::downgrade(self);
+        Sink(Arc::new(move |file: GrowingFile, media_type: &'static str| {
+            let Some(me) = me.upgrade() else { return };
+            let (repo, reporter) = (me.repo.clone(), me.reporter.clone());
+            let n = me.started.fetch_add(1, Ordering::Relaxed) + 1;
+            let task = me.runtime.spawn(stream_layer(repo, reporter, file, media_type, n));
+            me.tasks.lock().expect("tasks lock").push(task);
+        }))
+    }
+
+    /// Waits for every stream started; the layers that reached the registry.
+    pub async fn finish(&self) -> Streamed {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        let mut done = Streamed::default();
+        for task in tasks {
+            if let Ok(Some(r)) = task.await {
+                done.0.insert((r.repository.clone(), r.digest.clone()), r);
+            }
+        }
+        done
+    }
+}
+
+impl Drop for LayerStreams {
+    fn drop(&mut self) {
+        // A build that failed leaves streams behind: stop them.
+        for task in self.tasks.lock().expect("tasks lock").iter() {
+            task.abort();
+        }
+    }
+}
+
+/// One layer, streamed while it is written; `None` when the stream failed (said on stderr).
+async fn stream_layer(
+    repo: Arc<Repository>,
+    reporter: Arc<Reporter>,
+    file: GrowingFile,
+    media_type: &'static str,
+    n: usize,
+) -> Option<BlobReport> {
+    let _slot = repo.upload_permit().await;
+    let progress = reporter.start_growing(format!("layer #{n}"));
+    match repo.upload_growing(file, progress.clone()).await {
+        Ok((digest, size, outcome)) => {
+            reporter.finish_growing(&progress, media_type, &digest, size, outcome);
+            Some(BlobReport {
+                repository: format!("{}/{}", repo.client.host(), repo.name),
+                digest,
+                media_type: media_type.to_string(),
+                size,
+                outcome,
+                bytes: if outcome == BlobOutcome::Uploaded { size } else { 0 },
+                seconds: progress.seconds(),
+            })
+        }
+        Err(e) => {
+            reporter.abandon(&progress);
+            reporter.warn(&format!(
+                "uploading layer #{n} while compressing it failed ({e}); it is sent again from its file"
+            ));
+            None
+        }
     }
 }

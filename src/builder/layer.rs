@@ -14,6 +14,7 @@ use std::sync::Arc;
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, Result};
+use crate::growing::GrowingFile;
 use crate::layout::docker_archive::GZIP_LEVEL;
 use crate::model::{media, Blob, BlobSource, Digest, HashingWriter};
 
@@ -258,10 +259,37 @@ impl<W: io::Write> io::Write for ParallelGzip<W> {
     }
 }
 
+/// Receives each layer as its file is created, before a byte is compressed, with the layer's media
+/// type: `hoist build -t` uploads it while it grows ([`crate::growing`]).
+#[derive(Clone)]
+pub struct Sink(pub Arc<dyn Fn(GrowingFile, &'static str) + Send + Sync>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
 /// Writes `tree` as a compressed tar into `dir/name`, every mtime `epoch`.
 pub fn write_layer(tree: &Tree, epoch: u64, dir: &Path, name: &str, compression: Compression) -> Result<Layer> {
+    write_layer_to(tree, epoch, dir, name, compression, None)
+}
+
+/// [`write_layer`], and `sink` gets the file to follow as it is written.
+pub fn write_layer_to(
+    tree: &Tree,
+    epoch: u64,
+    dir: &Path,
+    name: &str,
+    compression: Compression,
+    sink: Option<&Sink>,
+) -> Result<Layer> {
     let path = dir.join(name);
-    let file = File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let (file, growing) =
+        crate::growing::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    if let Some(sink) = sink {
+        (sink.0)(growing, compression.media_type());
+    }
     let enc = compression
         .encoder(HashingWriter::new(BufWriter::new(file)))
         .map_err(|e| Error::io("starting the layer compressor", e))?;
@@ -269,8 +297,9 @@ pub fn write_layer(tree: &Tree, epoch: u64, dir: &Path, name: &str, compression:
     builder.mode(tar::HeaderMode::Deterministic);
     append_tree(&mut builder, tree, epoch).map_err(|e| Error::io("writing layer", e))?;
     let (diff_id, _, enc) = builder.into_inner().map_err(|e| Error::io("writing layer", e))?.finish();
-    let (digest, size, mut out) = enc.finish().map_err(|e| Error::io("compressing layer", e))?.finish();
-    io::Write::flush(&mut out).map_err(|e| Error::io("writing layer", e))?;
+    let (digest, size, out) = enc.finish().map_err(|e| Error::io("compressing layer", e))?.finish();
+    let file = out.into_inner().map_err(|e| Error::io("writing layer", e.into_error()))?;
+    file.finish(digest.clone(), size);
     Ok(Layer {
         blob: Blob {
             digest,

@@ -54,6 +54,9 @@ pub struct BuildOptions {
     pub compression: layer::Compression,
     /// The layer cache directory ([`cache`]); `None` writes every layer anew.
     pub cache: Option<PathBuf>,
+    /// Where layers written afresh go as they are compressed (`hoist build -t` streams them to the
+    /// registry); `None` only writes them.
+    pub stream: Option<layer::Sink>,
     /// Where registry images are pulled from before their origin.
     pub mirrors: crate::registry::mirrors::Mirrors,
 }
@@ -128,8 +131,8 @@ pub fn combine(
     (Artifact { blobs, manifests }, spools)
 }
 
-/// Reads and parses the Dockerfile, opens the context, outlines the stages.
-pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+/// Reads and parses the Dockerfile: (the Dockerfile, its name for messages, its path).
+fn read_dockerfile(opts: &BuildOptions) -> Result<(Dockerfile, String, PathBuf)> {
     let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
     let file_name = file.file_name().map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
     let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -137,10 +140,47 @@ pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
     })?;
     let dockerfile =
         dockerfile::parse(&text).map_err(|e| Error::usage(format!("{file_name}:{}: {}", e.line, e.message)))?;
-    let context = BuildContext::open(&opts.context)?;
+    Ok((dockerfile, file_name, file))
+}
+
+/// Reads and parses the Dockerfile, opens the context, outlines the stages.
+pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+    let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+    let context = BuildContext::open_for(&opts.context, Some(&file))?;
     let input = input_of(&dockerfile, &file_name, &context, opts);
     let outline = plan::outline(&input)?;
     Ok(Prepared { dockerfile, file_name, context, outline })
+}
+
+/// `--check --json`: one JSON document whatever fails — reading, parsing, the context, the stage
+/// outline or the evaluation — with as much as was learnt before (`instructions`, `stages`), and
+/// the outcome.
+pub fn check_report(opts: &BuildOptions) -> (Value, Result<()>) {
+    let name = opts
+        .file
+        .as_ref()
+        .and_then(|f| f.file_name())
+        .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
+    let mut doc = json!({"file": name, "ok": false, "error": null, "hint": null, "stages": [], "instructions": []});
+    let result = (|| -> Result<()> {
+        let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+        doc["instructions"] = instructions_json(&dockerfile);
+        let context = BuildContext::open_for(&opts.context, Some(&file))?;
+        let input = input_of(&dockerfile, &file_name, &context, opts);
+        let outline = plan::outline(&input)?;
+        doc["stages"] = outline
+            .stages
+            .iter()
+            .map(|s| json!({"index": s.index, "name": s.name, "from": s.from, "line": s.line, "needed": outline.needed[s.index]}))
+            .collect();
+        plan::evaluate(&input, &outline, &HashMap::new()).map(|_| ())
+    })();
+    doc["ok"] = json!(result.is_ok());
+    if let Err(e) = &result {
+        doc["error"] = json!(e.to_string());
+        doc["hint"] = json!(e.hint());
+    }
+    (doc, result)
 }
 
 fn input_of<'a>(df: &'a Dockerfile, name: &'a str, ctx: &'a BuildContext, opts: &'a BuildOptions) -> PlanInput<'a> {
@@ -189,7 +229,11 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     let mut input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
     input.images = Some(&sources);
     let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
-    let mut built = assemble(&stage, opts)?;
+    // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running.
+    let mut built = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => assemble(&stage, opts)?,
+        _ => tokio::task::block_in_place(|| assemble(&stage, opts))?,
+    };
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
@@ -339,13 +383,18 @@ fn write_layers(trees: &[layer::Tree], opts: &BuildOptions, dir: &Path) -> Resul
     let (epoch, jobs, compression) = (opts.epoch, opts.jobs.max(1), opts.compression);
     let cache = opts.cache.as_ref().map(cache::Cache::new);
     let cache = cache.as_ref();
+    // Only layers written afresh are streamed: a cache hit knows its digest, and the push engine
+    // checks the registry for it before sending anything.
+    let sink = opts.stream.as_ref();
     let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, bool)> {
-        let Some(cache) = cache else { return Ok((layer::write_layer(t, epoch, dir, &name, compression)?, false)) };
+        let Some(cache) = cache else {
+            return Ok((layer::write_layer_to(t, epoch, dir, &name, compression, sink)?, false));
+        };
         let key = cache::key(t, epoch, compression)?;
         if let Some(hit) = cache.get(&key) {
             return Ok((hit, true));
         }
-        let l = layer::write_layer(t, epoch, dir, &name, compression)?;
+        let l = layer::write_layer_to(t, epoch, dir, &name, compression, sink)?;
         let _ = cache.put(&key, &l);
         Ok((l, false))
     };
@@ -417,6 +466,7 @@ mod tests {
             squash: false,
             compression: layer::Compression::default(),
             cache: None,
+            stream: None,
             mirrors: Default::default(),
         };
         let p = check(&opts).unwrap();

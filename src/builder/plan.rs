@@ -173,6 +173,9 @@ pub struct Stage {
     /// The `config` object of the image config.
     pub config: Map<String, Value>,
     pub author: Option<String>,
+    /// Directories that exist below this build's files without an entry of their own (parents on
+    /// a registry base, left to the base or to extraction).
+    implied: std::collections::BTreeSet<String>,
     shell: Vec<String>,
     args: BTreeMap<String, String>,
     cmd_set: bool,
@@ -339,9 +342,15 @@ pub fn evaluate(input: &PlanInput<'_>, outline: &Outline, bases: &HashMap<usize,
     Ok(done[outline.target].take().expect("target evaluated"))
 }
 
+/// BuildKit's (and buildah's) environment for `FROM scratch`.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
-    let config =
+    let mut config =
         base.as_ref().and_then(|b| b.config.get("config").and_then(Value::as_object).cloned()).unwrap_or_default();
+    if header.from == "scratch" {
+        config.insert("Env".into(), json!([DEFAULT_PATH]));
+    }
     Stage {
         name: header.name.clone(),
         remote_base: header.from != "scratch",
@@ -356,6 +365,7 @@ fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]),
         config,
         author: None,
+        implied: Default::default(),
         args: BTreeMap::new(),
         cmd_set: false,
     }
@@ -476,8 +486,12 @@ impl Evaluator<'_> {
                 } else {
                     layer::join(&self.workdir(), &ignore::clean(&text))
                 };
-                self.set("WorkingDir", json!(format!("/{path}")));
-                if !path.is_empty() && !self.stage.fs.get(&path).is_some_and(Node::is_dir) {
+                // As docker and BuildKit store it: an absolute path as written (a trailing `/`
+                // kept), a relative one joined to the current directory and cleaned.
+                let stored = if text.starts_with('/') { text.clone() } else { format!("/{path}") };
+                self.set("WorkingDir", json!(stored));
+                let exists = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
+                if !path.is_empty() && !exists {
                     let (uid, gid) = self.user_ids();
                     let mut tree = Tree::new();
                     tree.insert(path, Node::dir(0o755, uid, gid));
@@ -646,7 +660,25 @@ impl Evaluator<'_> {
     }
 
     fn add_layer(&mut self, mut tree: Tree) {
-        layer::add_parents(&mut tree, &self.stage.fs);
+        // On a registry base, a parent directory this build did not make may exist in the base
+        // with its own mode and owner, which an entry here would override: it is left out, and
+        // extraction keeps the base's (or makes a missing one 0755 root, as a copy would).
+        if self.stage.remote_base {
+            let missing: Vec<String> =
+                tree.keys().flat_map(|k| layer::parents(k)).filter(|p| !tree.contains_key(p)).collect();
+            for p in missing {
+                match self.stage.fs.get(&p).filter(|n| n.is_dir()) {
+                    Some(n) => {
+                        tree.insert(p, n.clone());
+                    }
+                    None => {
+                        self.stage.implied.insert(p);
+                    }
+                }
+            }
+        } else {
+            layer::add_parents(&mut tree, &self.stage.fs);
+        }
         for (k, v) in &tree {
             self.stage.fs.insert(k.clone(), v.clone());
         }
@@ -658,6 +690,8 @@ impl Evaluator<'_> {
         let mut from: Option<String> = None;
         let mut owner: Option<(u64, u64)> = None;
         let mut chmod: Option<u32> = None;
+        let mut excludes: Vec<String> = Vec::new();
+        let mut parents = false;
         for f in &ins.flags {
             let v = f.value.clone().unwrap_or_default();
             match f.name.as_str() {
@@ -682,6 +716,9 @@ impl Evaluator<'_> {
                             .ok_or_else(|| self.err(ins, format!("{name} --chmod={v:?}: expected an octal mode")))?,
                     )
                 }
+                // Patterns as in .dockerignore, not expanded (BuildKit does not expand them either).
+                "exclude" => excludes.push(v),
+                "parents" if !is_add => parents = !matches!(v.as_str(), "false" | "0"),
                 "link" | "checksum" | "keep-git-dir" => {}
                 other => return Err(self.err(ins, format!("{name} --{other} is not supported by hoist"))),
             }
@@ -743,10 +780,36 @@ impl Evaluator<'_> {
                     .context
                     .entries(&s)
                     .map_err(|e| e.context(format!("{}:{}", self.input.file_name, ins.line)))?;
+                if parents {
+                    // --parents keeps the source's path below the context (or below a `/./`
+                    // pivot in the source), as a path under the destination directory.
+                    let kept = match src.split_once("/./") {
+                        Some((pivot, _)) => {
+                            let pivot = ignore::clean(pivot);
+                            s.rel.strip_prefix(&format!("{pivot}/")).unwrap_or(&s.rel).to_string()
+                        }
+                        None => s.rel.clone(),
+                    };
+                    items.push((kept, entries, false));
+                    continue;
+                }
                 let base = s.rel.rsplit('/').next().unwrap_or_default().to_string();
                 items.push((base, entries, s.is_dir));
             }
         }
+        if !excludes.is_empty() {
+            // --exclude: matched against each copied path relative to its source, and with the
+            // source's own name in front (so `*.txt` drops `a.txt` sources and `dir/**/*.txt`).
+            let rules = ignore::IgnoreRules::parse(&excludes.join("\n"));
+            for (base, entries, _) in &mut items {
+                entries.retain(|rel, _| {
+                    let named = layer::join(base, rel);
+                    !(rules.is_ignored(&named) || (!rel.is_empty() && rules.is_ignored(rel)))
+                });
+            }
+            items.retain(|(_, entries, is_dir)| *is_dir || !entries.is_empty());
+        }
+        let dest_dir_syntax = dest_dir_syntax || parents;
         if items.len() + extracted.len() > 1 && !dest_dir_syntax {
             return Err(self.err(ins, format!("When using {name} with more than one source file, the destination must be a directory and end with a /")));
         }
@@ -757,7 +820,9 @@ impl Evaluator<'_> {
         let mut created: Vec<String> = Vec::new();
         for (base, entries, is_dir) in items {
             if is_dir {
-                if !dest_abs.is_empty() {
+                // Into a directory that may be the base's (see add_layer): its metadata stays.
+                let maybe_base_dir = self.stage.remote_base && !self.stage.fs.contains_key(&dest_abs);
+                if !dest_abs.is_empty() && !maybe_base_dir {
                     let mode = entries.get("").map_or(0o755, |n| n.mode);
                     tree.insert(dest_abs.clone(), Node::dir(mode, 0, 0));
                 }
@@ -775,6 +840,7 @@ impl Evaluator<'_> {
                     && !dest_abs.is_empty()
                     && !tree.contains_key(&dest_abs)
                     && !self.stage.fs.contains_key(&dest_abs)
+                    && !self.stage.remote_base
                 {
                     tree.insert(dest_abs.clone(), Node::dir(0o755, 0, 0));
                     created.push(dest_abs.clone());
@@ -1137,7 +1203,11 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.config["Env"], json!(["A=x9", "B=two words"]));
+        assert_eq!(
+            s.config["Env"],
+            json!([DEFAULT_PATH, "A=x9", "B=two words"]),
+            "scratch starts with BuildKit's PATH"
+        );
         assert_eq!(s.config["Labels"]["l"], json!("x9"));
         assert_eq!(s.config["WorkingDir"], json!("/app/sub"));
         assert_eq!(s.config["Cmd"], json!(["/bin/sh", "-c", "serve --port 80"]));
@@ -1175,6 +1245,34 @@ mod tests {
         .unwrap();
         assert!(s2.fs.contains_key("final/c.txt"));
         assert_eq!(s2.layers.len(), 1);
+    }
+
+    #[test]
+    fn leading_slash_parents_and_exclude() {
+        let files = [
+            ("x/a.txt", "a"),
+            ("x/b.md", "b"),
+            ("y/a.txt", "c"),
+            ("d/k/keep.txt", "k"),
+            ("d/k/drop.log", "l"),
+            ("top.txt", "t"),
+        ];
+        let s = plan(
+            "FROM scratch\nCOPY /top.txt /t\nCOPY --parents x/a.txt y/a.txt /p/\nCOPY --parents ./x/./*.md /q/\nCOPY --exclude=**/*.log --exclude=nope d /e\nCOPY --exclude=*.md x/* /f/\n",
+            &files,
+            &[],
+            None,
+        )
+        .unwrap();
+        assert!(s.fs.contains_key("t"), "a leading / is the context root");
+        assert!(
+            s.fs.contains_key("p/x/a.txt") && s.fs.contains_key("p/y/a.txt"),
+            "{:?}",
+            s.fs.keys().collect::<Vec<_>>()
+        );
+        assert!(s.fs.contains_key("q/b.md") && !s.fs.contains_key("q/x/b.md"), "the /./ pivot");
+        assert!(s.fs.contains_key("e/k/keep.txt") && !s.fs.contains_key("e/k/drop.log"));
+        assert!(s.fs.contains_key("f/a.txt") && !s.fs.contains_key("f/b.md"));
     }
 
     #[test]

@@ -78,3 +78,9 @@ pub const CI_COMMIT_TAG: &str = "CI_COMMIT_TAG";
 pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
 /// The merge request's project-level id (merge-request pipelines only): the `mr-<iid>` tag.
 pub const CI_MERGE_REQUEST_IID: &str = "CI_MERGE_REQUEST_IID";
+/// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+/// The XDG config root (Helm's `helm/registry/config.json` below it).
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";

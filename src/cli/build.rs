@@ -7,13 +7,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{CiArgs, OutputArgs, RegistryArgs};
+use super::common::{CiArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;
 use crate::progress::{Mode, Reporter};
-use crate::push::{Clients, PushReport};
+use crate::push::{push_streamed, Clients, LayerStreams, PushReport, Streamed};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -76,17 +76,13 @@ pub struct BuildArgs {
     /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
     #[arg(long)]
     pub no_cache: bool,
-    /// Pull registry images from a mirror first (repeatable): SRC=DEST, e.g.
-    /// docker.io=harbor.example.com/dockerhub-proxy; the origin is tried after the mirrors. Also
-    /// read: HOIST_REGISTRY_MIRRORS (comma-separated) and containers' registries.conf
-    /// (CONTAINERS_REGISTRIES_CONF, else /etc/containers/registries.conf).
-    #[arg(long = "registry-mirror", value_name = "SRC=DEST")]
-    pub registry_mirrors: Vec<String>,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
     #[command(flatten)]
     pub ci: CiArgs,
+    #[command(flatten)]
+    pub mirrors: MirrorArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -166,25 +162,16 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         squash: args.squash,
         compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
-        mirrors: crate::registry::mirrors::Mirrors::load(&args.registry_mirrors, &env)?,
+        mirrors: args.mirrors.load(&env)?,
+        stream: None,
     };
     if args.check {
         if args.json {
-            // The parse itself must succeed to print anything; validation errors still fail the run.
-            let prepared = build::prepare(&opts)?;
-            let result = build::check(&opts);
-            let json = serde_json::json!({
-                "file": prepared.file_name,
-                "ok": result.is_ok(),
-                "error": result.as_ref().err().map(|e| e.to_string()),
-                "stages": prepared.outline.stages.iter().map(|s| serde_json::json!({
-                    "index": s.index, "name": s.name, "from": s.from, "line": s.line,
-                    "needed": prepared.outline.needed[s.index],
-                })).collect::<Vec<_>>(),
-                "instructions": build::instructions_json(&prepared.dockerfile),
-            });
-            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
-            result.map(|_| ())
+            // Exactly one JSON document on stdout, failures included; the exit code still says
+            // whether the check passed.
+            let (doc, result) = build::check_report(&opts);
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            result
         } else {
             build::check(&opts)?;
             eprintln!("{}: ok", opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display());
@@ -207,11 +194,17 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             );
         }
         let clients = Clients::new(&push_opts, &env);
+        // Layers go to the first destination while they are compressed; the push counts them.
+        let streams = match dests.first() {
+            Some(dest) => Some(LayerStreams::open(dest, &clients, &reporter).await?),
+            None => None,
+        };
+        let stream = streams.as_ref().map(|s| s.sink());
         let mut images = Vec::new();
         for platform in &platforms {
             let _section =
                 reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
-            let opts = BuildOptions { platform: platform.clone(), ..opts.clone() };
+            let opts = BuildOptions { platform: platform.clone(), stream: stream.clone(), ..opts.clone() };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             images.push((platform.clone(), built));
         }
@@ -243,7 +236,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         } else {
             let report = {
                 let _section = reporter.section("hoist_push", &format!("pushing to {}", super::push::list(&dests)));
-                crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?
+                let streamed = match &streams {
+                    Some(s) => s.finish().await,
+                    None => Streamed::default(),
+                };
+                push_streamed(&artifact, &dests, &clients, &reporter, &streamed).await?
             };
             reporter.summary(&report.summary());
             report

@@ -6,8 +6,10 @@ mod chart;
 mod ci;
 mod common;
 mod copy;
+mod doctor;
 mod index;
 mod inspect;
+mod login;
 mod ls;
 mod pull;
 mod push;
@@ -66,6 +68,14 @@ pub enum Command {
     Index(index::IndexArgs),
     /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
     Chart(chart::ChartArgs),
+    /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
+    /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
+    #[command(after_help = login::LOGIN_EXAMPLES)]
+    Login(login::LoginArgs),
+    /// Remove a registry's credentials from docker's and Helm's config.
+    Logout(login::LogoutArgs),
 }
 
 impl Cli {
@@ -82,6 +92,9 @@ impl Cli {
             Command::Pull(args) => pull::run(args).await,
             Command::Index(args) => index::run(args).await,
             Command::Chart(args) => chart::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
         }
     }
 }

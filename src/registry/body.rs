@@ -1,5 +1,5 @@
-//! Request bodies for blobs: streamed from a file range, sent from memory, or passed through from
-//! another registry's GET. A body is made afresh for every attempt (a streamed body cannot be
+//! Request bodies for blobs: streamed from a file range, sent from memory, passed through from
+//! another registry's GET, or read from a layer file while it is being written ([`growing_body`]). A body is made afresh for every attempt (a streamed body cannot be
 //! replayed), and reports the bytes it sends to a [`Progress`].
 
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use tokio_util::io::ReaderStream;
 use super::events::Progress;
 use super::ops::Repository;
 use crate::error::{Error, Result};
+use crate::growing::GrowingFile;
 use crate::model::{Blob, BlobSource};
 
 /// Read size for streaming bodies: big enough that per-read overhead vanishes, small enough to keep
@@ -97,5 +98,42 @@ fn file_body(path: std::path::PathBuf, offset: u64, len: u64, progress: Arc<dyn 
     let stream = futures_util::stream::once(opened)
         .try_flatten()
         .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
+    Body::wrap_stream(stream)
+}
+
+/// The bytes of a file that is still being written, from `offset`: `len` of them, or (`None`) all
+/// up to the end the writer announces. Each read waits for the writer instead of stopping at the
+/// current end of the file; a writer that gives up fails the body (and so the request).
+pub(super) fn growing_body(file: GrowingFile, offset: u64, len: Option<u64>, progress: Arc<dyn Progress>) -> Body {
+    struct St {
+        growing: GrowingFile,
+        file: Option<tokio::fs::File>,
+        pos: u64,
+        stop: Option<u64>,
+    }
+    let st = St { growing: file, file: None, pos: offset, stop: len.map(|l| offset + l) };
+    let stream = futures_util::stream::try_unfold(st, |mut st| async move {
+        if st.stop.is_some_and(|stop| st.pos >= stop) {
+            return Ok(None);
+        }
+        let (have, end) = st.growing.wait_for(st.pos + 1).await?;
+        if have <= st.pos {
+            return match (end, st.stop) {
+                (Some(_), None) => Ok(None),
+                _ => Err(std::io::Error::other("the layer file ended before the bytes asked for")),
+            };
+        }
+        let want = (have - st.pos).min(READ_CHUNK as u64).min(st.stop.map_or(u64::MAX, |s| s - st.pos));
+        if st.file.is_none() {
+            let mut f = tokio::fs::File::open(st.growing.path()).await?;
+            f.seek(std::io::SeekFrom::Start(st.pos)).await?;
+            st.file = Some(f);
+        }
+        let mut buf = vec![0u8; want as usize];
+        st.file.as_mut().expect("opened above").read_exact(&mut buf).await?;
+        st.pos += want;
+        Ok(Some((Bytes::from(buf), st)))
+    })
+    .inspect_ok(move |chunk: &Bytes| progress.advance(chunk.len() as u64));
     Body::wrap_stream(stream)
 }

@@ -49,8 +49,8 @@ impl Chunking {
     }
 
     /// A body of `len` bytes was refused with 413; `min_chunk` is the session's `OCI-Chunk-Min-Length`.
-    /// Halves the chunk (a whole-blob upload starts at [`FALLBACK_CHUNK`]), never below
-    /// [`MIN_CHUNK`] nor `min_chunk`. Concurrent uploads only ever lower the size.
+    /// Halves the chunk size (a whole-blob upload starts at [`FALLBACK_CHUNK`]) until it is below
+    /// `len`, never below [`MIN_CHUNK`] nor `min_chunk`. Concurrent uploads only ever lower the size.
     pub fn refused(&self, len: u64, min_chunk: Option<u64>) -> AfterRefusal {
         let floor = MIN_CHUNK.max(min_chunk.unwrap_or(0));
         let lower = |c: u64, v: u64| Some(if c == 0 { v } else { c.min(v) });
@@ -58,9 +58,16 @@ impl Chunking {
         if len <= floor {
             return AfterRefusal::Floor(floor);
         }
-        let cur = self.size();
-        let halved = if cur == 0 || len > cur { FALLBACK_CHUNK.min(len / 2) } else { len / 2 };
-        let next = halved.max(floor);
+        // Halve the chunk size (8 MiB after a whole-blob upload) until it is below what was refused:
+        // a short last chunk refused takes the size straight below it, in round numbers.
+        let mut next = match self.size() {
+            0 => FALLBACK_CHUNK,
+            cur => cur,
+        };
+        while next >= len && next > floor {
+            next /= 2;
+        }
+        let next = next.max(floor);
         let _ = self.size.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| lower(c, next));
         AfterRefusal::Chunks(self.size())
     }
@@ -109,9 +116,12 @@ mod tests {
         // The user's --chunk-size does not override what a 413 taught.
         c.prefer(16 << 20);
         assert_eq!(c.size(), 2 << 20);
-        // A small whole blob refused starts at half its size, not at 8 MiB.
+        // A small whole blob (or a short last chunk) refused: the first halving below its size.
         let c = Chunking::default();
-        assert_eq!(c.refused(3 << 20, None), AfterRefusal::Chunks(1536 << 10));
+        assert_eq!(c.refused(3 << 20, None), AfterRefusal::Chunks(2 << 20));
+        assert_eq!(c.refused(1_900_000, None), AfterRefusal::Chunks(1 << 20));
+        // A streaming body of unknown length: 8 MiB.
+        assert_eq!(Chunking::default().refused(u64::MAX, None), AfterRefusal::Chunks(8 << 20));
         // Never below 64 KiB nor the registry's minimum; at the floor, give up.
         let c = Chunking::default();
         assert_eq!(c.refused(100 << 10, None), AfterRefusal::Chunks(MIN_CHUNK));

@@ -178,18 +178,22 @@ pub fn resolve(host: &str, flags: Option<Credential>, env: &dyn Env) -> Result<O
             return Ok(Some(found));
         }
     }
-    let path = match (env.non_empty(vars::DOCKER_CONFIG), env.non_empty(vars::HOME)) {
-        (Some(dir), _) => Some(std::path::Path::new(&dir).join("config.json")),
-        (None, Some(home)) => Some(std::path::Path::new(&home).join(".docker").join("config.json")),
-        _ => None,
-    };
-    if let Some(path) = path.filter(|p| p.is_file()) {
+    if let Some(path) = docker_config_path(env).filter(|p| p.is_file()) {
         let shown = path.display().to_string();
         let doc = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
         let cfg = DockerConfig::parse(&doc).map_err(|e| e.context(format!("reading {shown}")))?;
         return cfg.lookup(&host, CredentialSource::DockerConfigFile(shown));
     }
     Ok(None)
+}
+
+/// docker's `config.json`: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_path(env: &dyn Env) -> Option<std::path::PathBuf> {
+    match (env.non_empty(vars::DOCKER_CONFIG), env.non_empty(vars::HOME)) {
+        (Some(dir), _) => Some(std::path::Path::new(&dir).join("config.json")),
+        (None, Some(home)) => Some(std::path::Path::new(&home).join(".docker").join("config.json")),
+        _ => None,
+    }
 }
 
 fn harbor_env(host: &str, env: &dyn Env) -> Option<Credential> {
@@ -275,7 +279,7 @@ fn find_key<'a>(mut keys: impl Iterator<Item = &'a String>, host: &str) -> Optio
 }
 
 /// Whether a config key (`host`, `https://host/`, `https://index.docker.io/v1/`) names `host`.
-fn registry_key_matches(key: &str, host: &str) -> bool {
+pub fn registry_key_matches(key: &str, host: &str) -> bool {
     let k = host_of(key);
     k == host || (host == "registry-1.docker.io" || host == "docker.io") && (k == "index.docker.io" || k == "docker.io")
 }

@@ -15,12 +15,13 @@ use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
-use super::body::BodySource;
+use super::body::{growing_body, BodySource};
 use super::chunking::AfterRefusal;
 use super::client::Client;
 pub use super::events::{Event, NoProgress, Notice, Progress};
 pub use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
+use crate::growing::GrowingFile;
 use crate::model::media::{self, kind_of};
 use crate::model::{Blob, Digest, Manifest};
 
@@ -351,6 +352,92 @@ impl Repository {
             progress.advance(offset);
         }
         self.close_upload(&location, &blob.digest).await
+    }
+
+    /// Uploads a blob while it is being written (a layer `hoist build` is compressing): POST a session,
+    /// send the bytes as they reach the file — one PATCH streaming all of them (chunked transfer
+    /// encoding: the length is unknown), or, when this registry uses chunks ([`super::chunking`]),
+    /// a PATCH per chunk once its bytes are there — and close with `PUT <location>&digest=` once the
+    /// writer announces the digest. Returns the digest, the size, and whether the blob was uploaded or
+    /// (found in the registry once its digest was known) skipped.
+    ///
+    /// A 413 halves the chunk and goes on from the registry's offset, as [`Repository::upload_blob`]
+    /// does; any other failure is returned at once, without retries: the caller sends the finished
+    /// file through [`Repository::upload_blob`] and its retries instead (a stream cannot be replayed,
+    /// the file can).
+    pub async fn upload_growing(
+        &self,
+        mut file: GrowingFile,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Digest, u64, BlobOutcome)> {
+        let session = self.start_upload().await?;
+        let min_chunk = session.min_chunk;
+        let mut location = session.location;
+        let mut offset = 0u64;
+        let (digest, size) = loop {
+            let chunk = self.client.chunking().size();
+            let (len, end) = if chunk == 0 {
+                (None, None)
+            } else {
+                let chunk = chunk.max(min_chunk.unwrap_or(1));
+                let (have, end) = file.wait_for(offset + chunk).await.map_err(|e| Error::io("reading the layer", e))?;
+                match end {
+                    Some(done) if have <= offset => break done,
+                    _ => (Some((have - offset).min(chunk)), end),
+                }
+            };
+            let url = self.client.url(&location)?;
+            let range = len.map(|len| format!("{}-{}", offset, offset + len - 1));
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| {
+                    let mut req = h.patch(url.clone()).header(CONTENT_TYPE, "application/octet-stream");
+                    if let (Some(len), Some(range)) = (len, &range) {
+                        req = req.header(CONTENT_LENGTH, len).header("Content-Range", range.as_str());
+                    }
+                    Ok(req.body(growing_body(file.clone(), offset, len, progress.clone())))
+                })
+                .await?;
+            match resp.status() {
+                StatusCode::ACCEPTED => {
+                    location = location_of(&resp)?;
+                    if let Some(len) = len {
+                        offset = range_end(&resp).unwrap_or(offset + len);
+                        self.chunk_passed();
+                        if let Some(done) = end.filter(|(_, size)| offset >= *size) {
+                            break done;
+                        }
+                    } else {
+                        // The one streaming PATCH ends with the file.
+                        let (_, end) = file.wait_for(u64::MAX).await.map_err(|e| Error::io("reading the layer", e))?;
+                        let (digest, size) = end.expect("the body ends only when the file is complete");
+                        offset = range_end(&resp).unwrap_or(size);
+                        break (digest, size);
+                    }
+                }
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    // A streaming PATCH has no length; the proxy refused it past its cap: chunks from now on.
+                    let refused = self.client.fail(resp).await;
+                    self.after_refusal(refused, len.unwrap_or(u64::MAX), min_chunk)?;
+                    (location, offset) = self.upload_status(&location).await?;
+                    progress.restart();
+                    progress.advance(offset);
+                }
+                _ => return Err(session_lost_is_retryable(self.client.fail(resp).await)),
+            }
+        };
+        if offset != size {
+            return Err(Error::other(format!("the registry holds {offset} bytes of a {size}-byte layer")));
+        }
+        // The digest was not known before: the registry may have had the blob all along (a rebuild
+        // that missed the layer cache). Then the session is dropped and the blob counts as skipped.
+        if self.blob_exists(&digest).await? {
+            let url = self.client.url(&location)?;
+            let _ = self.client.send(&self.scopes, &|h| Ok(h.delete(url.clone()))).await;
+            return Ok((digest, size, BlobOutcome::Skipped));
+        }
+        self.close_upload(&location, &digest).await?;
+        Ok((digest, size, BlobOutcome::Uploaded))
     }
 
     /// The closing `PUT <location>&digest=` of a chunked upload.

@@ -458,33 +458,24 @@ impl Unpacker<'_> {
         let r = if m.is_dir() { fs::remove_dir_all(&disk) } else { fs::remove_file(&disk) };
         r.map_err(|e| Error::io(format!("removing {}", disk.display()), e))?;
         self.report.entries.remove(path);
-        let prefix = format!("{path}/");
-        let below: Vec<String> = self
-            .report
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in below {
+        for k in self.below(&format!("{path}/")) {
             self.report.entries.remove(&k);
         }
         Ok(())
+    }
+
+    /// The reported paths starting with `prefix`, shallowest first.
+    fn below(&self, prefix: &str) -> Vec<String> {
+        let range = self.report.entries.range(prefix.to_string()..);
+        range.take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect()
     }
 
     /// An opaque whiteout: everything below `dir` that lower layers made goes; what this layer
     /// wrote stays.
     fn opaque(&mut self, dir: &str, mine: &HashSet<String>) -> Result<()> {
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        let below: Vec<String> = self
-            .report
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
         // Shallowest first, so a removed directory takes its whole subtree with it.
-        for k in below {
+        for k in self.below(&prefix) {
             if !mine.contains(&k) && self.report.entries.contains_key(&k) {
                 self.remove(&k)?;
             }

@@ -42,6 +42,8 @@ pub fn layer_tar(entries: &[Ent]) -> Vec<u8> {
         let mut h = tar::Header::new_ustar();
         h.set_mtime(1_600_000_000);
         h.set_size(0);
+        h.set_uid(0);
+        h.set_gid(0);
         let (name, data): (String, Vec<u8>) = match e {
             Ent::Dir(p, m, u, g) => {
                 h.set_entry_type(tar::EntryType::Directory);
@@ -61,7 +63,8 @@ pub fn layer_tar(entries: &[Ent]) -> Vec<u8> {
             Ent::Symlink(p, t) | Ent::Hardlink(p, t) => {
                 let kind = if matches!(e, Ent::Symlink(..)) { tar::EntryType::Symlink } else { tar::EntryType::Link };
                 h.set_entry_type(kind);
-                h.set_mode(0o777);
+                // A hard link's header repeats its target's mode (they are one inode).
+                h.set_mode(if matches!(e, Ent::Symlink(..)) { 0o777 } else { 0o644 });
                 h.set_link_name(t).unwrap();
                 (p.to_string(), Vec::new())
             }
@@ -224,8 +227,14 @@ pub fn flatten(layers: &[Vec<u8>]) -> std::collections::BTreeMap<String, FsNode>
                     FsNode { kind: 'f', mode, uid, gid, data: super::sha256_digest(&data) }
                 }
             };
-            if node.kind != 'd' || fs.get(&path).is_none_or(|n| n.kind != 'd') {
+            if node.kind != 'd' {
                 fs.retain(|k, _| !k.starts_with(&format!("{path}/")));
+            }
+            // Missing parents are made as extraction makes them: 0755, root.
+            let mut acc = String::new();
+            for part in path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, p)| p) {
+                acc = if acc.is_empty() { part.to_string() } else { format!("{acc}/{part}") };
+                fs.entry(acc.clone()).or_insert(FsNode { kind: 'd', mode: 0o755, uid: 0, gid: 0, data: String::new() });
             }
             fs.insert(path.clone(), node);
             mine.insert(path);

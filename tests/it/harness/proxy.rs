@@ -23,6 +23,7 @@
 //! same idle limit on every body and on reading request heads), and dropping the proxy stops its runtime and
 //! every connection it holds. HTTP/1.1 and plain HTTP only, on both sides.
 
+use super::server::ServerThread;
 use super::skopeo::{run, skopeo_cmd};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -374,8 +375,7 @@ impl Shared {
 pub struct FaultProxy {
     port: u16,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl FaultProxy {
@@ -390,23 +390,12 @@ impl FaultProxy {
             proxy_url: format!("http://127.0.0.1:{port}"),
             state: Mutex::new(State::default()),
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let srv_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("fault proxy runtime");
-                rt.block_on(serve(std_listener, srv_shared, stop_rx, ready_tx));
-                // Dropping the runtime here cancels every connection task still running.
-            })
-            .expect("spawn fault proxy thread");
+        let server =
+            ServerThread::spawn("fault-proxy", 2, move |stop_rx| serve(std_listener, srv_shared, stop_rx, ready_tx));
         ready_rx.recv_timeout(Duration::from_secs(10)).expect("fault proxy did not start");
-        FaultProxy { port, shared, stop: Some(stop_tx), thread: Some(thread) }
+        FaultProxy { port, shared, _server: server }
     }
 
     /// `127.0.0.1:PORT` of the proxy.
@@ -481,17 +470,6 @@ impl FaultProxy {
                 )
             })
             .collect()
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
