@@ -142,7 +142,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     let env = ProcessEnv;
     let platforms = args.platform.split(',').map(|p| Platform::parse(p.trim())).collect::<Result<Vec<_>>>()?;
     let epoch = build::config::build_epoch(&env)?;
-    let ci_context = crate::ci::context::CiContext::from_env(&env, args.ci.name.as_deref());
+    let ci_context = args.ci.context(&env);
     // CI metadata first, so --label/--annotation override it.
     let ci_meta = ci_context.metadata(Some(build::config::rfc3339(epoch)));
     let mut labels = ci_meta.clone();
@@ -183,7 +183,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let dests: Vec<Reference> = if args.tags.is_empty() && output.is_some() {
             Vec::new()
         } else {
-            args.ci.destinations(&env, &args.tags)?.1
+            args.ci.destinations(&ci_context, &args.tags)?
         };
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);

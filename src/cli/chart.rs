@@ -192,9 +192,12 @@ async fn push(args: PushArgs) -> Result<()> {
         ));
     }
     let artifact = chart::oci::artifact(tgz, &metadata, prov, &rfc3339(epoch));
-    let report = crate::push::push(&artifact, std::slice::from_ref(&reference), &opts, &env, &reporter).await?;
+    let report = {
+        let _section = reporter.section("hoist_push", &format!("pushing {reference}"));
+        crate::push::push(&artifact, std::slice::from_ref(&reference), &opts, &env, &reporter).await?
+    };
     reporter.summary(&report.summary());
-    args.output.emit_with(&report, &chart_dotenv(&metadata.name, &metadata.version, &reference, &report.digest))
+    args.output.emit_with(&report, chart_dotenv(&metadata.name, &metadata.version, &reference, &report.digest))
 }
 
 #[cfg(test)]

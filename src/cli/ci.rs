@@ -39,7 +39,7 @@ pub struct RefsArgs {
 pub async fn run(args: CiCmdArgs) -> Result<()> {
     match args.command {
         CiCommand::Refs(a) => {
-            let (_, refs) = a.ci.destinations(&ProcessEnv, &a.tags)?;
+            let refs = a.ci.destinations(&a.ci.context(&ProcessEnv), &a.tags)?;
             for r in refs {
                 println!("{r}");
             }

@@ -100,15 +100,18 @@ pub struct CiArgs {
 }
 
 impl CiArgs {
-    /// The CI context and the references to push: `given` resolved against it, or (when empty) the CI
-    /// destination with the pipeline's tags.
-    pub fn destinations(&self, env: &dyn Env, given: &[String]) -> Result<(CiContext, Vec<Reference>)> {
+    /// The CI context of this job (`--name` applied).
+    pub fn context(&self, env: &dyn Env) -> CiContext {
+        CiContext::from_env(env, self.name.as_deref())
+    }
+
+    /// The references to push: `given` (`-t`/DEST) resolved against `ctx`, or (when empty) the CI
+    /// destination, with the pipeline's tags under `--tag-policy` and every `--extra-tag`.
+    pub fn destinations(&self, ctx: &CiContext, given: &[String]) -> Result<Vec<Reference>> {
         let policy = TagPolicy::parse(&self.tag_policy)?;
-        let ctx = CiContext::from_env(env, self.name.as_deref());
         let extra: Vec<String> =
             self.extra_tags.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-        let dests = ctx.destinations(given, &policy, &extra)?;
-        Ok((ctx, dests))
+        ctx.destinations(given, &policy, &extra)
     }
 
     /// Prints the context's warnings and the CI_DEBUG_TRACE caveat.
@@ -184,7 +187,7 @@ impl MirrorArgs {
 /// Where progress goes for a verb that talks to registries, with the `--insecure` warning said once.
 pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
     use crate::progress::{Mode, Reporter};
-    let reporter = Reporter::new(Mode::detect(quiet));
+    let reporter = Reporter::for_env(Mode::detect(quiet), &crate::ci::ProcessEnv);
     if registry.insecure {
         reporter
             .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this traffic");
@@ -198,13 +201,15 @@ pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::plan::Platfo
 }
 
 impl OutputArgs {
-    /// Prints `REF@digest` per reference on stdout and writes the requested files.
+    /// Prints `REF@digest` per reference on stdout and writes the requested files; the dotenv report
+    /// names the image ([`image_dotenv`]).
     pub fn emit(&self, report: &PushReport) -> Result<()> {
-        self.emit_with(report, &[])
+        self.emit_with(report, image_dotenv(report))
     }
 
-    /// Like [`OutputArgs::emit`], with more dotenv variables (e.g. [`chart_dotenv`] for a chart push).
-    pub fn emit_with(&self, report: &PushReport, extra_dotenv: &[(String, String)]) -> Result<()> {
+    /// Like [`OutputArgs::emit`], with `dotenv` as the dotenv report's variables — a chart push passes
+    /// [`chart_dotenv`] alone, so a pipeline's build job's HOIST_IMAGE* are not overwritten by the chart's.
+    pub fn emit_with(&self, report: &PushReport, dotenv: Vec<(String, String)>) -> Result<()> {
         for r in &report.references {
             let bare = r.split_once('@').map_or(r.as_str(), |(n, _)| n);
             println!("{bare}@{}", report.digest);
@@ -217,9 +222,7 @@ impl OutputArgs {
             write_atomic(f, &json)?;
         }
         if let Some(f) = &self.dotenv {
-            let mut pairs = image_dotenv(report);
-            pairs.extend(extra_dotenv.iter().cloned());
-            write_atomic(f, dotenv_text(&pairs)?.as_bytes())?;
+            write_atomic(f, dotenv_text(&dotenv)?.as_bytes())?;
         }
         Ok(())
     }

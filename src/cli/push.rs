@@ -50,7 +50,8 @@ pub async fn run(args: PushArgs) -> Result<()> {
         return Err(Error::usage("--jobs must be at least 1"));
     }
     let env = ProcessEnv;
-    let (ci, dests) = args.ci.destinations(&env, &args.dest)?;
+    let ci = args.ci.context(&env);
+    let dests = args.ci.destinations(&ci, &args.dest)?;
     let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
     let reporter = Reporter::for_env(Mode::detect(args.output.quiet), &env);
     args.ci.warn(&ci, &env, &reporter);

@@ -257,6 +257,14 @@ fn sorted_tags(reg: &Registry, repo: &str) -> Vec<String> {
     t
 }
 
+/// Runs `examples/<example>` as project `name` (CI_PROJECT_NAME) under gitlab-ci-local; the pipeline must pass.
+fn run_example(reg: &Registry, example: &str, name: &str, extra: &[&str]) -> (tempfile::TempDir, Pipeline) {
+    let p = project(name, Some(&repo_root().join("examples").join(example)), None);
+    let run = gitlab_ci_local(p.path(), Some(reg), extra);
+    assert!(run.ok, "{example}: pipeline failed:\n{}", run.log);
+    (p, run)
+}
+
 fn sorted(tags: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
     v.sort();
@@ -271,9 +279,7 @@ fn head_sha(dir: &Path) -> String {
 #[test]
 fn ci_example_static_binary_runs_in_gitlab_ci_local() {
     let reg = harbor();
-    let p = project("static-binary", Some(&repo_root().join("examples/static-binary")), None);
-    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
-    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let (p, run) = run_example(&reg, "static-binary", "static-binary", &[]);
     let sha = head_sha(p.path());
     assert_eq!(sorted_tags(&reg, "team/static-binary"), sorted(&[&sha[..8], "latest", "main"]));
     assert!(run.log.contains("section_start:") && run.log.contains("hoist_push"), "log sections:\n{}", run.log);
@@ -319,10 +325,8 @@ fn ci_example_static_site_builds_two_platforms_on_a_proxied_base() {
         PASSWORD.as_bytes(),
     )
     .assert_success();
-    let p = project("static-site", Some(&repo_root().join("examples/static-site")), None);
     let base_registry = format!("BASE_REGISTRY={}/dockerhub", reg.host());
-    let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", &base_registry]);
-    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let (p, _) = run_example(&reg, "static-site", "static-site", &["--variable", &base_registry]);
     let sha = head_sha(p.path());
     assert_eq!(sorted_tags(&reg, "team/website"), sorted(&[&sha[..8], "latest", "main"]));
     let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
@@ -477,4 +481,20 @@ fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
     for t in ["main", "stable", sha] {
         assert_eq!(skopeo.inspect_raw(&format!("team/multi:{t}")), skopeo.inspect_raw("team/multi:latest"), "{t}");
     }
+}
+
+#[test]
+fn ci_example_helm_chart_pushes_with_the_chart_component() {
+    let reg = harbor();
+    let (_p, run) = run_example(&reg, "helm-chart", "hello-web", &[]);
+    assert_eq!(reg.tags("team/hello-web"), ["0.3.1"]);
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let raw = skopeo.inspect_raw("team/hello-web:0.3.1");
+    let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.helm.config.v1+json");
+    // skopeo inspects no chart summaries: the digest of the manifest bytes the registry serves.
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)));
+    // The later job read the chart job's dotenv report.
+    let want = format!("helm install web oci://{}/team/hello-web --version 0.3.1 (digest {digest})", reg.host());
+    assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
 }
