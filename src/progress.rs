@@ -1,8 +1,12 @@
 //! Progress on stderr: live bars in a terminal, one line per blob start and end otherwise (CI logs),
 //! no per-blob output with `-q` — and the closing summary, always. Stdout is never touched here.
+//!
+//! Verbose mode (`-v`, `HOIST_LOG`) is worded here too: [`enable_verbose`] listens to the registry
+//! layer's [`Trace`]s and prints one `[http]`/`[token]`/`[registry]`/`[retry]` line each (and turns
+//! bars into lines so the two do not fight). Traces carry no secrets by construction.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::media::kind_of;
 use crate::model::Blob;
-use crate::registry::events::{Event, Progress};
+use crate::registry::events::{self, Event, Progress, Trace};
 use crate::registry::BlobOutcome;
 
 /// How progress is shown.
@@ -26,7 +30,7 @@ impl Mode {
     pub fn detect(quiet: bool) -> Mode {
         if quiet {
             Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if std::io::stderr().is_terminal() && !VERBOSE.load(Ordering::Relaxed) {
             Mode::Bars
         } else {
             Mode::Lines
@@ -156,6 +160,56 @@ impl Progress for BlobProgress {
         if let Some(b) = &self.bar {
             b.set_position(0);
         }
+    }
+}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns on verbose mode for this process: every registry [`Trace`] is printed on stderr.
+pub fn enable_verbose() {
+    VERBOSE.store(true, Ordering::Relaxed);
+    events::set_trace_sink(Box::new(|t| eprintln_flush(&describe_trace(t))));
+}
+
+/// Whether `HOIST_LOG`'s value asks for verbose mode: anything but empty, `0`, `off`, `false`.
+pub fn log_env_enabled(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "off" | "false" | "none"))
+}
+
+/// One verbose line for a trace.
+pub fn describe_trace(t: &Trace) -> String {
+    match t {
+        Trace::Exchange { method, url, status, error, sent, received, redirected_to, elapsed } => {
+            let answer = match (status, error) {
+                (Some(s), _) => reqwest::StatusCode::from_u16(*s).map_or_else(|_| s.to_string(), |c| c.to_string()),
+                (None, Some(e)) => format!("failed: {e}"),
+                (None, None) => "no answer".into(),
+            };
+            let mut sizes = Vec::new();
+            if let Some(n) = sent.filter(|n| *n > 0) {
+                sizes.push(format!("sent {}", human_bytes(n)));
+            }
+            if let Some(n) = received {
+                sizes.push(format!("received {}", human_bytes(*n)));
+            }
+            sizes.push(format!("{} ms", elapsed.as_millis()));
+            let redirect = redirected_to.as_ref().map(|u| format!(" (redirected to {u})")).unwrap_or_default();
+            format!("[http] {method} {url}{redirect} -> {answer} ({})", sizes.join(", "))
+        }
+        Trace::Token { realm, service, asked, granted } => format!(
+            "[token] {realm} service={} asked [{}] granted [{}]",
+            service.as_deref().unwrap_or("-"),
+            asked.join(" "),
+            granted.as_ref().map_or("opaque token: not readable".to_string(), |g| g.join(" "))
+        ),
+        Trace::Connected { host, base, auth, user, source } => format!(
+            "[registry] {host}: {base} auth {auth}; credentials: {}",
+            match (user, source) {
+                (Some(u), Some(s)) => format!("user {u:?} from {s}"),
+                _ => "none".to_string(),
+            }
+        ),
+        Trace::Retry { host, reason } => format!("[retry] {host}: {reason}"),
     }
 }
 

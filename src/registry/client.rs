@@ -16,9 +16,10 @@ use url::Url;
 use super::auth::{self, Challenge, Token, TokenCache, TokenResponse};
 use super::credentials::{Credential, CredentialSource};
 use super::error as rerr;
+use super::events::{self, Trace};
 use super::tls::{self, TlsOptions};
 use crate::error::{Error, Result};
-use crate::model::is_loopback_host;
+use crate::model::{is_loopback_host, DisplaySafeUrl};
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +44,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base.as_str()).field("credential", &self.credential).finish()
+        f.debug_struct("Client")
+            .field("base", &DisplaySafeUrl::new(self.base.clone()))
+            .field("credential", &self.credential)
+            .finish()
     }
 }
 
@@ -74,7 +78,7 @@ impl Client {
         for scheme in schemes {
             let base = Url::parse(&format!("{scheme}://{host}/"))
                 .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
-            match http.get(base.join("v2/").expect("static path")).send().await {
+            match execute(&http, http.get(base.join("v2/").expect("static path"))).await {
                 Ok(resp) => {
                     if *scheme == "http" && !loopback && credential.is_some() {
                         return Err(Error::usage(format!(
@@ -91,6 +95,7 @@ impl Client {
                         token_requests: AtomicU64::new(0),
                     };
                     client.learn_from_ping(resp).await?;
+                    events::trace(|| client.connected_trace());
                     return Ok(Arc::new(client));
                 }
                 Err(e) => {
@@ -119,7 +124,7 @@ impl Client {
             return Ok(());
         }
         let host = self.host.clone();
-        let err = rerr::from_response(resp).await.context(format!("GET {}v2/", self.base));
+        let err = rerr::from_response(resp).await.context(format!("GET {}v2/", DisplaySafeUrl::new(self.base.clone())));
         Err(if status == StatusCode::NOT_FOUND {
             err.context(format!("{host} is not a registry endpoint")).with_hint(
                 "check the host and port; self-managed GitLab registries usually listen on :5050 (CI_REGISTRY), not on the GitLab web host",
@@ -145,6 +150,26 @@ impl Client {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// What verbose mode says once a registry is reached: scheme, auth scheme, and whose credential.
+    fn connected_trace(&self) -> Trace {
+        let auth = match &*self.challenge.lock().expect("challenge lock") {
+            None => "none asked".to_string(),
+            Some(Challenge::Basic) => "Basic".to_string(),
+            Some(Challenge::Bearer { realm, service }) => format!(
+                "Bearer (realm {}, service {})",
+                crate::model::safe_url::display_safe(realm),
+                service.as_deref().unwrap_or("-")
+            ),
+        };
+        Trace::Connected {
+            host: self.host.clone(),
+            base: DisplaySafeUrl::new(self.base.clone()),
+            auth,
+            user: self.credential.as_ref().map(|(c, _)| c.username.clone()),
+            source: self.credential.as_ref().map(|(_, s)| s.to_string()),
+        }
     }
     pub fn base(&self) -> &Url {
         &self.base
@@ -173,7 +198,7 @@ impl Client {
             if let Some(a) = &authz {
                 req = req.header(AUTHORIZATION, a.as_str());
             }
-            let resp = req.send().await.map_err(rerr::from_reqwest)?;
+            let resp = execute(&self.http, req).await.map_err(rerr::from_reqwest)?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }
@@ -232,7 +257,7 @@ impl Client {
     }
 
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Token> {
-        let ctx = || format!("getting a token from {realm}");
+        let ctx = || format!("getting a token from {}", crate::model::safe_url::display_safe(realm));
         let mut url = Url::parse(realm)
             .map_err(|e| Error::other(format!("the registry's token realm is not a URL: {e}")).context(ctx()))?;
         {
@@ -249,20 +274,30 @@ impl Client {
             let host = url.host_str().unwrap_or_default();
             if url.scheme() == "http" && !is_loopback_host(host) {
                 return Err(Error::usage(format!(
-                    "refusing to send credentials to token service {realm} over plain HTTP"
+                    "refusing to send credentials to token service {} over plain HTTP",
+                    DisplaySafeUrl::new(url.clone())
                 )));
             }
             req = req.header(AUTHORIZATION, cred.basic_header());
         }
         self.token_requests.fetch_add(1, Ordering::Relaxed);
         let fetched_at = Instant::now();
-        let resp = req.send().await.map_err(|e| rerr::from_reqwest(e).context(ctx()))?;
+        let resp = execute(&self.http, req).await.map_err(|e| rerr::from_reqwest(e).context(ctx()))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp).await.context(ctx()));
         }
-        let body: TokenResponse =
-            resp.json().await.map_err(|e| Error::auth(format!("the answer is not a token: {e}")).context(ctx()))?;
-        body.into_token(fetched_at).ok_or_else(|| Error::auth("the answer holds no token").context(ctx()))
+        let body = rerr::read_capped(resp, rerr::TOKEN_BODY_LIMIT).await.map_err(|e| e.context(ctx()))?;
+        let body: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| Error::auth(format!("the answer is not a token: {e}")).context(ctx()))?;
+        let token =
+            body.into_token(fetched_at).ok_or_else(|| Error::auth("the answer holds no token").context(ctx()))?;
+        events::trace(|| Trace::Token {
+            realm: DisplaySafeUrl::new(url.clone()),
+            service: service.map(str::to_string),
+            asked: scopes.to_vec(),
+            granted: auth::jwt_scopes(token.value.expose()),
+        });
+        Ok(token)
     }
 
     /// Makes sure we can push to `repository` before uploading anything: fetches the token for
@@ -308,6 +343,48 @@ fn username_hint(username: &str, src: &CredentialSource) -> String {
         hint.push_str(&issue);
     }
     hint
+}
+
+/// Sends one request: the single place every HTTP exchange of hoist goes through, so verbose mode sees
+/// them all (method, safe URL, status, sizes, time — never a header).
+async fn execute(http: &reqwest::Client, req: RequestBuilder) -> std::result::Result<Response, reqwest::Error> {
+    let req = req.build()?;
+    if !events::tracing() {
+        return http.execute(req).await;
+    }
+    let method = req.method().to_string();
+    let url = DisplaySafeUrl::new(req.url().clone());
+    let sent = req
+        .body()
+        .and_then(|b| b.as_bytes())
+        .map(|b| b.len() as u64)
+        .or_else(|| req.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()));
+    let started = Instant::now();
+    let result = http.execute(req).await;
+    let elapsed = started.elapsed();
+    events::trace(|| match &result {
+        Ok(resp) => Trace::Exchange {
+            method,
+            redirected_to: (resp.url() != url.expose()).then(|| DisplaySafeUrl::new(resp.url().clone())),
+            url,
+            status: Some(resp.status().as_u16()),
+            error: None,
+            sent,
+            received: resp.content_length(),
+            elapsed,
+        },
+        Err(e) => Trace::Exchange {
+            method,
+            url,
+            status: None,
+            error: Some(rerr::from_reqwest_ref(e)),
+            sent,
+            received: None,
+            redirected_to: None,
+            elapsed,
+        },
+    });
+    result
 }
 
 fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {

@@ -53,7 +53,47 @@ pub fn describe(status: StatusCode, body: &[u8]) -> (String, Vec<String>) {
     (text, codes)
 }
 
-/// Turns a failed response into an error (reads the body, which is small for errors).
+/// How much of an error body is read: enough for any registry's JSON errors and a proxy's HTML page;
+/// a hostile server cannot make hoist buffer more.
+pub const ERROR_BODY_LIMIT: usize = 64 << 10;
+/// How much of a token service's answer is read (JWTs with long access lists stay far below).
+pub const TOKEN_BODY_LIMIT: usize = 1 << 20;
+
+/// Reads a response body, refusing one over `limit` bytes (by its `Content-Length`, or as it streams
+/// in when there is none), so a body's size is bounded before it is in memory.
+pub async fn read_capped(mut resp: Response, limit: usize) -> Result<bytes::Bytes, Error> {
+    let too_big = |n: String| {
+        Error::other(format!("the answer is {n} bytes, over hoist's {limit}-byte limit for it"))
+            .with_hint("the server is misbehaving, or this is not a registry")
+    };
+    if let Some(len) = resp.content_length().filter(|l| *l > limit as u64) {
+        return Err(too_big(len.to_string()));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(from_reqwest)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(too_big(format!("more than {limit}")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Up to `limit` bytes of a body (the rest is dropped unread): for error bodies, where a cut message is
+/// still useful and the status already says what happened.
+async fn read_prefix(mut resp: Response, limit: usize) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    buf.freeze()
+}
+
+/// Turns a failed response into an error (reads at most [`ERROR_BODY_LIMIT`] of the body).
 pub async fn from_response(resp: Response) -> Error {
     let status = resp.status();
     let retry_after = resp
@@ -62,7 +102,7 @@ pub async fn from_response(resp: Response) -> Error {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = read_prefix(resp, ERROR_BODY_LIMIT).await;
     from_status(status, &body, retry_after)
 }
 
@@ -101,7 +141,7 @@ pub fn is_certificate_error(err: &reqwest::Error) -> bool {
 /// Turns a transport error into an error: network kind, retryable unless it is a certificate problem.
 pub fn from_reqwest(err: reqwest::Error) -> Error {
     let tls_problem = is_certificate_error(&err);
-    let e = Error::network(error_chain(&err));
+    let e = Error::network(from_reqwest_ref(&err));
     if tls_problem {
         e.with_hint(
             "the registry's certificate is not trusted: pass its CA with --ca-file FILE (or CI_SERVER_TLS_CA_FILE, \
@@ -109,6 +149,16 @@ pub fn from_reqwest(err: reqwest::Error) -> Error {
         )
     } else {
         e.retryable(None)
+    }
+}
+
+/// A transport error's text with its URL shown safely (reqwest puts the whole URL in its message:
+/// an upload's `_state`, a storage redirect's signature).
+pub fn from_reqwest_ref(err: &reqwest::Error) -> String {
+    let text = error_chain(err);
+    match err.url() {
+        Some(u) => text.replace(u.as_str(), &crate::model::DisplaySafeUrl::new(u.clone()).to_string()),
+        None => text,
     }
 }
 

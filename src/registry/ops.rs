@@ -132,6 +132,10 @@ impl Repository {
 
     fn count_retry(&self, e: &Error) {
         let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
+        super::events::trace(|| super::events::Trace::Retry {
+            host: self.client.host().to_string(),
+            reason: e.message().to_string(),
+        });
         if reason.starts_with("429") || reason.starts_with("503") {
             self.back_off();
         }

@@ -7,4 +7,5 @@ mod harness_selftest;
 mod proxy_selftest;
 mod push;
 mod resilience;
+mod secrets;
 mod tls;
