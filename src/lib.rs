@@ -9,6 +9,7 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
@@ -22,3 +23,4 @@ pub mod model;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod rootfs;
