@@ -13,11 +13,13 @@
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
+//! - [`fsutil`]: atomic output files, size-limited reads, decompression-bomb guards.
 
 pub mod builder;
 pub mod ci;
 pub mod cli;
 pub mod error;
+pub mod fsutil;
 pub mod layout;
 pub mod model;
 pub mod progress;

@@ -124,12 +124,11 @@ impl OutputArgs {
             println!("{bare}@{}", report.digest);
         }
         if let Some(f) = &self.digest_file {
-            std::fs::write(f, format!("{}\n", report.digest))
-                .map_err(|e| Error::io(format!("writing {}", f.display()), e))?;
+            crate::fsutil::write_atomic(f, format!("{}\n", report.digest).as_bytes())?;
         }
         if let Some(f) = &self.metadata_file {
             let json = serde_json::to_vec_pretty(report).expect("report serializes");
-            std::fs::write(f, json).map_err(|e| Error::io(format!("writing {}", f.display()), e))?;
+            crate::fsutil::write_atomic(f, &json)?;
         }
         Ok(())
     }

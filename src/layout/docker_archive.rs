@@ -57,14 +57,17 @@ pub fn read(file: &Path) -> Result<Artifact> {
 pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
     let ctx = || format!("reading docker archive {}", file.display());
     let index = index_tar(file).map_err(|e| e.context(ctx()))?;
-    let small = |name: &str| -> Result<Vec<u8>> {
+    let small = |name: &str, limit: u64| -> Result<Vec<u8>> {
         let (offset, size) = index
             .get(name.trim_start_matches("./"))
             .copied()
             .ok_or_else(|| Error::other(format!("{name} is missing from the archive")))?;
+        if size > limit {
+            return Err(crate::fsutil::too_big(name, limit));
+        }
         read_range(file, offset, size).map_err(|e| Error::io(name, e))
     };
-    let manifest_json = small("manifest.json").map_err(|e| {
+    let manifest_json = small("manifest.json", media::MAX_MANIFEST_BYTES).map_err(|e| {
         e.context(ctx())
             .with_hint("is this a `docker save` archive? (an OCI layout tar must be unpacked and given as oci:DIR)")
     })?;
@@ -78,7 +81,7 @@ pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
                 .context(ctx()))
         }
     };
-    let config = small(&entry.config).map_err(|e| e.context(ctx()))?;
+    let config = small(&entry.config, media::MAX_CONFIG_BYTES).map_err(|e| e.context(ctx()))?;
     let mut spool: Spool = None;
     let mut layers = Vec::new();
     for name in &entry.layers {
@@ -203,5 +206,34 @@ impl io::Write for HashWriter<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_manifest_json_and_config_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_with = |entries: &[(&str, Vec<u8>)]| {
+            let path = dir.path().join("a.tar");
+            let mut b = tar::Builder::new(File::create(&path).unwrap());
+            for (name, data) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, name, data.as_slice()).unwrap();
+            }
+            b.finish().unwrap();
+            path
+        };
+        let big = vec![b' '; (media::MAX_MANIFEST_BYTES + 1) as usize];
+        let e = read(&tar_with(&[("manifest.json", big)])).unwrap_err().to_string();
+        assert!(e.contains("manifest.json is over 4194304 bytes"), "{e}");
+        let manifest = br#"[{"Config":"c.json","Layers":[]}]"#.to_vec();
+        let config = vec![b' '; (media::MAX_CONFIG_BYTES + 1) as usize];
+        let e = read(&tar_with(&[("manifest.json", manifest), ("c.json", config)])).unwrap_err().to_string();
+        assert!(e.contains("c.json is over 16777216 bytes"), "{e}");
     }
 }

@@ -208,4 +208,59 @@ mod tests {
         let e = from_status(StatusCode::PAYLOAD_TOO_LARGE, b"<html><h1>413</h1></html>", None);
         assert!(e.hint().unwrap().contains("--chunk-size"));
     }
+
+    /// A one-connection HTTP server on loopback answering every request with `head` then `body`
+    /// repeated `repeat` times (an "endless" body when large), for the bounded-read tests.
+    async fn serve(head: String, body: &'static [u8], repeat: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            for _ in 0..repeat {
+                if s.write_all(body).await.is_err() {
+                    return; // the client hung up: what a bounded read does
+                }
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    fn http() -> reqwest::Client {
+        let tls = super::super::tls::client_config("127.0.0.1", &Default::default()).unwrap();
+        reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_a_cap() {
+        let http = http();
+        // A declared length over the cap is refused before anything is read.
+        let url = serve("HTTP/1.1 200 OK\r\nContent-Length: 5242880\r\n\r\n".into(), b"", 0).await;
+        let e = read_capped(http.get(url).send().await.unwrap(), 4 << 20).await.unwrap_err();
+        assert!(e.to_string().contains("5242880 bytes, over hoist's 4194304-byte limit"), "{e}");
+        // No length, and more than the cap streams in: refused once the cap is passed.
+        let url = serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), &[b'x'; 1024], 8 * 1024).await;
+        let e = read_capped(http.get(url).send().await.unwrap(), 4 << 20).await.unwrap_err();
+        assert!(e.to_string().contains("more than 4194304"), "{e}");
+        // An error body that never ends: the first 64 KiB make the message, the rest is not read.
+        let url = serve(
+            "HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n".into(),
+            b"NAME_UNKNOWN endless proxy page line\n",
+            10_000_000,
+        )
+        .await;
+        let e = from_response(http.get(url).send().await.unwrap()).await;
+        assert!(e.to_string().starts_with("404 Not Found: NAME_UNKNOWN endless proxy page line"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn oversized_headers_are_an_error_not_a_hang() {
+        let huge = "x".repeat(2 << 20);
+        let url = serve(format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\n\r\n"), b"", 0).await;
+        let e = http().get(url).send().await.map_err(from_reqwest).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    }
 }

@@ -452,7 +452,9 @@ impl Repository {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
                 .unwrap_or_default();
-            let bytes = resp.bytes().await.map_err(super::error::from_reqwest)?;
+            let bytes = super::error::read_capped(resp, media::MAX_MANIFEST_BYTES as usize)
+                .await
+                .map_err(|e| e.context("the manifest").with_hint("registries refuse manifests over 4 MiB"))?;
             let m = Manifest::new(content_type, bytes);
             if reference.contains(':') && m.digest.as_str() != reference {
                 return Err(Error::other(format!("the registry returned content with digest {}", m.digest)));
@@ -462,11 +464,13 @@ impl Repository {
         .await
     }
 
-    /// Reads a small blob (a config) whole, verifying its digest.
+    /// Reads a small blob (a config) whole, verifying its digest; one over
+    /// [`media::MAX_CONFIG_BYTES`] is refused before it is in memory.
     pub async fn get_blob_bytes(&self, digest: &Digest) -> Result<Bytes> {
         let what = format!("reading blob {} from {}/{}", digest.short(), self.client.host(), self.name);
         self.with_retries(&what, &NoProgress, || async {
-            let bytes = self.get_blob(digest).await?.bytes().await.map_err(super::error::from_reqwest)?;
+            let resp = self.get_blob(digest).await?;
+            let bytes = super::error::read_capped(resp, media::MAX_CONFIG_BYTES as usize).await?;
             if Digest::sha256_of(&bytes) != *digest {
                 return Err(Error::other("the content does not match its digest"));
             }
