@@ -20,6 +20,8 @@ pub mod ci;
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod model;
 pub mod progress;

@@ -179,11 +179,6 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         }
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         let reporter = Reporter::new(Mode::detect(args.output_args.quiet));
-        if args.registry.insecure {
-            reporter.warn(
-                "--insecure: TLS certificates are not verified; anyone on the path can read and change this push",
-            );
-        }
         let clients = Clients::new(&push_opts, &env);
         let mut images = Vec::new();
         for platform in &platforms {

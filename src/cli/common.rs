@@ -77,8 +77,15 @@ pub struct OutputArgs {
 }
 
 impl RegistryArgs {
-    /// Push options from these flags (reads the password from stdin when asked).
+    /// Push options from these flags (reads the password from stdin when asked). Every verb that talks
+    /// to registries comes through here, so this is where `--insecure` warns — every run, even with `-q`.
     pub fn push_options(&self, env: &dyn Env, jobs: usize, mount_from: Vec<String>) -> Result<PushOptions> {
+        if self.insecure {
+            eprintln!(
+                "warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what \
+                 hoist sends and receives"
+            );
+        }
         let credential = match (&self.username, self.password_stdin) {
             (Some(user), true) => {
                 let mut pw = String::new();

@@ -44,10 +44,6 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let env = ProcessEnv;
     let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
     let reporter = Reporter::new(Mode::detect(args.output.quiet));
-    if args.registry.insecure {
-        reporter
-            .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this push");
-    }
     let loaded = {
         let source = source.clone();
         tokio::task::spawn_blocking(move || source.load())

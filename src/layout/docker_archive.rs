@@ -71,16 +71,7 @@ pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
         e.context(ctx())
             .with_hint("is this a `docker save` archive? (an OCI layout tar must be unpacked and given as oci:DIR)")
     })?;
-    let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_json)
-        .map_err(|e| Error::other(format!("manifest.json is not docker's format: {e}")).context(ctx()))?;
-    let entry = match entries.as_slice() {
-        [one] => one,
-        [] => return Err(Error::other("manifest.json lists no images").context(ctx())),
-        _ => {
-            return Err(Error::other(format!("the archive holds {} images; hoist pushes one at a time", entries.len()))
-                .context(ctx()))
-        }
-    };
+    let entry = parse_manifest_json(&manifest_json).map_err(|e| e.context(ctx()))?;
     let config = small(&entry.config, media::MAX_CONFIG_BYTES).map_err(|e| e.context(ctx()))?;
     let mut spool: Spool = None;
     let mut layers = Vec::new();
@@ -109,6 +100,30 @@ pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
     blobs.retain(|b| seen.insert(b.digest.clone()));
     blobs.push(config_blob);
     Ok((Artifact { blobs, manifests: vec![Manifest::new(media::OCI_MANIFEST, bytes)] }, spool))
+}
+
+/// The one image a `docker save` archive's `manifest.json` lists: its config and layer file names.
+/// Names that are absolute or climb with `..` are refused (they name nothing inside an archive).
+fn parse_manifest_json(bytes: &[u8]) -> Result<ArchiveEntry> {
+    let mut entries: Vec<ArchiveEntry> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::other(format!("manifest.json is not docker's format: {e}")))?;
+    let entry = match entries.len() {
+        1 => entries.remove(0),
+        0 => return Err(Error::other("manifest.json lists no images")),
+        n => return Err(Error::other(format!("the archive holds {n} images; hoist pushes one at a time"))),
+    };
+    for name in std::iter::once(&entry.config).chain(&entry.layers) {
+        if name.starts_with('/') || crate::fsutil::clean_checked(name).is_none() {
+            return Err(Error::other(format!("manifest.json names {name:?}, outside the archive; refused")));
+        }
+    }
+    Ok(entry)
+}
+
+/// Fuzzing entry: parses `bytes` as a `manifest.json` (see `crate::fuzzing`).
+#[doc(hidden)]
+pub fn fuzz_manifest_json(bytes: &[u8]) -> bool {
+    parse_manifest_json(bytes).is_ok()
 }
 
 pub fn descriptor(b: &Blob) -> OciDescriptor {

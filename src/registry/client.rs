@@ -67,13 +67,7 @@ impl Client {
     ) -> Result<Arc<Client>> {
         let loopback = is_loopback_host(host);
         let http = build_http(host, opts)?;
-        let schemes: &[&str] = if opts.plain_http {
-            &["http"]
-        } else if loopback {
-            &["https", "http"]
-        } else {
-            &["https"]
-        };
+        let schemes = schemes_to_try(host, opts.plain_http);
         let mut first_err = None;
         for scheme in schemes {
             let base = Url::parse(&format!("{scheme}://{host}/"))
@@ -345,6 +339,25 @@ fn username_hint(username: &str, src: &CredentialSource) -> String {
     hint
 }
 
+/// The schemes to try for `host`, in order: HTTPS only, unless `--plain-http` (HTTP only) or the host is
+/// loopback (HTTPS, then HTTP, as docker treats `localhost`). A non-loopback host never falls back to
+/// plain HTTP by itself.
+fn schemes_to_try(host: &str, plain_http: bool) -> &'static [&'static str] {
+    if plain_http {
+        &["http"]
+    } else if is_loopback_host(host) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    }
+}
+
+/// Whether a redirect from `from` to `to` may be followed: anything but HTTPS → plain HTTP to a
+/// non-loopback host (a downgrade would expose the request and its answer).
+fn redirect_allowed(from: &Url, to: &Url) -> bool {
+    !(from.scheme() == "https" && to.scheme() == "http" && !is_loopback_host(to.host_str().unwrap_or_default()))
+}
+
 /// Sends one request: the single place every HTTP exchange of hoist goes through, so verbose mode sees
 /// them all (method, safe URL, status, sizes, time — never a header).
 async fn execute(http: &reqwest::Client, req: RequestBuilder) -> std::result::Result<Response, reqwest::Error> {
@@ -395,8 +408,18 @@ fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(opts.max_idle.max(1))
-        // Registries redirect blob GETs to storage; uploads never follow redirects silently.
-        .redirect(reqwest::redirect::Policy::limited(5))
+        // Registries redirect blob GETs to storage; never from HTTPS down to plain HTTP off loopback.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let from = attempt.previous().last().cloned();
+            if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else if from.is_some_and(|f| !redirect_allowed(&f, attempt.url())) {
+                let to = DisplaySafeUrl::new(attempt.url().clone());
+                attempt.error(format!("refusing a redirect from HTTPS to plain HTTP ({to})"))
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .map_err(|e| Error::other(format!("setting up HTTP client: {e}")))
 }
@@ -404,6 +427,39 @@ fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_silent_downgrade_to_http_off_loopback() {
+        assert_eq!(schemes_to_try("harbor.example.com", false), ["https"]);
+        assert_eq!(schemes_to_try("harbor.example.com:8443", false), ["https"]);
+        assert_eq!(schemes_to_try("10.0.0.5:5000", false), ["https"]);
+        assert_eq!(schemes_to_try("localhost:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("127.0.0.1:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("[::1]:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("harbor.example.com", true), ["http"], "only when asked with --plain-http");
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(!redirect_allowed(&u("https://h.io/v2/a/blobs/x"), &u("http://s3.example.com/b?sig=1")));
+        assert!(redirect_allowed(&u("https://h.io/v2/a/blobs/x"), &u("https://s3.example.com/b")));
+        assert!(redirect_allowed(&u("http://127.0.0.1:5000/v2/"), &u("http://127.0.0.1:9000/b")));
+        assert!(redirect_allowed(&u("https://127.0.0.1:5000/v2/"), &u("http://127.0.0.1:9000/b")));
+    }
+
+    #[tokio::test]
+    async fn credentials_never_go_to_a_plain_http_token_service_off_loopback() {
+        let client = Client {
+            host: "h.io".into(),
+            base: Url::parse("https://h.io/").unwrap(),
+            http: build_http("h.io", &ClientOptions::default()).unwrap(),
+            credential: Some((Credential::new("u", "Secret-pw-1"), CredentialSource::Flags)),
+            challenge: Mutex::new(None),
+            tokens: TokenCache::default(),
+            token_requests: AtomicU64::new(0),
+        };
+        let e = client.fetch_token("http://auth.example.com/token", Some("reg"), &[]).await.unwrap_err();
+        assert!(e.to_string().contains("refusing to send credentials to token service"), "{e}");
+        assert_eq!(client.token_requests(), 0, "nothing was sent");
+        assert!(!format!("{client:?}").contains("Secret-pw-1"));
+    }
 
     #[test]
     fn username_hints_spot_eaten_robot_names() {
