@@ -12,8 +12,11 @@ use crate::builder::dockerfile;
 use crate::builder::ignore::IgnoreRules;
 use crate::model::{OciImageIndex, OciImageManifest, Reference};
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the `fuzz/fuzz_targets/<name>.rs` file and corpus directory) and body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("reference", reference),
     ("www_authenticate", www_authenticate),
     ("dockerfile", dockerfile_parse),
