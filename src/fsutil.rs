@@ -14,9 +14,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, flushed, renamed).
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, flushed, renamed), mode
+/// 0644.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomic`] with the file's permission bits (0600 for credentials files: the temporary file
+/// has them before any byte is written).
+pub fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
+    f.mode = mode;
+    f.set_mode().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     f.write_all(bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     f.commit()
 }
@@ -25,6 +34,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     dest: PathBuf,
+    mode: u32,
 }
 
 impl AtomicFile {
@@ -40,7 +50,7 @@ impl AtomicFile {
             .suffix(".partial")
             .tempfile_in(dir)
             .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
-        Ok(AtomicFile { tmp, dest: dest.to_path_buf() })
+        Ok(AtomicFile { tmp, dest: dest.to_path_buf(), mode: 0o644 })
     }
 
     /// The file being written.
@@ -48,16 +58,22 @@ impl AtomicFile {
         self.tmp.as_file_mut()
     }
 
-    /// Flushes the data and renames it over the destination (read-write for the owner, readable by
-    /// others, as `File::create` would make it under a 022 umask).
+    #[cfg(unix)]
+    fn set_mode(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.tmp.as_file().set_permissions(std::fs::Permissions::from_mode(self.mode))
+    }
+    #[cfg(not(unix))]
+    fn set_mode(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Flushes the data and renames it over the destination (mode 0644 — read-write for the owner,
+    /// readable by others, as `File::create` makes it under a 022 umask — unless set otherwise).
     pub fn commit(self) -> Result<()> {
         let ctx = || format!("writing {}", self.dest.display());
         self.tmp.as_file().sync_all().map_err(|e| Error::io(ctx(), e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = self.tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
-        }
+        self.set_mode().map_err(|e| Error::io(ctx(), e))?;
         let dest = self.dest.clone();
         self.tmp.persist(&dest).map_err(|e| Error::io(format!("writing {}", dest.display()), e.error))?;
         Ok(())
@@ -249,6 +265,14 @@ mod tests {
         drop(f);
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no .partial left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let secret = dir.path().join("config.json");
+            write_atomic_with_mode(&secret, b"{}", 0o600).unwrap();
+            assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        }
     }
 
     #[test]

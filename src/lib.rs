@@ -9,15 +9,20 @@
 //!   protocol, registry errors.
 //! - [`push`]: the push engine — concurrency, skipping what exists, progress and the report.
 //! - [`builder`]: Dockerfile parsing and image building (no runtime).
+//! - [`remote`]: images already in registries — copy, tag, ls, inspect, pull, index create.
+//! - [`chart`]: Helm chart packaging (as helm does, reproducibly) and the chart OCI artifact.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
+//! - [`doctor`]: `hoist doctor`'s checks (pure diagnoses in `doctor::checks`) and their report.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
 //! - [`fsutil`]: atomic output files, size-limited reads, decompression-bomb guards.
 
 pub mod builder;
+pub mod chart;
 pub mod ci;
 pub mod cli;
+pub mod doctor;
 pub mod error;
 pub mod fsutil;
 #[doc(hidden)]
@@ -27,4 +32,5 @@ pub mod model;
 pub mod progress;
 pub mod push;
 pub mod registry;
+pub mod remote;
 pub mod rootfs;

@@ -1,5 +1,6 @@
 //! Progress on stderr: live bars in a terminal, one line per blob start and end otherwise (CI logs),
-//! no per-blob output with `-q` — and the closing summary, always. Stdout is never touched here.
+//! no per-blob output with `-q` — and the closing summary, always. Inside GitLab CI (`GITLAB_CI=true`)
+//! long phases are wrapped in collapsible log sections ([`Reporter::section`]). Stdout is never touched here.
 //!
 //! Verbose mode (`-v`, `HOIST_LOG`) is worded here too: [`enable_verbose`] listens to the registry
 //! layer's [`Trace`]s and prints one `[http]`/`[token]`/`[registry]`/`[retry]` line each (and turns
@@ -14,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::media::kind_of;
 use crate::model::Blob;
+use crate::registry::chunking::size_arg;
 use crate::registry::events::{self, Event, Progress, Trace};
 use crate::registry::BlobOutcome;
 
@@ -42,12 +44,37 @@ impl Mode {
 pub struct Reporter {
     mode: Mode,
     multi: Option<MultiProgress>,
+    /// Wrap phases in GitLab's collapsible log sections.
+    gitlab_sections: bool,
 }
 
 impl Reporter {
     pub fn new(mode: Mode) -> Arc<Reporter> {
+        Self::with_sections(mode, false)
+    }
+
+    /// A reporter that wraps phases in GitLab log sections when `env` says this is a GitLab job
+    /// (`GITLAB_CI=true`) and lines, not bars, are printed.
+    pub fn for_env(mode: Mode, env: &dyn crate::ci::Env) -> Arc<Reporter> {
+        let gitlab = env.var(crate::ci::vars::GITLAB_CI).is_some_and(|v| v == "true");
+        Self::with_sections(mode, gitlab && mode == Mode::Lines)
+    }
+
+    fn with_sections(mode: Mode, gitlab_sections: bool) -> Arc<Reporter> {
         let multi = (mode == Mode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Arc::new(Reporter { mode, multi })
+        Arc::new(Reporter { mode, multi, gitlab_sections })
+    }
+
+    /// Opens a collapsible GitLab log section (`name`: `[a-z0-9_]`), closed when the guard drops; elsewhere
+    /// the header is printed as a plain note.
+    pub fn section(&self, name: &str, header: &str) -> Section {
+        if self.gitlab_sections {
+            eprintln_flush(&section_marker("start", name, Some(header)));
+            Section { name: Some(name.to_string()) }
+        } else {
+            self.note(header);
+            Section { name: None }
+        }
     }
 
     /// A line for people (suppressed with `-q`), printed above any bars.
@@ -96,6 +123,11 @@ impl Reporter {
 
     /// Starts tracking an upload.
     pub fn start(&self, blob: &Blob) -> Arc<BlobProgress> {
+        self.start_as(blob, "uploading")
+    }
+
+    /// Starts tracking a transfer the line calls `verb` ("uploading", "downloading").
+    pub fn start_as(&self, blob: &Blob, verb: &str) -> Arc<BlobProgress> {
         let label = format!("{} {}", kind_of(&blob.media_type), blob.digest.short());
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new(blob.size));
@@ -111,7 +143,7 @@ impl Reporter {
             bar
         });
         if self.mode == Mode::Lines {
-            eprintln_flush(&format!("{label} uploading ({})", human_bytes(blob.size)));
+            eprintln_flush(&format!("{label} {verb} ({})", human_bytes(blob.size)));
         }
         Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
     }
@@ -129,8 +161,33 @@ impl Reporter {
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Skipped => "skipped",
+            BlobOutcome::Downloaded => "downloaded",
         };
         self.note(&format!("{} {verb} {} in {:.1} s ({})", p.label, human_bytes(size), secs, rate(size, secs)));
+    }
+}
+
+/// An open GitLab log section; dropping it closes it.
+#[must_use = "the section closes when this guard drops"]
+pub struct Section {
+    name: Option<String>,
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        if let Some(name) = &self.name {
+            eprintln_flush(&section_marker("end", name, None));
+        }
+    }
+}
+
+/// `\e[0Ksection_start:<unix seconds>:<name>[collapsed=true]\r\e[0K<header>` (GitLab's documented format)
+/// or the matching `section_end`.
+fn section_marker(which: &str, name: &str, header: Option<&str>) -> String {
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match header {
+        Some(h) => format!("\x1b[0Ksection_{which}:{ts}:{name}[collapsed=true]\r\x1b[0K{h}"),
+        None => format!("\x1b[0Ksection_{which}:{ts}:{name}\r\x1b[0K"),
     }
 }
 
@@ -216,12 +273,13 @@ pub fn describe_trace(t: &Trace) -> String {
 /// One line for a registry event.
 pub fn describe(event: &Event) -> String {
     match event {
-        Event::ChunkingAfter413 { host, blob_size, chunk } => format!(
-            "{host} answered 413 Payload Too Large to a {} upload: switching to {} chunks for the rest of this run \
-             (set --chunk-size to choose)",
-            human_bytes(*blob_size),
-            exact_bytes(*chunk)
-        ),
+        Event::ChunkSizeChosen { host, refused, chunk } => {
+            let arg = size_arg(*chunk);
+            format!(
+                "{host} refuses request bodies of {refused} bytes (413 Payload Too Large from a proxy): uploading in \
+                 chunks of {arg} to it for the rest of this run; pass --chunk-size {arg} to start there"
+            )
+        }
         Event::BackedOff { host, parallel } => {
             format!("{host} is overloaded (429/503): now {parallel} upload(s) at a time")
         }
@@ -250,17 +308,6 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// `8 MiB`, `512 KiB` for sizes that are whole units (chunk sizes, as `--chunk-size` takes them), else
-/// [`human_bytes`].
-pub fn exact_bytes(n: u64) -> String {
-    match n {
-        0 => "0 B".into(),
-        n if n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
-        n => human_bytes(n),
-    }
-}
-
 /// `98.3 MB/s` (decimal megabytes, as network rates are quoted).
 pub fn rate(bytes: u64, secs: f64) -> String {
     if secs <= 0.0 {
@@ -279,8 +326,18 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512 << 20), "512.0 MiB");
         assert_eq!(rate(100_000_000, 2.0), "50.0 MB/s");
-        assert_eq!(exact_bytes(8 << 20), "8 MiB");
-        assert_eq!(exact_bytes(512 << 10), "512 KiB");
-        assert_eq!(exact_bytes(1000), "1000 B");
+    }
+
+    #[test]
+    fn gitlab_section_markers() {
+        let start = section_marker("start", "hoist_push", Some("Pushing"));
+        assert!(start.starts_with("\x1b[0Ksection_start:"), "{start:?}");
+        assert!(start.ends_with(":hoist_push[collapsed=true]\r\x1b[0KPushing"), "{start:?}");
+        let end = section_marker("end", "hoist_push", None);
+        assert!(end.starts_with("\x1b[0Ksection_end:") && end.ends_with(":hoist_push\r\x1b[0K"), "{end:?}");
+        let env = crate::ci::MapEnv::new([("GITLAB_CI", "true")]);
+        assert!(Reporter::for_env(Mode::Lines, &env).gitlab_sections);
+        assert!(!Reporter::for_env(Mode::Quiet, &env).gitlab_sections);
+        assert!(!Reporter::for_env(Mode::Lines, &crate::ci::MapEnv::new([])).gitlab_sections);
     }
 }

@@ -115,6 +115,11 @@ impl<'a> Clients<'a> {
         Clients { opts, env, by_host: Mutex::new(HashMap::new()) }
     }
 
+    /// The options these clients were made with.
+    pub fn options(&self) -> &'a PushOptions {
+        self.opts
+    }
+
     pub async fn get(&self, host: &str) -> Result<Arc<Client>> {
         let mut map = self.by_host.lock().await;
         if let Some(c) = map.get(host) {
@@ -135,8 +140,18 @@ pub async fn push(
     env: &dyn Env,
     reporter: &Arc<Reporter>,
 ) -> Result<PushReport> {
+    push_with(artifact, dests, &Clients::new(opts, env), reporter).await
+}
+
+/// [`push`] through clients the caller already connected (it read the artifact through them).
+pub async fn push_with(
+    artifact: &Artifact,
+    dests: &[Reference],
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+) -> Result<PushReport> {
     let started = Instant::now();
-    let clients = Clients::new(opts, env);
+    let opts = clients.options();
     // Group references by repository, keeping the order they were given.
     let mut groups: Vec<(String, String, Vec<&Reference>)> = Vec::new();
     for r in dests {
@@ -168,7 +183,7 @@ pub async fn push(
             .with_jobs(opts.jobs)
             .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
         repo.check_push_access().await.with_context(ctx)?;
-        let sources = RemoteSources::new(&clients, opts.retry);
+        let sources = RemoteSources::new(clients, opts.retry);
         // Layers first, then configs (a manifest's config last, as registries and clients expect).
         let (configs, layers): (Vec<&Blob>, Vec<&Blob>) =
             artifact.blobs.iter().partition(|b| b.media_type.contains("config"));

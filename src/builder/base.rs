@@ -1,5 +1,6 @@
-//! Base images: resolving a FROM reference in its registry — the manifest (the platform's entry when
-//! the tag is an index) and the config — without downloading a single layer. The layers are reused
+//! Base images: resolving a FROM reference in its registry (or a mirror of it, see
+//! [`crate::registry::mirrors`]) — the manifest (the platform's entry when the tag is an index) and
+//! the config — without downloading a single layer. The layers are reused
 //! by descriptor; the push engine mounts or streams them. Only an OCI layout output needs their bytes
 //! ([`fetch_remote_blobs`]).
 
@@ -12,6 +13,7 @@ use super::plan::{BaseImage, Platform};
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, BlobSource, Digest, OciImageIndex, OciImageManifest, Reference};
 use crate::push::Clients;
+use crate::registry::mirrors::Mirrors;
 use crate::registry::ops::{Repository, RetryPolicy};
 
 /// The media type a manifest declares, or what its shape says.
@@ -42,14 +44,52 @@ pub fn pick_platform(index: &OciImageIndex, platform: &Platform) -> Option<(Dige
     Some((m.digest.parse().ok()?, m.media_type.clone()))
 }
 
-/// Resolves `image` for `platform` through `clients`.
-pub async fn resolve(clients: &Clients<'_>, image: &str, platform: &Platform, retry: RetryPolicy) -> Result<BaseImage> {
+/// Resolves `image` for `platform` through `clients`, trying its registry mirrors first and the
+/// origin last; also returns notes on mirrors that failed (worth a warning when the origin then
+/// served the image).
+pub async fn resolve(
+    clients: &Clients<'_>,
+    image: &str,
+    platform: &Platform,
+    retry: RetryPolicy,
+    mirrors: &Mirrors,
+) -> Result<(BaseImage, Vec<String>)> {
     let reference: Reference =
         image.parse().map_err(|e: Error| Error::usage(format!("FROM {image}: {}", e.message())))?;
-    let ctx = || format!("resolving base image {image}");
-    let client = clients.get(reference.api_host()).await.with_context(ctx)?;
-    let repo = Repository::new(client, reference.repository(), "pull", &[], retry);
-    let mut manifest = repo.get_manifest(&reference.manifest_reference()).await.with_context(ctx)?;
+    let candidates = mirrors.candidates(&reference);
+    let mut notes = Vec::new();
+    let last = candidates.len() - 1;
+    for (i, source) in candidates.into_iter().enumerate() {
+        match resolve_at(clients, image, &source, platform, retry).await {
+            Ok((digest, config, layers)) => {
+                return Ok((BaseImage { reference, source, digest, config, layers }, notes));
+            }
+            Err(e) if i < last => notes.push(format!("mirror {source} for {image}: {e}; trying the next source")),
+            Err(e) if i > 0 => return Err(e.with_hint(format!("its mirrors failed too: {}", notes.join("; ")))),
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the origin is always a candidate")
+}
+
+/// The manifest digest, config and layers of `image` as `source` serves it.
+async fn resolve_at(
+    clients: &Clients<'_>,
+    image: &str,
+    source: &Reference,
+    platform: &Platform,
+    retry: RetryPolicy,
+) -> Result<(Digest, serde_json::Value, Vec<crate::model::OciDescriptor>)> {
+    let ctx = || {
+        if source.to_string() == image {
+            format!("resolving base image {image}")
+        } else {
+            format!("resolving base image {image} at {source}")
+        }
+    };
+    let client = clients.get(source.api_host()).await.with_context(ctx)?;
+    let repo = Repository::new(client, source.repository(), "pull", &[], retry);
+    let mut manifest = repo.get_manifest(&source.manifest_reference()).await.with_context(ctx)?;
     let mut kind = kind_of(&manifest.media_type, &manifest.bytes);
     if media::is_index(&kind) {
         let index: OciImageIndex = serde_json::from_slice(&manifest.bytes)
@@ -75,7 +115,7 @@ pub async fn resolve(clients: &Clients<'_>, image: &str, platform: &Platform, re
     let config_bytes = repo.get_blob_bytes(&config_digest).await.with_context(ctx)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::other(format!("the image config is not JSON: {e}")).context(ctx()))?;
-    Ok(BaseImage { reference, digest: manifest.digest, config, layers: m.layers })
+    Ok((manifest.digest, config, m.layers))
 }
 
 /// Downloads every registry-held blob of `artifact` into `dir` (for an OCI layout output), turning
@@ -88,25 +128,43 @@ pub async fn fetch_remote_blobs(
 ) -> Result<()> {
     for blob in &mut artifact.blobs {
         let BlobSource::Remote { registry, repository } = &blob.source else { continue };
-        let host = crate::model::api_host(registry);
-        let ctx = || format!("downloading base layer {} from {registry}/{repository}", blob.digest.short());
-        let client = clients.get(host).await.with_context(ctx)?;
-        let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
-        let resp = repo.get_blob(&blob.digest).await.with_context(ctx)?;
         let path = dir.join(format!("base-{}", blob.digest.hex()));
-        let file = std::fs::File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(file));
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
-            w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
-        }
-        let (digest, size, mut inner) = w.finish();
-        inner.flush().map_err(|e| Error::io(ctx(), e))?;
-        if digest != blob.digest || size != blob.size {
-            return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
-        }
+        download_blob(clients, registry, repository, &blob.digest, blob.size, &path, retry).await?;
         blob.source = BlobSource::File { path, offset: 0 };
     }
+    Ok(())
+}
+
+/// Streams one blob of `registry/repository` into `path` (through a temporary file beside it,
+/// renamed into place once its digest and size are verified, so a reader never sees half a blob).
+pub async fn download_blob(
+    clients: &Clients<'_>,
+    registry: &str,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    retry: RetryPolicy,
+) -> Result<()> {
+    let host = crate::model::api_host(registry);
+    let ctx = || format!("downloading layer {} from {registry}/{repository}", digest.short());
+    let client = clients.get(host).await.with_context(ctx)?;
+    let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
+    let resp = repo.get_blob(digest).await.with_context(ctx)?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
+    let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(tmp));
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
+        w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
+    }
+    let (got, got_size, inner) = w.finish();
+    if got != *digest || got_size != size {
+        return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
+    }
+    let tmp = inner.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?;
+    tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The build context: the directory COPY and ADD read from, filtered by `.dockerignore`. Resolving a
-//! source here enforces the rule that nothing outside the context is readable — `..`, absolute
-//! sources and symlinks that lead out are refused — and turns a file or directory into tree entries
+//! source here enforces the rule that nothing outside the context is readable — `..` and symlinks
+//! that lead out are refused; a leading `/` means the context root — and turns a file or directory into tree entries
 //! (symlinks inside a copied directory stay symlinks).
 
 use std::path::{Path, PathBuf};
@@ -29,16 +29,26 @@ pub struct Source {
 impl BuildContext {
     /// Opens `root`, reading `.dockerignore` if present.
     pub fn open(root: &Path) -> Result<BuildContext> {
+        Self::open_for(root, None)
+    }
+
+    /// Opens `root` for the Dockerfile `dockerfile`: `<Dockerfile>.dockerignore` beside it wins
+    /// over the context's `.dockerignore`, as in BuildKit.
+    pub fn open_for(root: &Path, dockerfile: Option<&Path>) -> Result<BuildContext> {
         let root = root.canonicalize().map_err(|e| {
             Error::usage(format!("build context {}: {e}", root.display())).with_hint("give the context directory")
         })?;
         if !root.is_dir() {
             return Err(Error::usage(format!("build context {} is not a directory", root.display())));
         }
-        let ignore = match std::fs::read_to_string(root.join(".dockerignore")) {
-            Ok(text) => IgnoreRules::parse(&text),
-            Err(_) => IgnoreRules::default(),
-        };
+        let own = dockerfile.and_then(|f| {
+            let name = f.file_name()?.to_string_lossy().to_string();
+            Some(f.with_file_name(format!("{name}.dockerignore")))
+        });
+        let text = own
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .or_else(|| std::fs::read_to_string(root.join(".dockerignore")).ok());
+        let ignore = text.as_deref().map(IgnoreRules::parse).unwrap_or_default();
         Ok(BuildContext { root, ignore, all: OnceLock::new() })
     }
 
@@ -56,9 +66,7 @@ impl BuildContext {
     /// Resolves one COPY/ADD source (expanded) to the context paths it names. Errors are usage
     /// errors without the file:line prefix (the caller adds it).
     pub fn resolve(&self, src: &str) -> Result<Vec<Source>, String> {
-        if src.starts_with('/') {
-            return Err(format!("source {src:?} is an absolute path; sources are relative to the build context"));
-        }
+        // A leading `/` means the context root, as in docker and BuildKit.
         let mut depth: i64 = 0;
         for part in src.split('/') {
             match part {
@@ -191,7 +199,9 @@ mod tests {
         std::os::unix::fs::symlink("../outside", ctx.join("out-link")).unwrap();
         let c = BuildContext::open(&ctx).unwrap();
         assert!(c.resolve("../outside").unwrap_err().contains("outside the build context"));
-        assert!(c.resolve("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(c.resolve("/etc/passwd").unwrap_err().contains("not found"), "a leading / is the context root");
+        assert_eq!(c.resolve("/a.txt").unwrap()[0].rel, "a.txt");
+        assert!(c.resolve("/../outside").unwrap_err().contains("outside the build context"));
         #[cfg(unix)]
         assert!(c.resolve("out-link").unwrap_err().contains("symlink pointing outside"));
         assert!(c.resolve("skip.log").unwrap_err().contains("excluded"));
@@ -202,5 +212,18 @@ mod tests {
         assert!(tree.contains_key("sub/c.txt"));
         assert!(!tree.contains_key("skip.log"));
         assert!(c.resolve("sub/../a.txt").is_ok());
+    }
+
+    #[test]
+    fn a_dockerfile_s_own_ignore_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "a.txt\n").unwrap();
+        std::fs::write(dir.path().join("build.Dockerfile.dockerignore"), "b.txt\n").unwrap();
+        std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+        std::fs::write(dir.path().join("b.txt"), "b").unwrap();
+        let own = BuildContext::open_for(dir.path(), Some(&dir.path().join("build.Dockerfile"))).unwrap();
+        assert!(own.resolve("a.txt").is_ok() && own.resolve("b.txt").is_err());
+        let plain = BuildContext::open_for(dir.path(), Some(&dir.path().join("Dockerfile"))).unwrap();
+        assert!(plain.resolve("a.txt").is_err() && plain.resolve("b.txt").is_ok());
     }
 }

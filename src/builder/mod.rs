@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod dockerfile;
 pub mod ignore;
+pub mod images;
 pub mod layer;
 pub mod plan;
 
@@ -53,6 +54,8 @@ pub struct BuildOptions {
     pub compression: layer::Compression,
     /// The layer cache directory ([`cache`]); `None` writes every layer anew.
     pub cache: Option<PathBuf>,
+    /// Where registry images are pulled from before their origin.
+    pub mirrors: crate::registry::mirrors::Mirrors,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -125,8 +128,8 @@ pub fn combine(
     (Artifact { blobs, manifests }, spools)
 }
 
-/// Reads and parses the Dockerfile, opens the context, outlines the stages.
-pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+/// Reads and parses the Dockerfile: (the Dockerfile, its name for messages, its path).
+fn read_dockerfile(opts: &BuildOptions) -> Result<(Dockerfile, String, PathBuf)> {
     let file = opts.file.clone().unwrap_or_else(|| opts.context.join("Dockerfile"));
     let file_name = file.file_name().map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
     let text = std::fs::read_to_string(&file).map_err(|e| {
@@ -134,10 +137,47 @@ pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
     })?;
     let dockerfile =
         dockerfile::parse(&text).map_err(|e| Error::usage(format!("{file_name}:{}: {}", e.line, e.message)))?;
-    let context = BuildContext::open(&opts.context)?;
+    Ok((dockerfile, file_name, file))
+}
+
+/// Reads and parses the Dockerfile, opens the context, outlines the stages.
+pub fn prepare(opts: &BuildOptions) -> Result<Prepared> {
+    let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+    let context = BuildContext::open_for(&opts.context, Some(&file))?;
     let input = input_of(&dockerfile, &file_name, &context, opts);
     let outline = plan::outline(&input)?;
     Ok(Prepared { dockerfile, file_name, context, outline })
+}
+
+/// `--check --json`: one JSON document whatever fails — reading, parsing, the context, the stage
+/// outline or the evaluation — with as much as was learnt before (`instructions`, `stages`), and
+/// the outcome.
+pub fn check_report(opts: &BuildOptions) -> (Value, Result<()>) {
+    let name = opts
+        .file
+        .as_ref()
+        .and_then(|f| f.file_name())
+        .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
+    let mut doc = json!({"file": name, "ok": false, "error": null, "hint": null, "stages": [], "instructions": []});
+    let result = (|| -> Result<()> {
+        let (dockerfile, file_name, file) = read_dockerfile(opts)?;
+        doc["instructions"] = instructions_json(&dockerfile);
+        let context = BuildContext::open_for(&opts.context, Some(&file))?;
+        let input = input_of(&dockerfile, &file_name, &context, opts);
+        let outline = plan::outline(&input)?;
+        doc["stages"] = outline
+            .stages
+            .iter()
+            .map(|s| json!({"index": s.index, "name": s.name, "from": s.from, "line": s.line, "needed": outline.needed[s.index]}))
+            .collect();
+        plan::evaluate(&input, &outline, &HashMap::new()).map(|_| ())
+    })();
+    doc["ok"] = json!(result.is_ok());
+    if let Err(e) = &result {
+        doc["error"] = json!(e.to_string());
+        doc["hint"] = json!(e.hint());
+    }
+    (doc, result)
 }
 
 fn input_of<'a>(df: &'a Dockerfile, name: &'a str, ctx: &'a BuildContext, opts: &'a BuildOptions) -> PlanInput<'a> {
@@ -148,6 +188,7 @@ fn input_of<'a>(df: &'a Dockerfile, name: &'a str, ctx: &'a BuildContext, opts: 
         build_args: &opts.build_args,
         target: opts.target.as_deref(),
         platform: &opts.platform,
+        images: None,
     }
 }
 
@@ -163,19 +204,54 @@ pub fn check(opts: &BuildOptions) -> Result<Prepared> {
 /// assembles config and manifest.
 pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolicy) -> Result<Built> {
     let prepared = prepare(opts)?;
+    let mut resolved: HashMap<String, Arc<BaseImage>> = HashMap::new();
+    let mut notes = Vec::new();
     let mut bases: HashMap<usize, Arc<BaseImage>> = HashMap::new();
     for (index, image) in prepared.outline.registry_bases() {
-        let base = base::resolve(clients, &image, &opts.platform, retry).await?;
-        bases.insert(index, Arc::new(base));
+        let base = resolve_once(&mut resolved, &mut notes, clients, &image, opts, retry).await?;
+        bases.insert(index, base);
     }
-    let input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
+    // Registry images whose files COPY --from and --chown names read: fetched before planning,
+    // which is offline.
+    let (need_layers, need_accounts) = prepared.outline.image_needs(&prepared.dockerfile);
+    let mut sources = images::ImageSources::new(opts.cache.as_deref())?;
+    for name in &need_layers {
+        let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
+        sources.fetch_layers(clients, name, image, retry).await?;
+    }
+    for name in need_accounts.difference(&need_layers) {
+        let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
+        sources.fetch_accounts(clients, name, image, retry).await?;
+    }
+    let mut input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
+    input.images = Some(&sources);
     let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
     let mut built = assemble(&stage, opts)?;
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
+        .chain(notes)
         .collect();
     Ok(built)
+}
+
+/// Resolves a registry image once per build, however many stages and `--from`s name it.
+async fn resolve_once(
+    resolved: &mut HashMap<String, Arc<BaseImage>>,
+    notes: &mut Vec<String>,
+    clients: &Clients<'_>,
+    image: &str,
+    opts: &BuildOptions,
+    retry: RetryPolicy,
+) -> Result<Arc<BaseImage>> {
+    if let Some(b) = resolved.get(image) {
+        return Ok(b.clone());
+    }
+    let (b, n) = base::resolve(clients, image, &opts.platform, retry, &opts.mirrors).await?;
+    notes.extend(n);
+    let b = Arc::new(b);
+    resolved.insert(image.to_string(), b.clone());
+    Ok(b)
 }
 
 /// Writes the stage's layers and assembles the artifact.
@@ -256,8 +332,8 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
                 size: d.size as u64,
                 media_type: d.media_type.clone(),
                 source: BlobSource::Remote {
-                    registry: b.reference.registry().to_string(),
-                    repository: b.reference.repository().to_string(),
+                    registry: b.source.registry().to_string(),
+                    repository: b.source.repository().to_string(),
                 },
             };
             descriptors.push(d.clone());
@@ -378,6 +454,7 @@ mod tests {
             squash: false,
             compression: layer::Compression::default(),
             cache: None,
+            mirrors: Default::default(),
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

@@ -5,7 +5,8 @@
 //! config. Nothing is written here; [`super::build`] writes the layers. RUN and other runtime needs
 //! fail with the file and line.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -54,7 +55,10 @@ impl std::fmt::Display for Platform {
 /// A FROM that names a registry image, as the registry described it.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
+    /// The reference as the Dockerfile wrote it (normalized).
     pub reference: Reference,
+    /// Where it was found: the reference itself, or a registry mirror's copy of it.
+    pub source: Reference,
     /// The manifest digest (of the platform's manifest when the tag was an index).
     pub digest: Digest,
     /// The image config, as JSON.
@@ -72,6 +76,9 @@ pub struct PlanInput<'a> {
     pub build_args: &'a BTreeMap<String, String>,
     pub target: Option<&'a str>,
     pub platform: &'a Platform,
+    /// Files of registry images (`COPY --from`, `--chown` names); `None` under `--check`, where
+    /// such copies are validated but not filled.
+    pub images: Option<&'a dyn super::images::ImageFiles>,
 }
 
 /// A stage's FROM line, before evaluation.
@@ -99,6 +106,47 @@ pub struct Outline {
 }
 
 impl Outline {
+    /// The stage a stage's FROM chain starts at (itself when it starts from an image or scratch).
+    pub fn root_of(&self, mut index: usize) -> usize {
+        while let Some(p) = self.stages[index].parent {
+            index = p;
+        }
+        index
+    }
+
+    /// Registry images whose files the needed stages read, as written: those `COPY --from` copies
+    /// from (an image named in `--from`, or the base of a stage named there) — all their layers are
+    /// needed — and the bases of stages with a `--chown` by name, whose `/etc/passwd` and
+    /// `/etc/group` are needed. `--from` values with variables are left to the evaluation (which
+    /// refuses them).
+    pub fn image_needs(&self, df: &Dockerfile) -> (BTreeSet<String>, BTreeSet<String>) {
+        let (mut layers, mut accounts) = (BTreeSet::new(), BTreeSet::new());
+        let remote = |i: usize| Some(&self.stages[self.root_of(i)].from).filter(|f| *f != "scratch").cloned();
+        for s in self.stages.iter().filter(|s| self.needed[s.index]) {
+            for ins in &df.instructions[s.body.clone()] {
+                if !matches!(ins.keyword.as_str(), "copy" | "add") {
+                    continue;
+                }
+                if let Some(from) = ins.flag("from").and_then(|f| f.value.as_deref()) {
+                    match stage_index(&self.stages[..s.index], from) {
+                        Some(i) => layers.extend(remote(i)),
+                        None if !from.contains('$') => {
+                            layers.insert(from.to_string());
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(chown) = ins.flag("chown").and_then(|f| f.value.as_deref()) {
+                    let by_name = chown.split(':').any(|p| p != "root" && p.parse::<u64>().is_err());
+                    if by_name {
+                        accounts.extend(remote(s.index));
+                    }
+                }
+            }
+        }
+        (layers, accounts)
+    }
+
     /// Needed stages that start from a registry image: (stage index, reference as written).
     pub fn registry_bases(&self) -> Vec<(usize, String)> {
         self.stages
@@ -125,6 +173,9 @@ pub struct Stage {
     /// The `config` object of the image config.
     pub config: Map<String, Value>,
     pub author: Option<String>,
+    /// Directories that exist below this build's files without an entry of their own (parents on
+    /// a registry base, left to the base or to extraction).
+    implied: std::collections::BTreeSet<String>,
     shell: Vec<String>,
     args: BTreeMap<String, String>,
     cmd_set: bool,
@@ -291,9 +342,15 @@ pub fn evaluate(input: &PlanInput<'_>, outline: &Outline, bases: &HashMap<usize,
     Ok(done[outline.target].take().expect("target evaluated"))
 }
 
+/// BuildKit's (and buildah's) environment for `FROM scratch`.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
-    let config =
+    let mut config =
         base.as_ref().and_then(|b| b.config.get("config").and_then(Value::as_object).cloned()).unwrap_or_default();
+    if header.from == "scratch" {
+        config.insert("Env".into(), json!([DEFAULT_PATH]));
+    }
     Stage {
         name: header.name.clone(),
         remote_base: header.from != "scratch",
@@ -308,6 +365,7 @@ fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]),
         config,
         author: None,
+        implied: Default::default(),
         args: BTreeMap::new(),
         cmd_set: false,
     }
@@ -428,8 +486,12 @@ impl Evaluator<'_> {
                 } else {
                     layer::join(&self.workdir(), &ignore::clean(&text))
                 };
-                self.set("WorkingDir", json!(format!("/{path}")));
-                if !path.is_empty() && !self.stage.fs.get(&path).is_some_and(Node::is_dir) {
+                // As docker and BuildKit store it: an absolute path as written (a trailing `/`
+                // kept), a relative one joined to the current directory and cleaned.
+                let stored = if text.starts_with('/') { text.clone() } else { format!("/{path}") };
+                self.set("WorkingDir", json!(stored));
+                let exists = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
+                if !path.is_empty() && !exists {
                     let (uid, gid) = self.user_ids();
                     let mut tree = Tree::new();
                     tree.insert(path, Node::dir(0o755, uid, gid));
@@ -598,7 +660,25 @@ impl Evaluator<'_> {
     }
 
     fn add_layer(&mut self, mut tree: Tree) {
-        layer::add_parents(&mut tree, &self.stage.fs);
+        // On a registry base, a parent directory this build did not make may exist in the base
+        // with its own mode and owner, which an entry here would override: it is left out, and
+        // extraction keeps the base's (or makes a missing one 0755 root, as a copy would).
+        if self.stage.remote_base {
+            let missing: Vec<String> =
+                tree.keys().flat_map(|k| layer::parents(k)).filter(|p| !tree.contains_key(p)).collect();
+            for p in missing {
+                match self.stage.fs.get(&p).filter(|n| n.is_dir()) {
+                    Some(n) => {
+                        tree.insert(p, n.clone());
+                    }
+                    None => {
+                        self.stage.implied.insert(p);
+                    }
+                }
+            }
+        } else {
+            layer::add_parents(&mut tree, &self.stage.fs);
+        }
         for (k, v) in &tree {
             self.stage.fs.insert(k.clone(), v.clone());
         }
@@ -610,10 +690,23 @@ impl Evaluator<'_> {
         let mut from: Option<String> = None;
         let mut owner: Option<(u64, u64)> = None;
         let mut chmod: Option<u32> = None;
+        let mut excludes: Vec<String> = Vec::new();
+        let mut parents = false;
         for f in &ins.flags {
             let v = f.value.clone().unwrap_or_default();
             match f.name.as_str() {
-                "from" if !is_add => from = Some(self.expand(ins, &v)?),
+                "from" if !is_add => {
+                    // BuildKit decides the stage graph before any ARG is known, and refuses
+                    // variables here rather than expanding them.
+                    let plain = expand_word(&v, &HashMap::<String, String>::new(), self.input.dockerfile.escape)
+                        .map_err(|e| self.err(ins, e))?;
+                    if plain != v {
+                        return Err(self
+                            .err(ins, format!("COPY --from={v}: variable expansion is not supported for --from"))
+                            .with_hint("define a new stage with FROM using an ARG from the global scope, and COPY --from that stage"));
+                    }
+                    from = Some(v)
+                }
                 "chown" => owner = Some(self.chown(ins, &self.expand(ins, &v)?)?),
                 "chmod" => {
                     chmod = Some(
@@ -623,6 +716,9 @@ impl Evaluator<'_> {
                             .ok_or_else(|| self.err(ins, format!("{name} --chmod={v:?}: expected an octal mode")))?,
                     )
                 }
+                // Patterns as in .dockerignore, not expanded (BuildKit does not expand them either).
+                "exclude" => excludes.push(v),
+                "parents" if !is_add => parents = !matches!(v.as_str(), "false" | "0"),
                 "link" | "checksum" | "keep-git-dir" => {}
                 other => return Err(self.err(ins, format!("{name} --{other} is not supported by hoist"))),
             }
@@ -664,10 +760,9 @@ impl Evaluator<'_> {
                     .with_hint("download it in an earlier CI job (with a checksum) and COPY it"));
             }
             if let Some(stage_ref) = &from {
-                let stage = self.source_stage(ins, stage_ref)?;
+                let Some(fs) = self.copy_source_tree(ins, stage_ref, &src)? else { continue };
                 items.extend(
-                    resolve_in_tree(&stage.fs, &src)
-                        .map_err(|m| self.err(ins, format!("COPY --from={stage_ref}: {m}")))?,
+                    resolve_in_tree(&fs, &src).map_err(|m| self.err(ins, format!("COPY --from={stage_ref}: {m}")))?,
                 );
                 continue;
             }
@@ -687,10 +782,36 @@ impl Evaluator<'_> {
                     .context
                     .entries(&s)
                     .map_err(|e| e.context(format!("{}:{}", self.input.file_name, ins.line)))?;
+                if parents {
+                    // --parents keeps the source's path below the context (or below a `/./`
+                    // pivot in the source), as a path under the destination directory.
+                    let kept = match src.split_once("/./") {
+                        Some((pivot, _)) => {
+                            let pivot = ignore::clean(pivot);
+                            s.rel.strip_prefix(&format!("{pivot}/")).unwrap_or(&s.rel).to_string()
+                        }
+                        None => s.rel.clone(),
+                    };
+                    items.push((kept, entries, false));
+                    continue;
+                }
                 let base = s.rel.rsplit('/').next().unwrap_or_default().to_string();
                 items.push((base, entries, s.is_dir));
             }
         }
+        if !excludes.is_empty() {
+            // --exclude: matched against each copied path relative to its source, and with the
+            // source's own name in front (so `*.txt` drops `a.txt` sources and `dir/**/*.txt`).
+            let rules = ignore::IgnoreRules::parse(&excludes.join("\n"));
+            for (base, entries, _) in &mut items {
+                entries.retain(|rel, _| {
+                    let named = layer::join(base, rel);
+                    !(rules.is_ignored(&named) || (!rel.is_empty() && rules.is_ignored(rel)))
+                });
+            }
+            items.retain(|(_, entries, is_dir)| *is_dir || !entries.is_empty());
+        }
+        let dest_dir_syntax = dest_dir_syntax || parents;
         if items.len() + extracted.len() > 1 && !dest_dir_syntax {
             return Err(self.err(ins, format!("When using {name} with more than one source file, the destination must be a directory and end with a /")));
         }
@@ -701,7 +822,9 @@ impl Evaluator<'_> {
         let mut created: Vec<String> = Vec::new();
         for (base, entries, is_dir) in items {
             if is_dir {
-                if !dest_abs.is_empty() {
+                // Into a directory that may be the base's (see add_layer): its metadata stays.
+                let maybe_base_dir = self.stage.remote_base && !self.stage.fs.contains_key(&dest_abs);
+                if !dest_abs.is_empty() && !maybe_base_dir {
                     let mode = entries.get("").map_or(0o755, |n| n.mode);
                     tree.insert(dest_abs.clone(), Node::dir(mode, 0, 0));
                 }
@@ -719,6 +842,7 @@ impl Evaluator<'_> {
                     && !dest_abs.is_empty()
                     && !tree.contains_key(&dest_abs)
                     && !self.stage.fs.contains_key(&dest_abs)
+                    && !self.stage.remote_base
                 {
                     tree.insert(dest_abs.clone(), Node::dir(0o755, 0, 0));
                     created.push(dest_abs.clone());
@@ -747,37 +871,106 @@ impl Evaluator<'_> {
         Ok(())
     }
 
+    /// `--chown=user[:group]`: numbers as they are, names through the stage's own `/etc/passwd`
+    /// and `/etc/group` as BuildKit resolves them (a bare user gets its primary group from
+    /// passwd; a bare number is used for both). A name that is not there is an error (BuildKit
+    /// silently uses 0).
     fn chown(&self, ins: &Instruction, spec: &str) -> Result<(u64, u64)> {
-        let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
-        let id = |s: &str| -> Result<u64> {
-            match s {
-                "root" => Ok(0),
-                _ => s.parse().map_err(|_| {
-                    self.err(
-                        ins,
-                        format!("--chown={spec}: the name {s:?} cannot be resolved without a container runtime"),
-                    )
-                    .with_hint("use numeric ids, e.g. --chown=1000:1000")
-                }),
+        let (u, g) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let by_name = |s: &str| s != "root" && s.parse::<u64>().is_err();
+        let accounts = if by_name(u) || g.is_some_and(by_name) { self.accounts(ins, spec)? } else { None };
+        let Some((accounts, whose)) = accounts else {
+            // --check: names are not resolved offline.
+            let id = |s: &str| s.parse::<u64>().unwrap_or(0);
+            return Ok((id(u), g.map_or(id(u), id)));
+        };
+        let find = |name: &str, is_group: bool| -> Result<(u64, u64)> {
+            if let Ok(n) = name.parse::<u64>() {
+                return Ok((n, n));
+            }
+            let (file, text) =
+                if is_group { ("/etc/group", &accounts.group) } else { ("/etc/passwd", &accounts.passwd) };
+            match text {
+                Some(t) => super::images::lookup_name(t, name, is_group)
+                    .or((name == "root").then_some((0, 0)))
+                    .ok_or_else(|| {
+                        self.err(
+                            ins,
+                            format!(
+                                "--chown={spec}: no {} {name:?} in {file} of {whose}",
+                                if is_group { "group" } else { "user" }
+                            ),
+                        )
+                        .with_hint("use a name that file defines, or numeric ids (--chown=1000:1000)")
+                    }),
+                None if name == "root" => Ok((0, 0)),
+                None => Err(self
+                    .err(ins, format!("--chown={spec}: {whose} has no {file} to look {name:?} up in"))
+                    .with_hint("use numeric ids (--chown=1000:1000), or COPY an /etc/passwd and /etc/group in first")),
             }
         };
-        Ok((id(u)?, id(g)?))
+        let (uid, primary) = find(u, false)?;
+        let gid = match g {
+            Some(g) => find(g, true)?.0,
+            None => primary,
+        };
+        Ok((uid, gid))
     }
 
-    fn source_stage(&self, ins: &Instruction, name: &str) -> Result<&Stage> {
-        let Some(idx) = stage_index(&self.outline.stages[..self.index], name) else {
-            return Err(self
-                .err(ins, format!("COPY --from={name}: not an earlier stage; copying from an image needs its layers, which hoist does not download"))
-                .with_hint("copy from a stage of this Dockerfile, or provide the files in the build context"));
+    /// The account files `--chown` names are looked up in: the stage's own (copied in by an
+    /// earlier instruction) over its base image's; `None` under `--check`.
+    fn accounts(&self, ins: &Instruction, spec: &str) -> Result<Option<(super::images::Accounts, String)>> {
+        let read = |k: &str| -> Option<Vec<u8>> {
+            match &self.stage.fs.get(k)?.kind {
+                Kind::File(Content::Path(p)) => std::fs::read(p).ok(),
+                Kind::File(Content::Bytes(b)) => Some(b.to_vec()),
+                _ => None,
+            }
         };
-        let stage = self.done[idx].as_ref().expect("dependency evaluated");
-        if stage.remote_base {
-            let from = &self.outline.stages[idx].from;
-            return Err(self
-                .err(ins, format!("COPY --from={name}: stage {name:?} starts from the image {from}, whose files hoist would have to download"))
-                .with_hint("only stages FROM scratch can be COPY --from sources"));
+        let root = self.outline.root_of(self.index);
+        let from = &self.outline.stages[root].from;
+        let mut accounts = super::images::Accounts::default();
+        let whose = if from == "scratch" { "this stage".to_string() } else { from.clone() };
+        if from != "scratch" {
+            let Some(images) = self.input.images else { return Ok(None) };
+            accounts = images
+                .accounts(from)
+                .map_err(|e| e.context(format!("{}:{}: --chown={spec}", self.input.file_name, ins.line)))?;
         }
-        Ok(stage)
+        if let Some(p) = read("etc/passwd") {
+            accounts.passwd = Some(p);
+        }
+        if let Some(g) = read("etc/group") {
+            accounts.group = Some(g);
+        }
+        Ok(Some((accounts, whose)))
+    }
+
+    /// The tree a `COPY --from` source is resolved in: an earlier stage's files (over its base
+    /// image's, when it has one), or a registry image's. `None` under `--check`.
+    fn copy_source_tree(&self, ins: &Instruction, name: &str, src: &str) -> Result<Option<Cow<'_, Tree>>> {
+        let ctx = |e: Error| e.context(format!("{}:{}: COPY --from={name}", self.input.file_name, ins.line));
+        if let Some(idx) = stage_index(&self.outline.stages[..self.index], name) {
+            let stage = self.done[idx].as_ref().expect("dependency evaluated");
+            if !stage.remote_base {
+                return Ok(Some(Cow::Borrowed(&stage.fs)));
+            }
+            let Some(images) = self.input.images else { return Ok(None) };
+            let base = &self.outline.stages[self.outline.root_of(idx)].from;
+            let mut t = images.files(base, &[src.to_string()]).map_err(ctx)?;
+            t.extend(stage.fs.iter().map(|(k, n)| (k.clone(), n.clone())));
+            return Ok(Some(Cow::Owned(t)));
+        }
+        if self.outline.stages.iter().any(|s| s.name.as_deref() == Some(name.to_lowercase().as_str())) {
+            return Err(
+                self.err(ins, format!("COPY --from={name}: stage {name:?} is not defined before this instruction"))
+            );
+        }
+        let Some(images) = self.input.images else { return Ok(None) };
+        Ok(Some(Cow::Owned(images.files(name, &[src.to_string()]).map_err(ctx)?)))
     }
 }
 
@@ -880,6 +1073,105 @@ mod tests {
     use super::*;
     use crate::builder::dockerfile::parse;
 
+    /// Registry images as in-memory trees.
+    struct FakeImages(HashMap<String, Tree>);
+
+    impl super::super::images::ImageFiles for FakeImages {
+        fn files(&self, image: &str, _paths: &[String]) -> Result<Tree> {
+            self.0.get(image).cloned().ok_or_else(|| Error::other(format!("no image {image}")))
+        }
+        fn accounts(&self, image: &str) -> Result<super::super::images::Accounts> {
+            let t = self.files(image, &[])?;
+            let read = |k: &str| match t.get(k).map(|n| &n.kind) {
+                Some(Kind::File(Content::Bytes(b))) => Some(b.to_vec()),
+                _ => None,
+            };
+            Ok(super::super::images::Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
+        }
+    }
+
+    fn file(text: &str, mode: u32, uid: u64) -> Node {
+        Node { kind: Kind::File(Content::Bytes(Arc::new(text.as_bytes().to_vec()))), mode, uid, gid: uid }
+    }
+
+    fn plan_with(dockerfile: &str, files: &[(&str, &str)], images: &FakeImages) -> Result<Stage> {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            std::fs::write(dir.path().join(p), c).unwrap();
+        }
+        let ctx = BuildContext::open(dir.path()).unwrap();
+        let df = parse(dockerfile).unwrap();
+        let platform = Platform::parse("linux/amd64").unwrap();
+        let build_args = BTreeMap::new();
+        let input = PlanInput {
+            dockerfile: &df,
+            file_name: "Dockerfile",
+            context: &ctx,
+            build_args: &build_args,
+            target: None,
+            platform: &platform,
+            images: Some(images),
+        };
+        let o = outline(&input)?;
+        evaluate(&input, &o, &HashMap::new())
+    }
+
+    #[test]
+    fn copy_from_images_and_chown_by_name() {
+        let mut img = Tree::new();
+        img.insert("etc".into(), Node::dir(0o755, 0, 0));
+        img.insert(
+            "etc/passwd".into(),
+            file(
+                "root:x:0:0::/root:/bin/sh\nnonroot:x:65532:65532::/home/nonroot:/sbin/nologin\napp:x:1000:50::/:\n",
+                0o644,
+                0,
+            ),
+        );
+        img.insert("etc/group".into(), file("root:x:0:\nstaff:x:50:\nnonroot:x:65532:\n", 0o644, 0));
+        img.insert("etc/ssl".into(), Node::dir(0o755, 0, 0));
+        img.insert("etc/ssl/cert.pem".into(), file("pem", 0o644, 0));
+        img.insert("usr/bin/tool".into(), file("bin", 0o4755, 7));
+        let images = FakeImages(HashMap::from([("example.com/base:1".to_string(), img)]));
+        // --from an image, and --from a stage that is only that image; owners and modes kept.
+        let s = plan_with(
+            "FROM example.com/base:1 AS b\nFROM scratch\nCOPY --from=example.com/base:1 /usr/bin/tool /t\nCOPY --from=b /etc/ssl /ssl\n",
+            &[],
+            &images,
+        )
+        .unwrap();
+        assert_eq!((s.fs["t"].mode, s.fs["t"].uid), (0o4755, 7));
+        assert!(s.fs.contains_key("ssl/cert.pem"));
+        // --chown by name through the base's passwd and group, as BuildKit resolves them.
+        let s = plan_with(
+            "FROM example.com/base:1\nCOPY --chown=nonroot:nonroot a /a\nCOPY --chown=app b /b\nCOPY --chown=app:root a /c\nCOPY --chown=1000:staff a /d\n",
+            &[("a", "1"), ("b", "2")],
+            &images,
+        )
+        .unwrap();
+        let ids = |k: &str| (s.fs[k].uid, s.fs[k].gid);
+        assert_eq!([ids("a"), ids("b"), ids("c"), ids("d")], [(65532, 65532), (1000, 50), (1000, 0), (1000, 50)]);
+        let e = plan_with("FROM example.com/base:1\nCOPY --chown=ghost a /a\n", &[("a", "1")], &images).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Dockerfile:2: --chown=ghost: no user \"ghost\" in /etc/passwd of example.com/base:1"),
+            "{e}"
+        );
+        let e =
+            plan_with("FROM example.com/base:1\nCOPY --chown=app:ghosts a /a\n", &[("a", "1")], &images).unwrap_err();
+        assert!(e.to_string().contains("no group \"ghosts\" in /etc/group"), "{e}");
+        // A scratch stage resolves names through the passwd it copied in.
+        let s = plan_with(
+            "FROM scratch\nCOPY --from=example.com/base:1 /etc/passwd /etc/passwd\nCOPY --from=example.com/base:1 /etc/group /etc/group\nCOPY --chown=nonroot a /a\n",
+            &[("a", "1")],
+            &images,
+        )
+        .unwrap();
+        assert_eq!((s.fs["a"].uid, s.fs["a"].gid), (65532, 65532));
+        let e = plan_with("FROM scratch\nCOPY --from=example.com/base:1 /nope /x\n", &[], &images).unwrap_err();
+        assert!(e.to_string().contains("Dockerfile:2: COPY --from=example.com/base:1: \"/nope\" not found"), "{e}");
+    }
+
     fn plan(dockerfile: &str, files: &[(&str, &str)], args: &[(&str, &str)], target: Option<&str>) -> Result<Stage> {
         let dir = tempfile::tempdir().unwrap();
         for (p, c) in files {
@@ -898,6 +1190,7 @@ mod tests {
             build_args: &build_args,
             target,
             platform: &platform,
+            images: None,
         };
         let o = outline(&input)?;
         evaluate(&input, &o, &HashMap::new())
@@ -912,7 +1205,11 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(s.config["Env"], json!(["A=x9", "B=two words"]));
+        assert_eq!(
+            s.config["Env"],
+            json!([DEFAULT_PATH, "A=x9", "B=two words"]),
+            "scratch starts with BuildKit's PATH"
+        );
         assert_eq!(s.config["Labels"]["l"], json!("x9"));
         assert_eq!(s.config["WorkingDir"], json!("/app/sub"));
         assert_eq!(s.config["Cmd"], json!(["/bin/sh", "-c", "serve --port 80"]));
@@ -953,6 +1250,34 @@ mod tests {
     }
 
     #[test]
+    fn leading_slash_parents_and_exclude() {
+        let files = [
+            ("x/a.txt", "a"),
+            ("x/b.md", "b"),
+            ("y/a.txt", "c"),
+            ("d/k/keep.txt", "k"),
+            ("d/k/drop.log", "l"),
+            ("top.txt", "t"),
+        ];
+        let s = plan(
+            "FROM scratch\nCOPY /top.txt /t\nCOPY --parents x/a.txt y/a.txt /p/\nCOPY --parents ./x/./*.md /q/\nCOPY --exclude=**/*.log --exclude=nope d /e\nCOPY --exclude=*.md x/* /f/\n",
+            &files,
+            &[],
+            None,
+        )
+        .unwrap();
+        assert!(s.fs.contains_key("t"), "a leading / is the context root");
+        assert!(
+            s.fs.contains_key("p/x/a.txt") && s.fs.contains_key("p/y/a.txt"),
+            "{:?}",
+            s.fs.keys().collect::<Vec<_>>()
+        );
+        assert!(s.fs.contains_key("q/b.md") && !s.fs.contains_key("q/x/b.md"), "the /./ pivot");
+        assert!(s.fs.contains_key("e/k/keep.txt") && !s.fs.contains_key("e/k/drop.log"));
+        assert!(s.fs.contains_key("f/a.txt") && !s.fs.contains_key("f/b.md"));
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let e = plan("FROM scratch\nRUN echo hi\n", &[], &[], None).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Usage);
@@ -964,7 +1289,9 @@ mod tests {
         let e = plan("FROM scratch\nCOPY a b /x\n", &[("a", "1"), ("b", "2")], &[], None).unwrap_err();
         assert!(e.to_string().contains("must be a directory"), "{e}");
         let e = plan("FROM scratch\nCOPY --chown=app a /x\n", &[("a", "1")], &[], None).unwrap_err();
-        assert!(e.to_string().contains("cannot be resolved"), "{e}");
+        assert!(e.to_string().contains("Dockerfile:2: --chown=app: this stage has no /etc/passwd"), "{e}");
+        let e = plan("ARG I=alpine\nFROM scratch\nCOPY --from=${I} /a /a\n", &[], &[], None).unwrap_err();
+        assert!(e.to_string().contains("Dockerfile:3: COPY --from=${I}: variable expansion is not supported"), "{e}");
         // Stages the target does not need are not evaluated.
         assert!(plan("FROM scratch AS a\nRUN x\nFROM scratch\nCOPY a /a\n", &[("a", "1")], &[], None).is_ok());
     }

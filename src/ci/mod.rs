@@ -1,6 +1,8 @@
 //! The CI environment: every environment variable hoist reads is named in [`vars`], and read through
 //! the [`Env`] trait so tests pass a map instead of mutating the process environment.
 
+pub mod chart_dest;
+pub mod context;
 pub mod vars;
 
 use std::collections::HashMap;

@@ -41,3 +41,48 @@ pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
 /// Verbose mode without `-v`: any value but empty, `0`, `off`, `false` turns it on.
 pub const HOIST_LOG: &str = "HOIST_LOG";
+/// Registry mirrors for pulls, `SRC=DEST` items comma-separated (after `--registry-mirror`).
+pub const HOIST_REGISTRY_MIRRORS: &str = "HOIST_REGISTRY_MIRRORS";
+/// A containers `registries.conf` with `[[registry.mirror]]`s (default `/etc/containers/registries.conf`).
+pub const CONTAINERS_REGISTRIES_CONF: &str = "CONTAINERS_REGISTRIES_CONF";
+/// GitLab's Dependency Proxy `host:port`.
+pub const CI_DEPENDENCY_PROXY_SERVER: &str = "CI_DEPENDENCY_PROXY_SERVER";
+/// GitLab's Dependency Proxy user (for `CI_DEPENDENCY_PROXY_SERVER`).
+pub const CI_DEPENDENCY_PROXY_USER: &str = "CI_DEPENDENCY_PROXY_USER";
+/// GitLab's Dependency Proxy password (the job token).
+pub const CI_DEPENDENCY_PROXY_PASSWORD: &str = "CI_DEPENDENCY_PROXY_PASSWORD";
+/// `true` in every GitLab CI job: turns on collapsible log sections.
+pub const GITLAB_CI: &str = "GITLAB_CI";
+/// GitLab's debug trace switch: hoist warns that the runner's trace (not hoist) shows variable values.
+pub const CI_DEBUG_TRACE: &str = "CI_DEBUG_TRACE";
+/// The project's name (path component): the image name under the Harbor project unless `--name`.
+pub const CI_PROJECT_NAME: &str = "CI_PROJECT_NAME";
+/// The project's web URL: `org.opencontainers.image.source` and `url`.
+pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
+/// The project's human title: `org.opencontainers.image.title`.
+pub const CI_PROJECT_TITLE: &str = "CI_PROJECT_TITLE";
+/// GitLab's container registry path of the project (`host[:port]/group/project`): the destination of
+/// images (and of charts, as `oci://$CI_REGISTRY_IMAGE`) without Harbor.
+pub const CI_REGISTRY_IMAGE: &str = "CI_REGISTRY_IMAGE";
+/// The commit: `org.opencontainers.image.revision`.
+pub const CI_COMMIT_SHA: &str = "CI_COMMIT_SHA";
+/// The commit's first 8 hex digits: a tag in every pipeline.
+pub const CI_COMMIT_SHORT_SHA: &str = "CI_COMMIT_SHORT_SHA";
+/// The branch or tag name: `org.opencontainers.image.version` outside tag pipelines.
+pub const CI_COMMIT_REF_NAME: &str = "CI_COMMIT_REF_NAME";
+/// The ref name made URL- and tag-safe: a tag on branch pipelines.
+pub const CI_COMMIT_REF_SLUG: &str = "CI_COMMIT_REF_SLUG";
+/// The branch (branch pipelines only).
+pub const CI_COMMIT_BRANCH: &str = "CI_COMMIT_BRANCH";
+/// The git tag (tag pipelines only): `X.Y.Z`, `X.Y`, `X` tags for `vX.Y.Z`.
+pub const CI_COMMIT_TAG: &str = "CI_COMMIT_TAG";
+/// The default branch: its pipelines also push `latest`.
+pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
+/// The merge request's project-level id (merge-request pipelines only): the `mr-<iid>` tag.
+pub const CI_MERGE_REQUEST_IID: &str = "CI_MERGE_REQUEST_IID";
+/// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
+pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
+/// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
+pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
+/// The XDG config root (Helm's `helm/registry/config.json` below it).
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";

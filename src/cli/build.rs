@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{OutputArgs, RegistryArgs};
+use super::common::{CiArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
@@ -19,7 +19,9 @@ pub const EXAMPLES: &str = "\
 Examples:
   hoist build . -t registry.example.com/team/app:1.0
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
-  hoist build --check --json";
+  hoist build --check --json
+  hoist build                   # in GitLab CI: push $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
+  hoist build -t worker --extra-tag stable --dotenv build.env";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -29,7 +31,9 @@ pub struct BuildArgs {
     /// The Dockerfile (default: CONTEXT/Dockerfile).
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Push the image here (repeatable): host[:port]/repository[:tag].
+    /// Push the image here (repeatable): host[:port]/repository[:tag]. In GitLab CI: without -t (and
+    /// without --output) the image goes to the CI destination; NAME[:TAG] without a host goes under
+    /// $HARBOR_PROJECT; a -t without a tag gets the pipeline's tags.
     #[arg(long = "tag", short = 't', value_name = "DEST")]
     pub tags: Vec<String>,
     /// A build argument, KEY=VALUE (repeatable); KEY alone takes the value from the environment.
@@ -75,6 +79,10 @@ pub struct BuildArgs {
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    #[command(flatten)]
+    pub ci: CiArgs,
+    #[command(flatten)]
+    pub mirrors: MirrorArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -133,55 +141,57 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     }
     let env = ProcessEnv;
     let platforms = args.platform.split(',').map(|p| Platform::parse(p.trim())).collect::<Result<Vec<_>>>()?;
+    let epoch = build::config::build_epoch(&env)?;
+    let ci_context = crate::ci::context::CiContext::from_env(&env, args.ci.name.as_deref());
+    // CI metadata first, so --label/--annotation override it.
+    let ci_meta = ci_context.metadata(Some(build::config::rfc3339(epoch)));
+    let mut labels = ci_meta.clone();
+    labels.extend(pairs("--label", &args.labels, false)?);
+    let mut annotations = ci_meta;
+    annotations.extend(pairs("--annotation", &args.annotations, false)?);
     let opts = BuildOptions {
         context: args.context.clone(),
         file: args.file.clone(),
         build_args: pairs("--build-arg", &args.build_args, true)?,
         target: args.target.clone(),
-        labels: pairs("--label", &args.labels, false)?,
-        annotations: pairs("--annotation", &args.annotations, false)?,
+        labels,
+        annotations,
         platform: platforms[0].clone(),
-        epoch: build::config::build_epoch(&env)?,
+        epoch,
         jobs: args.jobs,
         squash: args.squash,
         compression: build::layer::Compression::parse(&args.compression, args.compression_level)?,
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
+        mirrors: args.mirrors.load(&env)?,
     };
     if args.check {
         if args.json {
-            // The parse itself must succeed to print anything; validation errors still fail the run.
-            let prepared = build::prepare(&opts)?;
-            let result = build::check(&opts);
-            let json = serde_json::json!({
-                "file": prepared.file_name,
-                "ok": result.is_ok(),
-                "error": result.as_ref().err().map(|e| e.to_string()),
-                "stages": prepared.outline.stages.iter().map(|s| serde_json::json!({
-                    "index": s.index, "name": s.name, "from": s.from, "line": s.line,
-                    "needed": prepared.outline.needed[s.index],
-                })).collect::<Vec<_>>(),
-                "instructions": build::instructions_json(&prepared.dockerfile),
-            });
-            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
-            result.map(|_| ())
+            // Exactly one JSON document on stdout, failures included; the exit code still says
+            // whether the check passed.
+            let (doc, result) = build::check_report(&opts);
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            result
         } else {
             build::check(&opts)?;
             eprintln!("{}: ok", opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display());
             Ok(())
         }
     } else {
-        let dests = args.tags.iter().map(|d| d.parse::<Reference>()).collect::<Result<Vec<_>>>()?;
         let output = args.output.as_deref().map(parse_output).transpose()?;
-        if dests.is_empty() && output.is_none() {
-            return Err(Error::usage(
-                "nothing to do: give -t DEST, --output oci:DIR[:TAG] or docker-archive:FILE, or --check",
-            ));
-        }
+        // No -t and no --output: the CI destination (an error outside CI says what to set).
+        let dests: Vec<Reference> = if args.tags.is_empty() && output.is_some() {
+            Vec::new()
+        } else {
+            args.ci.destinations(&env, &args.tags)?.1
+        };
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
-        let reporter = Reporter::new(Mode::detect(args.output_args.quiet));
+        let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
+        args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
         let mut images = Vec::new();
         for platform in &platforms {
+            let _section =
+                reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
             let opts = BuildOptions { platform: platform.clone(), ..opts.clone() };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             images.push((platform.clone(), built));
@@ -212,7 +222,10 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 retries: BTreeMap::new(),
             }
         } else {
-            let report = crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?;
+            let report = {
+                let _section = reporter.section("hoist_push", &format!("pushing to {}", super::push::list(&dests)));
+                crate::push::push(&artifact, &dests, &push_opts, &env, &reporter).await?
+            };
             reporter.summary(&report.summary());
             report
         };

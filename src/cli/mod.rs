@@ -2,19 +2,28 @@
 //! the library; no protocol logic lives here.
 
 mod build;
+mod chart;
 mod common;
+mod copy;
+mod doctor;
+mod index;
+mod inspect;
+mod login;
+mod ls;
+mod pull;
 mod push;
+mod tag;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
-pub use common::{OutputArgs, RegistryArgs};
+pub use common::{chart_dotenv, write_atomic, CiArgs, OutputArgs, RegistryArgs};
 
 const AFTER_HELP: &str = "\
 Credentials, first match wins:
   1. --username + --password-stdin
-  2. HARBOR_USERNAME/HARBOR_PASSWORD (for HARBOR_URL's or HARBOR_HOST's host), then CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for CI_REGISTRY)
+  2. HARBOR_USERNAME/HARBOR_PASSWORD (for HARBOR_URL's or HARBOR_HOST's host), then CI_REGISTRY_USER/CI_REGISTRY_PASSWORD (for CI_REGISTRY), then CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD (for CI_DEPENDENCY_PROXY_SERVER)
   3. DOCKER_AUTH_CONFIG
   4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
@@ -39,7 +48,35 @@ pub enum Command {
     Push(push::PushArgs),
     /// Build an image from a Dockerfile (no container runtime) and push it or write an OCI layout.
     #[command(after_help = build::EXAMPLES)]
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
+    /// Copy an image or index between registries or repositories (mounting on one registry).
+    #[command(after_help = copy::EXAMPLES)]
+    Copy(copy::CopyArgs),
+    /// Add tags to a manifest in the registry (no blob moves).
+    #[command(after_help = tag::EXAMPLES)]
+    Tag(tag::TagArgs),
+    /// List a repository's tags.
+    #[command(after_help = ls::EXAMPLES)]
+    Ls(ls::LsArgs),
+    /// Describe an image or index: digest, platforms, config, layers, annotations.
+    #[command(after_help = inspect::EXAMPLES)]
+    Inspect(inspect::InspectArgs),
+    /// Download an image into an OCI layout.
+    #[command(after_help = pull::EXAMPLES)]
+    Pull(pull::PullArgs),
+    /// Make multi-platform image indexes from per-platform images.
+    #[command(after_help = index::EXAMPLES)]
+    Index(index::IndexArgs),
+    /// Package Helm charts as helm does (reproducibly) and push them as OCI artifacts.
+    Chart(chart::ChartArgs),
+    /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::DoctorArgs),
+    /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
+    #[command(after_help = login::LOGIN_EXAMPLES)]
+    Login(login::LoginArgs),
+    /// Remove a registry's credentials from docker's and Helm's config.
+    Logout(login::LogoutArgs),
 }
 
 impl Cli {
@@ -50,7 +87,17 @@ impl Cli {
         }
         match self.command {
             Command::Push(args) => push::run(args).await,
-            Command::Build(args) => build::run(args).await,
+            Command::Build(args) => build::run(*args).await,
+            Command::Copy(args) => copy::run(args).await,
+            Command::Tag(args) => tag::run(args).await,
+            Command::Ls(args) => ls::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+            Command::Pull(args) => pull::run(args).await,
+            Command::Index(args) => index::run(args).await,
+            Command::Chart(args) => chart::run(args).await,
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
         }
     }
 }

@@ -2,11 +2,16 @@
 
 use clap::Args;
 
-use super::common::{OutputArgs, RegistryArgs};
+use super::common::{CiArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::layout::Source;
 use crate::model::Reference;
+
+/// `a:1, a:2` for a log line.
+pub(super) fn list(refs: &[Reference]) -> String {
+    refs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+}
 use crate::progress::{Mode, Reporter};
 
 pub const EXAMPLES: &str = "\
@@ -14,14 +19,16 @@ Examples:
   hoist push oci:./out registry.example.com/team/app:1.0
   hoist push oci:./out:v2 harbor.example.com/proj/app:v2 harbor.example.com/proj/app:latest
   hoist push image.tar localhost:5000/app:dev --digest-file app.digest
-  echo \"$HARBOR_PASSWORD\" | hoist push oci:out h.example.com/p/app -u 'robot$p+ci' --password-stdin";
+  echo \"$HARBOR_PASSWORD\" | hoist push oci:out h.example.com/p/app -u 'robot$p+ci' --password-stdin
+  hoist push oci:out            # in GitLab CI: to $HARBOR_HOST/$HARBOR_PROJECT/$CI_PROJECT_NAME with the pipeline's tags
+  hoist push oci:out worker     # in GitLab CI: to the Harbor project's worker repository";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// What to push: oci:DIR, oci:DIR:TAG, oci:DIR@DIGEST, docker-archive:FILE, a layout directory or a .tar.
     pub source: String,
-    /// Where: host[:port]/repository[:tag]; several tags share one upload of the blobs.
-    #[arg(required = true)]
+    /// Where: host[:port]/repository[:tag]; several tags share one upload of the blobs. In GitLab CI:
+    /// none = the CI destination with the pipeline's tags; NAME[:TAG] without a host = under $HARBOR_PROJECT.
     pub dest: Vec<String>,
     /// Blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
@@ -30,6 +37,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "REPO")]
     pub mount_from: Vec<String>,
     #[command(flatten)]
+    pub ci: CiArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -37,13 +46,14 @@ pub struct PushArgs {
 
 pub async fn run(args: PushArgs) -> Result<()> {
     let source = Source::parse(&args.source)?;
-    let dests = args.dest.iter().map(|d| d.parse::<Reference>()).collect::<Result<Vec<_>>>()?;
     if args.jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));
     }
     let env = ProcessEnv;
+    let (ci, dests) = args.ci.destinations(&env, &args.dest)?;
     let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
-    let reporter = Reporter::new(Mode::detect(args.output.quiet));
+    let reporter = Reporter::for_env(Mode::detect(args.output.quiet), &env);
+    args.ci.warn(&ci, &env, &reporter);
     let loaded = {
         let source = source.clone();
         tokio::task::spawn_blocking(move || source.load())
@@ -51,7 +61,10 @@ pub async fn run(args: PushArgs) -> Result<()> {
             .map_err(|e| Error::other(format!("reading source: {e}")))?
     };
     let (artifact, _spool) = loaded?;
-    let report = crate::push::push(&artifact, &dests, &opts, &env, &reporter).await?;
+    let report = {
+        let _section = reporter.section("hoist_push", &format!("pushing to {}", list(&dests)));
+        crate::push::push(&artifact, &dests, &opts, &env, &reporter).await?
+    };
     reporter.summary(&report.summary());
     args.output.emit(&report)
 }

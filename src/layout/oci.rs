@@ -239,6 +239,50 @@ pub fn write(dir: &Path, artifact: &Artifact, tag: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// Whether the layout at `dir` already holds blob `digest` of `size` bytes.
+pub fn has_blob(dir: &Path, digest: &Digest, size: u64) -> bool {
+    fs::metadata(blob_path(dir, digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+/// A blob being added to a layout: written to `<hex>.partial` beside its place, moved there by
+/// [`NewBlob::commit`] once complete (a crash leaves no half blob under its digest).
+pub struct NewBlob {
+    pub file: fs::File,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl NewBlob {
+    /// Opens the temporary file for `digest` in the layout at `dir` (creating `blobs/<alg>/`).
+    pub fn create(dir: &Path, digest: &Digest) -> Result<NewBlob> {
+        let dest = blob_path(dir, digest);
+        let parent = dest.parent().expect("blob paths have a parent");
+        fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        let tmp = dest.with_extension("partial");
+        let file = fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        Ok(NewBlob { file, tmp, dest })
+    }
+
+    /// Moves the complete blob to its place.
+    pub fn commit(self) -> Result<PathBuf> {
+        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(format!("moving {}", self.tmp.display()), e))?;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for NewBlob {
+    /// An uncommitted blob (a failed download) leaves nothing behind.
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,3 +45,41 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// The largest image config hoist reads whole (configs are read into memory; real ones are a few KiB,
 /// with long histories well under 1 MiB).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The media type of manifest `bytes` served as `content_type`: the header when it names a manifest
+/// kind, else what the manifest declares of itself (`mediaType`), else what its shape says (a
+/// `manifests` list is an index). Registries serving generic types (`application/json`,
+/// `text/plain`) and Helm's manifests (no `mediaType` field) need the fallbacks.
+pub fn detect(content_type: &str, bytes: &[u8]) -> String {
+    let header = content_type.split(';').next().unwrap_or_default().trim();
+    if !header.is_empty() && header != "application/json" && header != "text/plain" {
+        return header.to_string();
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_slice::<Probe>(bytes) {
+        Ok(Probe { media_type: Some(m), .. }) if !m.is_empty() => m,
+        Ok(Probe { manifests: Some(_), .. }) => OCI_INDEX.to_string(),
+        _ => OCI_MANIFEST.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_prefers_a_specific_header_then_the_body() {
+        assert_eq!(detect("application/vnd.oci.image.index.v1+json; charset=utf-8", b"{}"), OCI_INDEX);
+        assert_eq!(
+            detect("application/json", br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#),
+            DOCKER_MANIFEST
+        );
+        assert_eq!(detect("", br#"{"schemaVersion":2,"manifests":[]}"#), OCI_INDEX);
+        assert_eq!(detect("text/plain", br#"{"schemaVersion":2,"config":{}}"#), OCI_MANIFEST);
+    }
+}

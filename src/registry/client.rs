@@ -14,6 +14,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use url::Url;
 
 use super::auth::{self, Challenge, Token, TokenCache, TokenResponse};
+use super::chunking::Chunking;
 use super::credentials::{Credential, CredentialSource};
 use super::error as rerr;
 use super::events::{self, Trace};
@@ -40,6 +41,8 @@ pub struct Client {
     challenge: Mutex<Option<Challenge>>,
     tokens: TokenCache,
     token_requests: AtomicU64,
+    /// The upload chunk size for this registry (learned from 413s, or `--chunk-size`).
+    chunking: Chunking,
 }
 
 impl std::fmt::Debug for Client {
@@ -65,47 +68,53 @@ impl Client {
         opts: &ClientOptions,
         credential: Option<(Credential, CredentialSource)>,
     ) -> Result<Arc<Client>> {
-        let loopback = is_loopback_host(host);
         let http = build_http(host, opts)?;
-        let schemes = schemes_to_try(host, opts.plain_http);
-        let mut first_err = None;
-        for scheme in schemes {
-            let base = Url::parse(&format!("{scheme}://{host}/"))
-                .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
-            match execute(&http, http.get(base.join("v2/").expect("static path"))).await {
-                Ok(resp) => {
-                    if *scheme == "http" && !loopback && credential.is_some() {
-                        return Err(Error::usage(format!(
-                            "refusing to send credentials for {host} over plain HTTP (only loopback registries may use HTTP with credentials)"
-                        )));
-                    }
-                    let client = Client {
-                        host: host.to_string(),
-                        base,
-                        http: http.clone(),
-                        credential: credential.clone(),
-                        challenge: Mutex::new(None),
-                        tokens: TokenCache::default(),
-                        token_requests: AtomicU64::new(0),
-                    };
-                    client.learn_from_ping(resp).await?;
-                    events::trace(|| client.connected_trace());
-                    return Ok(Arc::new(client));
-                }
-                Err(e) => {
-                    // A server that speaks TLS with a certificate we do not trust is a TLS registry:
-                    // say so, rather than fall back to HTTP (it would answer 400 to plain HTTP).
-                    let cert_problem = rerr::is_certificate_error(&e);
-                    let err = rerr::from_reqwest(e);
-                    if cert_problem {
-                        return Err(err.context(format!("connecting to registry {host}")));
-                    }
-                    first_err.get_or_insert(err);
-                }
-            }
+        let (base, resp) = open(host, opts, &http).await?;
+        if base.scheme() == "http" && !is_loopback_host(host) && credential.is_some() {
+            return Err(Error::usage(format!(
+                "refusing to send credentials for {host} over plain HTTP (only loopback registries may use HTTP with credentials)"
+            )));
         }
-        let err = first_err.expect("at least one scheme tried");
-        Err(err.context(format!("connecting to registry {host}")))
+        let client = Client {
+            host: host.to_string(),
+            base,
+            http,
+            credential,
+            challenge: Mutex::new(None),
+            tokens: TokenCache::default(),
+            token_requests: AtomicU64::new(0),
+            chunking: Chunking::default(),
+        };
+        client.learn_from_ping(resp).await?;
+        events::trace(|| client.connected_trace());
+        Ok(Arc::new(client))
+    }
+
+    /// `GET /v2/` on `host` exactly as [`Client::connect`] sends it, reported as seen rather than judged
+    /// (`hoist doctor` diagnoses a web UI's HTML or 404 from it).
+    pub async fn ping(host: &str, opts: &ClientOptions) -> Result<Ping> {
+        let http = build_http(host, opts)?;
+        let (base, resp) = open(host, opts, &http).await?;
+        let status = resp.status().as_u16();
+        let header = |name| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let api_version = header(reqwest::header::HeaderName::from_static("docker-distribution-api-version"));
+        let challenges = resp
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let body = resp.bytes().await.unwrap_or_default();
+        let body_head = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        Ok(Ping {
+            url: base.join("v2/").expect("static path").to_string(),
+            status,
+            content_type,
+            api_version,
+            challenges,
+            body_head,
+        })
     }
 
     async fn learn_from_ping(&self, resp: Response) -> Result<()> {
@@ -140,6 +149,11 @@ impl Client {
         if let Some(c) = parsed {
             *self.challenge.lock().expect("challenge lock") = Some(c);
         }
+    }
+
+    /// How big upload bodies may be on this registry.
+    pub fn chunking(&self) -> &Chunking {
+        &self.chunking
     }
 
     pub fn host(&self) -> &str {
@@ -294,18 +308,55 @@ impl Client {
         Ok(token)
     }
 
+    /// The challenge `GET /v2/` answered with (`None`: the registry asked for no credentials).
+    pub fn challenge(&self) -> Option<Challenge> {
+        self.challenge.lock().expect("challenge lock").clone()
+    }
+
+    /// Checks the credential the way `docker login` does: Basic on `GET /v2/` for a Basic registry; a token
+    /// without scope for a Bearer registry (even Harbor refuses bad credentials there: with a scope it would
+    /// hand out an anonymous token instead).
+    pub async fn verify_credentials(&self) -> Result<()> {
+        let url = self.url("v2/")?;
+        let resp = self.send(&[], &|h| Ok(h.get(url.clone()))).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Err(self.fail(resp).await.context(format!("logging in to {}", self.host)))
+    }
+
+    /// The actions the registry's token grants on `repository` for `scopes`: `None` when the registry does
+    /// not use tokens or its token is opaque (not a JWT).
+    pub async fn granted_actions(&self, repository: &str, scopes: &[String]) -> Result<Option<Vec<String>>> {
+        let Some(authz) = self.authorization(scopes, None).await? else {
+            return Ok(None);
+        };
+        Ok(authz.strip_prefix("Bearer ").and_then(|token| auth::jwt_actions(token, repository)))
+    }
+
+    /// `GET` (or `HEAD`) of a non-registry path on this host — Harbor's `/api/v2.0/…` — with the credential
+    /// as Basic auth. reqwest is built without a cookie store, so no cookie is ever kept between calls
+    /// (Harbor: a kept `sid` cookie turns later POSTs into "CSRF token invalid").
+    pub async fn api_get(&self, path_and_query: &str, head: bool, headers: &[(&str, &str)]) -> Result<Response> {
+        let url = self.url(path_and_query.trim_start_matches('/'))?;
+        let mut req = if head { self.http.head(url) } else { self.http.get(url) };
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some((cred, _)) = &self.credential {
+            req = req.header(AUTHORIZATION, cred.basic_header());
+        }
+        execute(&self.http, req)
+            .await
+            .map_err(|e| rerr::from_reqwest(e).context(format!("GET {path_and_query} on {}", self.host)))
+    }
+
     /// Makes sure we can push to `repository` before uploading anything: fetches the token for
     /// `scopes` and, when it is a JWT, checks that it grants push. Token services hand out a token
     /// with fewer rights than asked (Harbor even gives bad credentials an anonymous token), so a token
     /// alone proves nothing.
     pub async fn check_push_access(&self, repository: &str, scopes: &[String]) -> Result<()> {
-        let Some(authz) = self.authorization(scopes, None).await? else {
-            return Ok(());
-        };
-        let Some(token) = authz.strip_prefix("Bearer ") else {
-            return Ok(());
-        };
-        let Some(actions) = auth::jwt_actions(token, repository) else {
+        let Some(actions) = self.granted_actions(repository, scopes).await? else {
             return Ok(());
         };
         if actions.iter().any(|a| a == "push" || a == "*") {
@@ -326,6 +377,45 @@ impl Client {
             None => err.with_hint("pass --username and --password-stdin, or set HARBOR_USERNAME/HARBOR_PASSWORD"),
         })
     }
+}
+
+/// Sends the first `GET /v2/` to `host`, choosing the scheme: loopback hosts are tried over HTTPS first and fall
+/// back to plain HTTP, as docker treats `localhost`; other hosts use HTTPS unless `--plain-http`.
+async fn open(host: &str, opts: &ClientOptions, http: &reqwest::Client) -> Result<(Url, Response)> {
+    let mut first_err = None;
+    for scheme in schemes_to_try(host, opts.plain_http) {
+        let base = Url::parse(&format!("{scheme}://{host}/"))
+            .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
+        match execute(http, http.get(base.join("v2/").expect("static path"))).await {
+            Ok(resp) => return Ok((base, resp)),
+            Err(e) => {
+                // A server that speaks TLS with a certificate we do not trust is a TLS registry:
+                // say so, rather than fall back to HTTP (it would answer 400 to plain HTTP).
+                let cert_problem = rerr::is_certificate_error(&e);
+                let err = rerr::from_reqwest(e);
+                if cert_problem {
+                    return Err(err.context(format!("connecting to registry {host}")));
+                }
+                first_err.get_or_insert(err);
+            }
+        }
+    }
+    let err = first_err.expect("at least one scheme tried");
+    Err(err.context(format!("connecting to registry {host}")))
+}
+
+/// What `GET /v2/` answered.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ping {
+    pub url: String,
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// `Docker-Distribution-API-Version` (registries send `registry/2.0`).
+    pub api_version: Option<String>,
+    /// Every `WWW-Authenticate` value.
+    pub challenges: Vec<String>,
+    /// The first 512 bytes of the body, as text.
+    pub body_head: String,
 }
 
 /// What to check when a username is refused.
@@ -360,7 +450,10 @@ fn redirect_allowed(from: &Url, to: &Url) -> bool {
 
 /// Sends one request: the single place every HTTP exchange of hoist goes through, so verbose mode sees
 /// them all (method, safe URL, status, sizes, time — never a header).
-async fn execute(http: &reqwest::Client, req: RequestBuilder) -> std::result::Result<Response, reqwest::Error> {
+pub(super) async fn execute(
+    http: &reqwest::Client,
+    req: RequestBuilder,
+) -> std::result::Result<Response, reqwest::Error> {
     let req = req.build()?;
     if !events::tracing() {
         return http.execute(req).await;
@@ -400,7 +493,7 @@ async fn execute(http: &reqwest::Client, req: RequestBuilder) -> std::result::Re
     result
 }
 
-fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
+pub(super) fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
     let tls = tls::client_config(host, &opts.tls)?;
     reqwest::Client::builder()
         .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
@@ -454,6 +547,7 @@ mod tests {
             challenge: Mutex::new(None),
             tokens: TokenCache::default(),
             token_requests: AtomicU64::new(0),
+            chunking: Chunking::default(),
         };
         let e = client.fetch_token("http://auth.example.com/token", Some("reg"), &[]).await.unwrap_err();
         assert!(e.to_string().contains("refusing to send credentials to token service"), "{e}");

@@ -3,7 +3,9 @@
 //! Precedence, first match wins (the README documents the same list):
 //! 1. `--username` + `--password-stdin`;
 //! 2. the environment: `HARBOR_USERNAME`/`HARBOR_PASSWORD` for the Harbor host (`HARBOR_URL`, else
-//!    `HARBOR_HOST`), `CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD` for `CI_REGISTRY`;
+//!    `HARBOR_HOST`), `CI_REGISTRY_USER`/`CI_REGISTRY_PASSWORD` for `CI_REGISTRY`,
+//!    `CI_DEPENDENCY_PROXY_USER`/`CI_DEPENDENCY_PROXY_PASSWORD` for `CI_DEPENDENCY_PROXY_SERVER`
+//!    (GitLab's Dependency Proxy, a pull-through mirror; `:443` optional on either side);
 //! 3. `DOCKER_AUTH_CONFIG` (a docker `config.json` document);
 //! 4. `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 //!
@@ -76,6 +78,7 @@ pub enum CredentialSource {
     Flags,
     HarborEnv,
     GitlabEnv,
+    DependencyProxyEnv,
     DockerAuthConfig,
     DockerConfigFile(String),
     Helper(String),
@@ -87,6 +90,9 @@ impl fmt::Display for CredentialSource {
             CredentialSource::Flags => f.write_str("--username/--password-stdin"),
             CredentialSource::HarborEnv => f.write_str("HARBOR_USERNAME/HARBOR_PASSWORD"),
             CredentialSource::GitlabEnv => f.write_str("CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"),
+            CredentialSource::DependencyProxyEnv => {
+                f.write_str("CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD")
+            }
             CredentialSource::DockerAuthConfig => f.write_str("DOCKER_AUTH_CONFIG"),
             CredentialSource::DockerConfigFile(p) => write!(f, "{p}"),
             CredentialSource::Helper(h) => write!(f, "docker-credential-{h}"),
@@ -155,24 +161,39 @@ pub fn resolve(host: &str, flags: Option<Credential>, env: &dyn Env) -> Result<O
             return Ok(Some((Credential::new(user, pass), CredentialSource::GitlabEnv)));
         }
     }
+    if let (Some(server), Some(user), Some(pass)) = (
+        env.non_empty(vars::CI_DEPENDENCY_PROXY_SERVER),
+        env.non_empty(vars::CI_DEPENDENCY_PROXY_USER),
+        env.var(vars::CI_DEPENDENCY_PROXY_PASSWORD),
+    ) {
+        // GitLab writes the server as `host:443`; image references usually leave the port out.
+        let bare = |h: &str| h.strip_suffix(":443").unwrap_or(h).to_string();
+        if bare(&host_of(&server)) == bare(&host) {
+            return Ok(Some((Credential::new(user, pass), CredentialSource::DependencyProxyEnv)));
+        }
+    }
     if let Some(doc) = env.non_empty(vars::DOCKER_AUTH_CONFIG) {
         let cfg = DockerConfig::parse(&doc).map_err(|e| e.context("reading DOCKER_AUTH_CONFIG"))?;
         if let Some(found) = cfg.lookup(&host, CredentialSource::DockerAuthConfig)? {
             return Ok(Some(found));
         }
     }
-    let path = match (env.non_empty(vars::DOCKER_CONFIG), env.non_empty(vars::HOME)) {
-        (Some(dir), _) => Some(std::path::Path::new(&dir).join("config.json")),
-        (None, Some(home)) => Some(std::path::Path::new(&home).join(".docker").join("config.json")),
-        _ => None,
-    };
-    if let Some(path) = path.filter(|p| p.is_file()) {
+    if let Some(path) = docker_config_path(env).filter(|p| p.is_file()) {
         let shown = path.display().to_string();
         let doc = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {shown}"), e))?;
         let cfg = DockerConfig::parse(&doc).map_err(|e| e.context(format!("reading {shown}")))?;
         return cfg.lookup(&host, CredentialSource::DockerConfigFile(shown));
     }
     Ok(None)
+}
+
+/// docker's `config.json`: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_path(env: &dyn Env) -> Option<std::path::PathBuf> {
+    match (env.non_empty(vars::DOCKER_CONFIG), env.non_empty(vars::HOME)) {
+        (Some(dir), _) => Some(std::path::Path::new(&dir).join("config.json")),
+        (None, Some(home)) => Some(std::path::Path::new(&home).join(".docker").join("config.json")),
+        _ => None,
+    }
 }
 
 fn harbor_env(host: &str, env: &dyn Env) -> Option<Credential> {
@@ -258,7 +279,7 @@ fn find_key<'a>(mut keys: impl Iterator<Item = &'a String>, host: &str) -> Optio
 }
 
 /// Whether a config key (`host`, `https://host/`, `https://index.docker.io/v1/`) names `host`.
-fn registry_key_matches(key: &str, host: &str) -> bool {
+pub fn registry_key_matches(key: &str, host: &str) -> bool {
     let k = host_of(key);
     k == host || (host == "registry-1.docker.io" || host == "docker.io") && (k == "index.docker.io" || k == "docker.io")
 }
@@ -372,6 +393,27 @@ mod tests {
         let (c, _) = resolve("other.io", None, &env).unwrap().unwrap();
         assert_eq!(c.username, "u2");
         assert!(resolve("none.io", None, &env).unwrap().is_none());
+    }
+
+    #[test]
+    fn dependency_proxy_credentials_for_its_server_port_443_optional() {
+        let env = MapEnv::new([
+            ("CI_DEPENDENCY_PROXY_SERVER", "gitlab.example.com:443"),
+            ("CI_DEPENDENCY_PROXY_USER", "gitlab-ci-token"),
+            ("CI_DEPENDENCY_PROXY_PASSWORD", "tok"),
+            ("CI_REGISTRY", "gitlab.example.com:5050"),
+            ("CI_REGISTRY_USER", "reg-user"),
+            ("CI_REGISTRY_PASSWORD", "x"),
+        ]);
+        for host in ["gitlab.example.com", "gitlab.example.com:443"] {
+            let (c, src) = resolve(host, None, &env).unwrap().unwrap();
+            assert_eq!(
+                (c.username.as_str(), c.password.expose(), src),
+                ("gitlab-ci-token", "tok", CredentialSource::DependencyProxyEnv)
+            );
+        }
+        assert_eq!(resolve("gitlab.example.com:5050", None, &env).unwrap().unwrap().1, CredentialSource::GitlabEnv);
+        assert!(resolve("gitlab.example.com:8443", None, &env).unwrap().is_none());
     }
 
     #[test]

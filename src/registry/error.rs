@@ -124,7 +124,10 @@ pub fn from_status(status: StatusCode, body: &[u8], retry_after: Option<Duration
             "the registry refused: the account lacks push permission on this repository, or (Harbor) the project's quota is \
              exceeded, it is a proxy-cache project, or the registry is read-only — the message above says which",
         ),
-        413 => err.with_hint("a proxy in front of the registry caps request bodies: push with --chunk-size 8MiB"),
+        413 => err.with_hint(
+            "a proxy in front of the registry caps request bodies (nginx: client_max_body_size): blob uploads shrink \
+             their chunks by themselves (--chunk-size SIZE starts smaller), anything else needs a higher limit",
+        ),
         _ if codes.iter().any(|c| c == "NAME_UNKNOWN") => {
             err.with_hint("the repository's project or namespace does not exist (Harbor: create the project first)")
         }

@@ -25,9 +25,9 @@ impl Progress for NoProgress {
 /// Something the user should hear about once, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `host` answered 413 to a monolithic upload of `blob_size` bytes: the rest of the run uploads in
-    /// chunks of `chunk` bytes.
-    ChunkingAfter413 { host: String, blob_size: u64, chunk: u64 },
+    /// A proxy in front of `host` answered 413 to a request body of `refused` bytes; a chunk of `chunk`
+    /// bytes went through, and the rest of the run uploads to `host` in chunks of that size.
+    ChunkSizeChosen { host: String, refused: u64, chunk: u64 },
     /// `host` answered 429/503: uploads at once are now `parallel`.
     BackedOff { host: String, parallel: u64 },
 }

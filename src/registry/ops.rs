@@ -16,6 +16,7 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 use super::body::BodySource;
+use super::chunking::AfterRefusal;
 use super::client::Client;
 pub use super::events::{Event, NoProgress, Notice, Progress};
 pub use super::retry::RetryPolicy;
@@ -32,6 +33,8 @@ pub enum BlobOutcome {
     Uploaded,
     /// Mounted from another repository of the same registry.
     Mounted,
+    /// Read from the registry to disk (`hoist pull`).
+    Downloaded,
 }
 
 /// One repository on one registry, with the scope set every request for it uses.
@@ -42,10 +45,7 @@ pub struct Repository {
     retry: RetryPolicy,
     /// Retries made, by reason ("503 Service Unavailable", "network error", …).
     retries: Mutex<BTreeMap<String, u32>>,
-    /// Chunk size for uploads; 0 = one streaming PUT per blob. Set by `--chunk-size`, or switched on
-    /// for the rest of the run when a proxy answers 413 to a monolithic upload.
-    chunk_size: AtomicU64,
-    /// Where to say things once (the switch to chunked uploads).
+    /// Where to say things once (the chunk size chosen after a 413, fewer uploads at a time).
     warn: Option<Notice>,
     /// Uploads allowed at once: starts at `--jobs`, and loses a permit each time the registry answers
     /// 429 or 503 (it is overloaded; more parallel uploads only make it worse), down to one.
@@ -53,10 +53,9 @@ pub struct Repository {
     parallel: AtomicU64,
 }
 
-/// The chunk size hoist switches to after a 413: distribution handles ≥ 8 MiB chunks as cheaply as a
-/// monolithic upload, and it passes ingress-nginx's common 10m/16m limits (its 1 MiB default needs
-/// `--chunk-size 1MiB`).
-pub const FALLBACK_CHUNK: u64 = 8 << 20;
+/// The largest manifest hoist reads: distribution refuses to store bigger ones (400 MANIFEST_INVALID
+/// above 4 MiB), so anything larger is not a manifest a registry should be serving.
+pub const MANIFEST_LIMIT: usize = media::MAX_MANIFEST_BYTES as usize;
 
 impl Repository {
     /// A repository handle asking for `actions` (`pull` or `pull,push`) on `name`, plus pull on each
@@ -76,7 +75,6 @@ impl Repository {
             scopes,
             retry,
             retries: Mutex::new(BTreeMap::new()),
-            chunk_size: AtomicU64::new(0),
             warn: None,
             limiter: Arc::new(tokio::sync::Semaphore::new(1)),
             parallel: AtomicU64::new(1),
@@ -118,9 +116,10 @@ impl Repository {
         }
     }
 
-    /// Uploads in chunks of `bytes` (0 = monolithic).
+    /// Uploads in chunks of `bytes` (0 = monolithic) on this registry, unless a 413 already chose a
+    /// smaller size this run.
     pub fn with_chunk_size(self, bytes: u64) -> Self {
-        self.chunk_size.store(bytes, Ordering::Relaxed);
+        self.client.chunking().prefer(bytes);
         self
     }
 
@@ -234,9 +233,8 @@ impl Repository {
         };
         let body = BodySource::new(blob, source, progress.clone()).await?;
         // Blobs streamed from another registry go in one PUT: their body cannot be cut into ranges.
-        let chunk = self.chunk_size.load(Ordering::Relaxed);
-        if chunk > 0 && matches!(body, BodySource::Local(..)) {
-            self.upload_chunked(blob, session, chunk, &body, &*progress).await?;
+        if self.client.chunking().size() > 0 && matches!(body, BodySource::Local(..)) {
+            self.upload_chunked(blob, session, &body, &*progress).await?;
             return Ok(BlobOutcome::Uploaded);
         }
         let url = with_digest(self.client.url(&session.location)?, &blob.digest);
@@ -254,44 +252,60 @@ impl Repository {
         }
         if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && matches!(body, BodySource::Local(..)) {
             // A proxy caps request bodies (ingress-nginx, Cloudflare): chunk this blob and the rest.
-            if self.chunk_size.compare_exchange(0, FALLBACK_CHUNK, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                if let Some(warn) = &self.warn {
-                    warn(&Event::ChunkingAfter413 {
-                        host: self.client.host().to_string(),
-                        blob_size: blob.size,
-                        chunk: FALLBACK_CHUNK,
-                    });
-                }
-            }
+            let refused = self.client.fail(resp).await;
+            self.after_refusal(refused, blob.size, session.min_chunk)?;
             progress.restart();
             let session = self.start_upload().await?;
-            self.upload_chunked(blob, session, self.chunk_size.load(Ordering::Relaxed), &body, &*progress).await?;
+            self.upload_chunked(blob, session, &body, &*progress).await?;
             return Ok(BlobOutcome::Uploaded);
         }
         Err(session_lost_is_retryable(self.client.fail(resp).await))
     }
 
-    /// Chunked upload: `PATCH` each range (always to the newest `Location`), then an empty `PUT`.
+    /// A 413 refused a body of `len` bytes: the chunk size is halved for this registry ([`super::chunking::Chunking`]),
+    /// or, when `len` was already the smallest chunk allowed, the push fails with a hint that says so.
+    fn after_refusal(&self, refused: Error, len: u64, min_chunk: Option<u64>) -> Result<()> {
+        match self.client.chunking().refused(len, min_chunk) {
+            AfterRefusal::Chunks(_) => Ok(()),
+            AfterRefusal::Floor(floor) => Err(Error::other(format!(
+                "{} refused a {len}-byte request body with 413 Payload Too Large ({})",
+                self.client.host(),
+                refused.message()
+            ))
+            .with_hint(format!(
+                "a proxy in front of {} caps request bodies below {} bytes, the smallest chunk hoist sends (64 KiB, or \
+                 the registry's OCI-Chunk-Min-Length): raise that limit (nginx: client_max_body_size; ingress-nginx: \
+                 the nginx.ingress.kubernetes.io/proxy-body-size annotation)",
+                self.client.host(),
+                floor
+            ))),
+        }
+    }
+
+    /// Chunked upload: `PATCH` each range (always to the newest `Location`), then an empty `PUT`. The
+    /// chunk size is the registry's ([`super::chunking::Chunking`]), read afresh for every chunk, so a size learned by
+    /// another upload applies at once.
     ///
     /// distribution 2.8 ignores `Content-Range` and appends whatever arrives, so a PATCH whose response
     /// was lost is never repeated blindly: we ask `GET <location>` for the `Range` the registry really
     /// has and go on from there. On distribution 2.8 that GET itself is refused once a PATCH landed
     /// unseen (the Location we hold carries a stale `_state` offset → 404 BLOB_UPLOAD_INVALID), and
     /// then the error is retryable and the whole blob starts over with a new POST. Registries that
-    /// answer the GET (the spec's behaviour) resume where they are.
+    /// answer the GET (the spec's behaviour) resume where they are. A 413 (a proxy's body cap) never
+    /// reached the registry: the chunk is halved and the upload goes on from the registry's `Range`.
     async fn upload_chunked(
         &self,
         blob: &Blob,
         session: Session,
-        chunk: u64,
         body: &BodySource,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let chunk = chunk.max(session.min_chunk.unwrap_or(1)).max(1);
+        let min_chunk = session.min_chunk;
         let mut location = session.location;
         let mut offset = 0u64;
         let mut resumes = 0u32;
         while offset < blob.size {
+            let chunk = self.client.chunking().size().max(min_chunk.unwrap_or(1)).max(1);
             let len = chunk.min(blob.size - offset);
             let url = self.client.url(&location)?;
             let range = format!("{}-{}", offset, offset + len - 1);
@@ -309,6 +323,18 @@ impl Repository {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                     location = location_of(&resp)?;
                     offset = range_end(&resp).unwrap_or(offset + len);
+                    self.chunk_passed();
+                    continue;
+                }
+                Ok(resp) if resp.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    let refused = self.client.fail(resp).await;
+                    self.after_refusal(refused, len, min_chunk)
+                        .map_err(|e| e.context(format!("sending bytes {range}")))?;
+                    // Where is the registry? (Nothing should have landed, but its word is the truth.)
+                    let (loc, have) = self.upload_status(&location).await?;
+                    (location, offset) = (loc, have);
+                    progress.restart();
+                    progress.advance(offset);
                     continue;
                 }
                 Ok(resp) => session_lost_is_retryable(self.client.fail(resp).await),
@@ -328,13 +354,26 @@ impl Repository {
             progress.restart();
             progress.advance(offset);
         }
-        let url = with_digest(self.client.url(&location)?, &blob.digest);
+        self.close_upload(&location, &blob.digest).await
+    }
+
+    /// The closing `PUT <location>&digest=` of a chunked upload.
+    async fn close_upload(&self, location: &str, digest: &Digest) -> Result<()> {
+        let url = with_digest(self.client.url(location)?, digest);
         // Close with an empty body: Harbor's quota middleware counts only a non-empty PUT body.
         let resp = self.client.send(&self.scopes, &|h| Ok(h.put(url.clone()).header(CONTENT_LENGTH, 0))).await?;
         if resp.status().is_success() {
             return Ok(());
         }
         Err(session_lost_is_retryable(self.client.fail(resp).await).context("closing the chunked upload"))
+    }
+
+    /// A chunk went through: once per size chosen after a 413, tell the user what it is and how to
+    /// choose it up front.
+    fn chunk_passed(&self) {
+        if let (Some((chunk, refused)), Some(warn)) = (self.client.chunking().passed(), &self.warn) {
+            warn(&Event::ChunkSizeChosen { host: self.client.host().to_string(), refused, chunk });
+        }
     }
 
     /// `GET <location>` → (newest location, bytes the registry holds).
@@ -376,13 +415,19 @@ impl Repository {
     /// For a tag that already points at the same digest nothing is sent (Harbor refuses even an
     /// identical re-push to an immutable tag with 412).
     pub async fn put_manifest(&self, reference: &str, manifest: &Manifest) -> Result<Digest> {
+        self.put_manifest_if_changed(reference, manifest).await.map(|_| manifest.digest.clone())
+    }
+
+    /// [`Repository::put_manifest`], saying whether anything was sent: `Ok(false)` when `reference` is a
+    /// tag that already points at the manifest's digest.
+    pub async fn put_manifest_if_changed(&self, reference: &str, manifest: &Manifest) -> Result<bool> {
         let what =
             format!("pushing manifest {} to {}/{}:{reference}", manifest.digest.short(), self.client.host(), self.name);
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         if !reference.contains(':')
             && self.manifest_digest(reference).await.ok().flatten().as_ref() == Some(&manifest.digest)
         {
-            return Ok(manifest.digest.clone());
+            return Ok(false);
         }
         self.with_retries(&what, &NoProgress, || async {
             let resp = self
@@ -412,7 +457,7 @@ impl Repository {
                     "the registry stored digest {d}, not the manifest's {} (it rewrote the manifest)",
                     manifest.digest
                 ))),
-                _ => Ok(manifest.digest.clone()),
+                _ => Ok(true),
             }
         })
         .await
@@ -434,32 +479,126 @@ impl Repository {
         }
     }
 
-    /// Reads a manifest (tag or digest), verifying the digest when the reference is one.
+    /// Reads a manifest or index (tag or digest) as the exact bytes the registry stores, asking for
+    /// every manifest kind hoist understands. The media type is the `Content-Type`, or what the
+    /// manifest says of itself when the registry answers a generic type. The digest is checked against
+    /// the reference when it is one, and against `Docker-Content-Digest` when the registry sends it.
+    /// Manifests over [`MANIFEST_LIMIT`] are refused (registries refuse to store them too).
     pub async fn get_manifest(&self, reference: &str) -> Result<Manifest> {
-        let what = format!("reading manifest {}/{}:{reference}", self.client.host(), self.name);
+        let what = format!("reading manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         self.with_retries(&what, &NoProgress, || async {
-            let resp = self
+            let mut resp = self
                 .client
                 .send(&self.scopes, &|h| Ok(h.get(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT)))
                 .await?;
             if !resp.status().is_success() {
                 return Err(self.client.fail(resp).await);
             }
-            let content_type = resp
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
-                .unwrap_or_default();
-            let bytes = super::error::read_capped(resp, media::MAX_MANIFEST_BYTES as usize)
-                .await
-                .map_err(|e| e.context("the manifest").with_hint("registries refuse manifests over 4 MiB"))?;
-            let m = Manifest::new(content_type, bytes);
+            let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
+            let advertised = header("docker-content-digest");
+            if resp.content_length().is_some_and(|n| n > MANIFEST_LIMIT as u64) {
+                return Err(too_big());
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(super::error::from_reqwest)? {
+                if bytes.len() + chunk.len() > MANIFEST_LIMIT {
+                    return Err(too_big());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let media_type = media::detect(&content_type, &bytes);
+            let m = Manifest::new(media_type, bytes);
             if reference.contains(':') && m.digest.as_str() != reference {
                 return Err(Error::other(format!("the registry returned content with digest {}", m.digest)));
             }
-            Ok(m)
+            match advertised {
+                Some(d) if d.starts_with("sha256:") && d != m.digest.as_str() => Err(Error::other(format!(
+                    "the registry says the manifest is {d} but its bytes hash to {}",
+                    m.digest
+                ))),
+                _ => Ok(m),
+            }
+        })
+        .await
+    }
+
+    /// Every tag of this repository, in the registry's order, following `Link: <…>; rel="next"` page
+    /// by page. `page_size` asks for `n` tags per page (`None`: the registry's default).
+    pub async fn list_tags(&self, page_size: Option<u32>) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let what = format!("listing the tags of {}/{}", self.client.host(), self.name);
+        let mut url = self.client.url(&self.path("tags/list"))?;
+        if let Some(n) = page_size {
+            url.query_pairs_mut().append_pair("n", &n.to_string());
+        }
+        let mut tags = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            if !seen.insert(url.to_string()) {
+                return Err(Error::other(format!("the registry's next page link loops back to {url}")).context(what));
+            }
+            let (page, next) = self
+                .with_retries(&what, &NoProgress, || async {
+                    let resp = self.client.send(&self.scopes, &|h| Ok(h.get(url.clone()))).await?;
+                    if !resp.status().is_success() {
+                        return Err(self.client.fail(resp).await);
+                    }
+                    let next = resp
+                        .headers()
+                        .get_all(reqwest::header::LINK)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(next_link);
+                    let body = resp.bytes().await.map_err(super::error::from_reqwest)?;
+                    let page: Page = serde_json::from_slice(&body)
+                        .map_err(|e| Error::other(format!("the tag list is not valid JSON: {e}")))?;
+                    Ok((page, next))
+                })
+                .await?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(link) => url = self.client.url(&link).map_err(|e| e.context(&what))?,
+                None => return Ok(tags),
+            }
+        }
+    }
+
+    /// Streams a blob into `file` (truncated first, and again when a retry starts over), verifying
+    /// its size and digest. Never holds the blob in memory.
+    pub async fn download_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        file: &std::fs::File,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        use std::io::{Seek, Write};
+        let what = format!("downloading blob {} from {}/{}", digest.short(), self.client.host(), self.name);
+        let io = |e: std::io::Error| Error::io("writing it to disk", e);
+        self.with_retries(&what, progress, || async {
+            file.set_len(0).map_err(io)?;
+            let mut f = file;
+            f.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+            let mut resp = self.get_blob(digest).await?;
+            let mut w = crate::model::HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, file));
+            while let Some(chunk) = resp.chunk().await.map_err(super::error::from_reqwest)? {
+                w.write_all(&chunk).map_err(io)?;
+                progress.advance(chunk.len() as u64);
+            }
+            let (got, len, mut inner) = w.finish();
+            inner.flush().map_err(io)?;
+            if len != size || got != *digest {
+                return Err(Error::other(format!(
+                    "the registry sent {len} bytes hashing to {got}, not the {size} bytes of {digest}"
+                )));
+            }
+            Ok(())
         })
         .await
     }
@@ -550,4 +689,156 @@ fn location_of(resp: &reqwest::Response) -> Result<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .ok_or_else(|| Error::other(format!("the registry answered {} without a Location header", resp.status())))
+}
+
+fn too_big() -> Error {
+    Error::other(format!("the manifest is larger than {} MiB, the most hoist reads", MANIFEST_LIMIT >> 20))
+}
+
+/// `:` before a tag, `@` before a digest, for messages.
+fn ref_sep(reference: &str) -> &'static str {
+    if reference.contains(':') {
+        "@"
+    } else {
+        ":"
+    }
+}
+
+/// The target of a `Link: <url>; rel="next"` header value (RFC 8288; distribution sends exactly one).
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        is_next.then(|| target.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::Query;
+    use axum::http::{header, HeaderMap, StatusCode as S};
+    use axum::routing::get;
+    use std::collections::HashMap;
+
+    /// A registry on loopback answering just what `router` serves (plus `GET /v2/`).
+    async fn repo_on(router: axum::Router) -> Repository {
+        let router = router.route("/v2/", get(|| async { "{}" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let client = Client::connect(&host, &super::super::ClientOptions::default(), None).await.unwrap();
+        Repository::new(client, "app", "pull", &[], RetryPolicy { retries: 0, ..RetryPolicy::default() })
+    }
+
+    #[test]
+    fn next_link_reads_rel_next_only() {
+        assert_eq!(
+            next_link(r#"</v2/app/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/app/tags/list?last=b&n=2")
+        );
+        assert_eq!(next_link(r#"<https://r/x>; rel="prev", <https://r/y>; rel=next"#).as_deref(), Some("https://r/y"));
+        assert_eq!(next_link(r#"<https://r/x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn list_tags_follows_link_pages() {
+        let all: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+        let tags = all.clone();
+        let router = axum::Router::new().route(
+            "/v2/app/tags/list",
+            get(move |Query(q): Query<HashMap<String, String>>| {
+                let tags = tags.clone();
+                async move {
+                    let n: usize = q.get("n").map_or(100, |n| n.parse().unwrap());
+                    let start = q.get("last").map_or(0, |l| tags.iter().position(|t| t == l).unwrap() + 1);
+                    let page = &tags[start..(start + n).min(tags.len())];
+                    let mut headers = HeaderMap::new();
+                    if start + n < tags.len() {
+                        let link = format!(r#"</v2/app/tags/list?last={}&n={n}>; rel="next""#, page.last().unwrap());
+                        headers.insert(header::LINK, link.parse().unwrap());
+                    }
+                    (headers, serde_json::json!({"name": "app", "tags": page}).to_string())
+                }
+            }),
+        );
+        let repo = repo_on(router).await;
+        assert_eq!(repo.list_tags(Some(3)).await.unwrap(), all);
+        assert_eq!(repo.list_tags(None).await.unwrap(), all);
+    }
+
+    #[tokio::test]
+    async fn get_manifest_checks_size_digest_and_media_type() {
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#.to_vec();
+        let index_digest = Digest::sha256_of(&index).to_string();
+        let (served, advertised) = (index.clone(), index_digest.clone());
+        let router = axum::Router::new()
+            .route("/v2/app/manifests/big", get(|| async { vec![b' '; MANIFEST_LIMIT + 1] }))
+            .route(
+                "/v2/app/manifests/generic",
+                get(move || {
+                    let (b, d) = (served.clone(), advertised.clone());
+                    async move {
+                        (
+                            [
+                                (header::CONTENT_TYPE, "application/json".to_string()),
+                                (header::HeaderName::from_static("docker-content-digest"), d),
+                            ],
+                            b,
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/v2/app/manifests/liar",
+                get(|| async {
+                    let d = format!("sha256:{}", "0".repeat(64));
+                    ([(header::HeaderName::from_static("docker-content-digest"), d)], "{}")
+                }),
+            )
+            .route(
+                "/v2/app/manifests/gone",
+                get(|| async {
+                    (S::NOT_FOUND, r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#)
+                }),
+            );
+        let repo = repo_on(router).await;
+        let m = repo.get_manifest("generic").await.unwrap();
+        assert_eq!(m.media_type, media::OCI_INDEX);
+        assert_eq!(m.bytes.as_ref(), index.as_slice());
+        assert_eq!(m.digest.as_str(), index_digest);
+        let e = repo.get_manifest("big").await.unwrap_err();
+        assert!(e.to_string().contains("larger than 4 MiB"), "{e}");
+        let e = repo.get_manifest("liar").await.unwrap_err();
+        assert!(e.to_string().contains("bytes hash to"), "{e}");
+        let e = repo.get_manifest("gone").await.unwrap_err();
+        assert!(e.to_string().contains("MANIFEST_UNKNOWN"), "{e}");
+        assert!(e.to_string().starts_with(&format!("reading manifest {}/app:gone", repo.client.host())), "{e}");
+    }
+
+    #[tokio::test]
+    async fn download_blob_verifies_what_it_wrote() {
+        let good = b"hello blob".to_vec();
+        let digest = Digest::sha256_of(&good);
+        let path = format!("/v2/app/blobs/{digest}");
+        let router = axum::Router::new().route(&path, get(move || async move { good.clone() }));
+        let repo = repo_on(router).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.path().join("b"))
+            .unwrap();
+        repo.download_blob(&digest, 10, &file, &NoProgress).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"hello blob");
+        let e = repo.download_blob(&digest, 11, &file, &NoProgress).await.unwrap_err();
+        assert!(e.to_string().contains("not the 11 bytes"), "{e}");
+    }
 }

@@ -12,9 +12,10 @@
 //! climbing out of the root, writing through a symlink that replaced a directory), device nodes and
 //! hard links to outside the tree are refused with an error naming the layer and the entry. The
 //! [`Report`] lists every materialized entry with the mode, owner and kind the layers gave it —
-//! an unprivileged unpack cannot store owners on disk, so callers read them here.
+//! an unprivileged unpack cannot store owners on disk, so callers read them here. [`lookup`] scans
+//! one layer for a few small files (read top-down, it finds `/etc/passwd` without applying the image).
 
 mod unpack;
 
 pub use crate::model::OciDescriptor;
-pub use unpack::{apply_layers, resolve, Entry, EntryKind, Filter, Options, Report};
+pub use unpack::{apply_layers, lookup, resolve, Entry, EntryKind, Filter, Lookup, Options, Report};

@@ -87,7 +87,7 @@ pub struct Options {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     Dir,
     /// A regular file (hard links included: they share the target's bytes on disk).
@@ -98,7 +98,7 @@ pub enum EntryKind {
 }
 
 /// One materialized entry as the layers describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub kind: EntryKind,
     /// Permission bits with setuid, setgid and sticky.
@@ -153,7 +153,8 @@ where
 
 /// Follows symlinks in `path` through `entries` (a [`Report`]'s) the way the kernel would inside
 /// the root: absolute targets start at the root, `..` stops there. Returns the path with every
-/// symlink resolved, or `None` when it loops or a component is missing.
+/// symlink resolved (components the entries lack are taken as they are, so the answer can name a
+/// path a filtered unpack left out), or `None` when it loops or goes through a regular file.
 pub fn resolve(entries: &BTreeMap<String, Entry>, path: &str) -> Option<String> {
     let mut todo: Vec<String> = clean(path).split('/').filter(|c| !c.is_empty()).rev().map(String::from).collect();
     let mut done: Vec<String> = Vec::new();
@@ -165,8 +166,8 @@ pub fn resolve(entries: &BTreeMap<String, Entry>, path: &str) -> Option<String> 
         }
         done.push(part);
         let here = done.join("/");
-        match &entries.get(&here)?.kind {
-            EntryKind::Symlink(target) => {
+        match entries.get(&here).map(|e| &e.kind) {
+            Some(EntryKind::Symlink(target)) => {
                 hops += 1;
                 if hops > 40 {
                     return None;
@@ -177,7 +178,7 @@ pub fn resolve(entries: &BTreeMap<String, Entry>, path: &str) -> Option<String> 
                 }
                 todo.extend(target.split('/').filter(|c| !c.is_empty() && *c != ".").rev().map(String::from));
             }
-            EntryKind::File { .. } if !todo.is_empty() => return None,
+            Some(EntryKind::File { .. }) if !todo.is_empty() => return None,
             _ => {}
         }
     }
@@ -185,6 +186,56 @@ pub fn resolve(entries: &BTreeMap<String, Entry>, path: &str) -> Option<String> 
 }
 
 use crate::fsutil::{clean_checked, Expansion};
+
+/// What one layer says about a path: its bytes, or that it deleted it (a whiteout of it or of a
+/// parent, or an opaque parent), or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    File(Vec<u8>),
+    Gone,
+}
+
+/// Scans one layer blob (streamed) for the regular files `paths` (small ones: config files such as
+/// `/etc/passwd`, at most 16 MiB each). Reading layers top-down and stopping at the first answer
+/// finds a file without applying the image.
+pub fn lookup<R: Read>(reader: R, paths: &[&str]) -> Result<BTreeMap<String, Lookup>> {
+    const MAX: u64 = 16 << 20;
+    let read_err = |e: io::Error| Error::other(format!("reading the layer: {e}"));
+    let wanted: Vec<String> = paths.iter().map(|p| clean(p)).collect();
+    let mut found = BTreeMap::new();
+    let mut archive = tar::Archive::new(decoder(reader).map_err(read_err)?);
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let Some(path) = clean_checked(&raw) else { continue };
+        let base = path.rsplit('/').next().unwrap_or_default();
+        let dir = parent_of(&path);
+        for w in &wanted {
+            let under = |d: &str| d.is_empty() || w.starts_with(&format!("{d}/"));
+            let hit = if base == OPAQUE {
+                under(dir).then_some(Lookup::Gone)
+            } else if let Some(hidden) = base.strip_prefix(WHITEOUT) {
+                let gone = crate::builder::layer::join(dir, hidden);
+                (*w == gone || w.starts_with(&format!("{gone}/"))).then_some(Lookup::Gone)
+            } else if path == *w && entry.header().entry_type().is_file() {
+                let mut buf = Vec::new();
+                (&mut entry).take(MAX).read_to_end(&mut buf).map_err(read_err)?;
+                Some(Lookup::File(buf))
+            } else if path == *w {
+                Some(Lookup::Gone) // not a regular file (a directory, a link): not readable as one
+            } else {
+                None
+            };
+            if let Some(h) = hit {
+                // A file written in this layer wins over this layer's own whiteouts.
+                if !matches!(found.get(w), Some(Lookup::File(_))) {
+                    found.insert(w.clone(), h);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
 
 /// [`clean_checked`], clamping `..` at the root (for filter patterns, which are never written).
 fn clean(path: &str) -> String {
@@ -402,33 +453,24 @@ impl Unpacker<'_> {
         let r = if m.is_dir() { fs::remove_dir_all(&disk) } else { fs::remove_file(&disk) };
         r.map_err(|e| Error::io(format!("removing {}", disk.display()), e))?;
         self.report.entries.remove(path);
-        let prefix = format!("{path}/");
-        let below: Vec<String> = self
-            .report
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in below {
+        for k in self.below(&format!("{path}/")) {
             self.report.entries.remove(&k);
         }
         Ok(())
+    }
+
+    /// The reported paths starting with `prefix`, shallowest first.
+    fn below(&self, prefix: &str) -> Vec<String> {
+        let range = self.report.entries.range(prefix.to_string()..);
+        range.take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect()
     }
 
     /// An opaque whiteout: everything below `dir` that lower layers made goes; what this layer
     /// wrote stays.
     fn opaque(&mut self, dir: &str, mine: &HashSet<String>) -> Result<()> {
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        let below: Vec<String> = self
-            .report
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
         // Shallowest first, so a removed directory takes its whole subtree with it.
-        for k in below {
+        for k in self.below(&prefix) {
             if !mine.contains(&k) && self.report.entries.contains_key(&k) {
                 self.remove(&k)?;
             }
@@ -736,6 +778,26 @@ mod tests {
     }
 
     #[test]
+    fn lookup_finds_files_and_their_deletions_in_one_layer() {
+        let l = tar_of(&[E::Dir("etc/"), E::File("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), E::File("x", "1")]);
+        let r = lookup(gz(&l).as_slice(), &["/etc/passwd", "/etc/group"]).unwrap();
+        assert_eq!(r["etc/passwd"], Lookup::File(b"root:x:0:0::/root:/bin/sh\n".to_vec()));
+        assert!(!r.contains_key("etc/group"));
+        let r = lookup(
+            tar_of(&[E::File("etc/.wh.group", ""), E::File(".wh.etc", "")]).as_slice(),
+            &["etc/group", "etc/passwd"],
+        )
+        .unwrap();
+        assert_eq!((r["etc/group"].clone(), r["etc/passwd"].clone()), (Lookup::Gone, Lookup::Gone));
+        let r = lookup(
+            tar_of(&[E::File("etc/.wh..wh..opq", ""), E::File("etc/passwd", "p")]).as_slice(),
+            &["etc/passwd", "etc/group"],
+        )
+        .unwrap();
+        assert_eq!((r["etc/passwd"].clone(), r["etc/group"].clone()), (Lookup::File(b"p".to_vec()), Lookup::Gone));
+    }
+
+    #[test]
     fn resolve_follows_links_inside_the_root() {
         let f = |k: EntryKind| Entry { kind: k, mode: 0o777, uid: 0, gid: 0, mtime: 0 };
         let entries = BTreeMap::from([
@@ -749,6 +811,7 @@ mod tests {
         assert_eq!(resolve(&entries, "/lib/x").as_deref(), Some("usr/lib/x"));
         assert_eq!(resolve(&entries, "up/lib/x").as_deref(), Some("usr/lib/x"));
         assert_eq!(resolve(&entries, "loop"), None);
-        assert_eq!(resolve(&entries, "usr/nope"), None);
+        assert_eq!(resolve(&entries, "lib/nope").as_deref(), Some("usr/lib/nope"));
+        assert_eq!(resolve(&entries, "usr/lib/x/y"), None);
     }
 }

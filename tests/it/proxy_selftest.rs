@@ -2,7 +2,8 @@
 //! byte-identically (with the registry's absolute `Location`s rewritten to the proxy); and each fault has its
 //! effect on the wire, shown with direct requests from the harness's blocking HTTP client and checked against
 //! the registry itself: a 503 rule answers 503 without forwarding and is spent after `times`; `skip` lets
-//! earlier requests through; 429 carries `Retry-After`; 413 fires only for bodies over N; BLOB_UPLOAD_UNKNOWN
+//! earlier requests through; 429 carries `Retry-After`; 413 fires only for bodies over N, and a `max_body` cap
+//! refuses chunked bodies over it too; BLOB_UPLOAD_UNKNOWN
 //! has distribution's error body; a cut body breaks the client connection and the registry gets exactly the
 //! bytes before the cut; a dropped response leaves the client without an answer although the registry applied
 //! the PATCH (or PUT); a delay delays. Along the way they pin down what distribution 2.8 does after such faults:
@@ -183,6 +184,57 @@ fn proxy_429_carries_retry_after_and_upload_unknown_has_distribution_body() {
     assert_eq!(proxy.fired(id), 1);
     // The registry never saw that PATCH: its session is still empty.
     assert_eq!(upload_status(&proxy, &location), (204, Some(0)));
+}
+
+/// A PATCH with a chunked (unknown-length) body, written by hand: status and `Location` of the answer.
+fn chunked_patch(proxy: &FaultProxy, path: &str, body: &[u8]) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(proxy.host()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut raw = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+        proxy.host()
+    )
+    .into_bytes();
+    for piece in body.chunks(70_000) {
+        raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    tcp.write_all(&raw).unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let location = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .map(|l| l.split_once(':').unwrap().1.trim().to_string());
+    (status, location)
+}
+
+#[test]
+fn proxy_max_body_caps_declared_and_chunked_bodies() {
+    let reg = Registry::plain();
+    let proxy = FaultProxy::start(&reg.host());
+    proxy.add(Rule::new(Matcher::any(), Fault::max_body(200_000)).always());
+    let location = start_upload(&proxy, "faults/cap");
+    // A chunked body at the cap is buffered and forwarded whole; one byte more is refused.
+    let (status, next) = chunked_patch(&proxy, &location, &vec![3u8; 200_000]);
+    assert_eq!(status, 202, "{}", proxy.log_text());
+    let location = proxy_path(&proxy, &next.unwrap());
+    assert_eq!(upload_status(&proxy, &location), (204, Some(200_000)));
+    let (status, _) = chunked_patch(&proxy, &location, &vec![4u8; 200_001]);
+    assert_eq!(status, 413, "{}", proxy.log_text());
+    // Declared lengths: over the cap refused without reading on, at the cap forwarded.
+    let r = req(&proxy, "PATCH", &location, &[("Content-Type", "application/octet-stream")], &vec![5u8; 200_001]);
+    assert_eq!(r.status, 413);
+    assert!(r.text().contains("413 Request Entity Too Large"));
+    // The registry only ever got the first body.
+    assert_eq!(upload_status(&proxy, &location), (204, Some(200_000)));
+    let r = req(&proxy, "PATCH", &location, &[("Content-Type", "application/octet-stream")], &vec![6u8; 200_000]);
+    assert_eq!(r.status, 202, "{}", r.text());
 }
 
 #[test]

@@ -121,15 +121,103 @@ fn resilience_cut_patch_and_upload_unknown_restart_cleanly() {
     s.assert_intact("r/cutpatch");
 }
 
+/// The lines of `stderr` that announce the chunk size chosen after a 413.
+fn chunk_notices(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("413 Payload Too Large from a proxy")).collect()
+}
+
+/// The `--chunk-size` value a notice suggests, in bytes.
+fn suggested_chunk(notice: &str) -> u64 {
+    let arg = notice.split("--chunk-size ").nth(1).and_then(|r| r.split_whitespace().next()).expect("a --chunk-size");
+    let digits: String = arg.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n: u64 = digits.parse().unwrap();
+    match &arg[digits.len()..] {
+        "MiB" => n << 20,
+        "KiB" => n << 10,
+        "" => n,
+        other => panic!("unit {other} in {notice}"),
+    }
+}
+
+#[test]
+fn resilience_body_cap_of_3000000_halves_chunks_until_they_pass_and_says_so_once() {
+    // A proxy refusing bodies over 3,000,000 bytes: 8 MiB chunks fail, 4 MiB fail, 2 MiB pass.
+    let s = setup(&[20 << 20, 12 << 20, 1000]);
+    let cap = 3_000_000;
+    s.proxy.add(Rule::new(Matcher::any(), Fault::max_body(cap)).always());
+    let out = s.push("r/cap3m", &["--jobs", "1"]);
+    out.assert_success();
+    let err = out.stderr();
+    let notices = chunk_notices(&err);
+    assert_eq!(notices.len(), 1, "said once: {err}");
+    assert!(notices[0].contains("--chunk-size 2MiB"), "{err}");
+    let refused: Vec<_> = s.proxy.requests().into_iter().filter(|r| r.status == Some(413)).collect();
+    // The whole ~20 MiB layer's PUT, an 8 MiB PATCH, a 4 MiB PATCH; then the size is remembered for
+    // the ~12 MiB layer, which goes straight to 2 MiB chunks.
+    let sizes: Vec<_> = refused.iter().map(|r| (r.method.as_str(), r.body_len.unwrap_or(0))).collect();
+    assert!(
+        matches!(sizes[..], [("PUT", l), ("PATCH", 0x80_0000), ("PATCH", 0x40_0000)] if l > 20 << 20),
+        "{sizes:?}: {}",
+        s.proxy.log_text()
+    );
+    let passed: Vec<_> =
+        s.proxy.requests_matching("PATCH", "/blobs/uploads/").into_iter().filter(|r| r.status == Some(202)).collect();
+    assert!(passed.len() >= 16 && passed.iter().all(|r| r.body_len <= Some(2 << 20)), "{}", s.proxy.log_text());
+    s.assert_intact("r/cap3m");
+}
+
+#[test]
+fn resilience_body_cap_of_1mib_is_found_by_concurrent_uploads() {
+    // ingress-nginx's default client_max_body_size (1m), with four uploads finding it at once.
+    let s = setup(&[5 << 20, 3 << 20, 2 << 20, 200_000]);
+    let cap = 1_048_576;
+    s.proxy.add(Rule::new(Matcher::any(), Fault::max_body(cap)).always());
+    let out = s.push("r/cap1m", &[]);
+    out.assert_success();
+    let err = out.stderr();
+    let notices = chunk_notices(&err);
+    assert_eq!(notices.len(), 1, "said once: {err}");
+    let chosen = suggested_chunk(notices[0]);
+    assert!(chosen <= cap && chosen >= cap / 2, "halving stops at the first size that passes: {chosen}");
+    let refused = s.proxy.requests().iter().filter(|r| r.status == Some(413)).count();
+    assert!(refused <= 12, "{refused} refusals: {}", s.proxy.log_text());
+    s.assert_intact("r/cap1m");
+    // A later push to the same proxy can start at the suggested size: no 413 at all.
+    s.proxy.clear_log();
+    let arg = notices[0].split("--chunk-size ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    s.push("r/cap1m-again", &["--chunk-size", &arg]).assert_success();
+    assert!(s.proxy.requests().iter().all(|r| r.status != Some(413)), "{}", s.proxy.log_text());
+    s.assert_intact("r/cap1m-again");
+}
+
+#[test]
+fn resilience_body_cap_below_the_smallest_chunk_fails_with_an_accurate_hint() {
+    let s = setup(&[200_000]);
+    s.proxy.add(Rule::new(Matcher::any(), Fault::max_body(40_000)).always());
+    let started = Instant::now();
+    let out = s.push("r/cap40k", &[]);
+    out.assert_code(1)
+        .assert_stderr_contains("413 Payload Too Large")
+        .assert_stderr_contains("caps request bodies below 65536 bytes")
+        .assert_stderr_contains("client_max_body_size");
+    assert!(!out.stderr().contains("--chunk-size 8MiB"), "{}", out.stderr());
+    // The whole ~200 KB layer, half of it, 65,536 (the floor) and no more.
+    let refused: Vec<_> =
+        s.proxy.requests().into_iter().filter(|r| r.status == Some(413)).map(|r| r.body_len.unwrap_or(0)).collect();
+    assert!(matches!(refused[..], [l, h, 65_536] if l > 200_000 && h == l / 2), "{refused:?}: {}", s.proxy.log_text());
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
 #[test]
 fn resilience_413_switches_to_chunked_uploads_and_says_so_once() {
-    // A proxy that refuses bodies over 1 MiB, as ingress controllers do; two blobs over the limit.
+    // A proxy that refuses bodies over 9 MiB (ingress-nginx's common 10m): 8 MiB chunks pass at once.
     let s = setup(&[20 << 20, 12 << 20, 1000]);
     let limit = s.proxy.add(Rule::new(Matcher::any().body_over(9 << 20), Fault::payload_too_large()).always());
     let out = s.push("r/toolarge", &["--jobs", "1"]);
     out.assert_success();
-    assert!(s.proxy.fired(limit) >= 1);
-    assert_eq!(out.stderr().matches("switching to 8 MiB chunks").count(), 1, "{}", out.stderr());
+    let err = out.stderr();
+    assert_eq!(chunk_notices(&err).len(), 1, "{err}");
+    assert!(err.contains("--chunk-size 8MiB"), "{err}");
     // Everything after the switch went in chunks: only one oversized request was ever refused.
     assert_eq!(s.proxy.fired(limit), 1, "{}", s.proxy.log_text());
     assert!(!s.proxy.requests_matching("PATCH", "/blobs/uploads/").is_empty());

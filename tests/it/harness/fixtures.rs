@@ -408,6 +408,38 @@ fn write_image_blobs(dir: &Path, spec: &LayoutSpec) -> ImageInfo {
     }
 }
 
+/// Writes into the layout at `dir` a linux/amd64 image whose layers are these uncompressed tars
+/// (gzipped here), tagged `tag`; returns the manifest digest. For layers whose entries matter
+/// (whiteouts, hostile paths), which [`LayerSpec`]'s seeded content cannot express.
+pub fn oci_layout_with_tars(dir: &Path, tars: &[Vec<u8>], tag: &str) -> String {
+    ensure_layout(dir);
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in tars {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(tar).unwrap();
+        let gz = gz.finish().unwrap();
+        diff_ids.push(super::sha256_digest(tar));
+        layers.push(serde_json::json!({"mediaType": OCI_LAYER_GZIP, "digest": write_blob(dir, &gz), "size": gz.len()}));
+    }
+    let config = serde_json::json!({
+        "created": FIXED_CREATED, "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": write_blob(dir, &config_bytes), "size": config_bytes.len()},
+        "layers": layers,
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = write_blob(dir, &bytes);
+    add_to_index_json(dir, OCI_MANIFEST, &digest, bytes.len(), Some(tag));
+    digest
+}
+
 /// Writes an OCI image layout at `dir` (adding to an existing one) holding the image of `spec`.
 pub fn oci_layout(dir: &Path, spec: &LayoutSpec) -> ImageInfo {
     let info = write_image_blobs(dir, spec);

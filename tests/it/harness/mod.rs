@@ -1,24 +1,30 @@
 //! The integration-test harness every hoist test uses: real CNCF distribution registries started on loopback
 //! ([`registry`]) with optional TLS ([`tls`]), htpasswd or token auth ([`token`]), deterministic image fixtures
-//! ([`fixtures`]), skopeo and umoci as independent witnesses ([`skopeo`]), a tiny blocking HTTP client for
-//! poking at registries directly ([`http`]) and a runner for the hoist binary ([`hoist`]). A missing external
-//! tool (`docker-registry`, `skopeo`, `umoci`) is a failing test, never a skip.
+//! ([`fixtures`]), a fake Harbor API in front of a real registry ([`harbor`]), skopeo and umoci as independent
+//! witnesses ([`skopeo`]), a tiny blocking HTTP client for poking at registries directly ([`http`]), an HTTPS
+//! Helm chart repository ([`chart_repo`]) and a runner for the hoist binary ([`hoist`]). A missing external tool
+//! (`docker-registry`, `skopeo`, `umoci`, `python3`) is a failing test, never a skip.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+pub mod chart_repo;
 pub mod fixtures;
+pub mod harbor;
 pub mod hoist;
 pub mod http;
+pub mod images;
 pub mod proxy;
 pub mod registry;
+pub mod server;
 pub mod skopeo;
 pub mod tls;
 pub mod token;
 
 pub use fixtures::{
-    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, DockerArchive, ImageInfo, IndexLayout, LayerSpec,
-    LayoutSpec,
+    blobs_of_layout, docker_archive, oci_index_layout, oci_layout, oci_layout_with_tars, DockerArchive, ImageInfo,
+    IndexLayout, LayerSpec, LayoutSpec,
 };
+pub use harbor::{FakeProject, FakeRobot, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
@@ -49,7 +55,7 @@ pub fn require_tool(tool: &str) -> PathBuf {
     }
     panic!(
         "`{tool}` is not installed (not found on PATH); the integration tests need it: \
-         apt-get install docker-registry skopeo umoci"
+         apt-get install docker-registry skopeo umoci buildah"
     );
 }
 

@@ -13,6 +13,9 @@
 //! - [`Fault::DropResponse`]: forward the whole request, wait for (and drain) the upstream response, then close
 //!   the client connection without answering: the registry applied it, the client does not know.
 //! - [`Fault::Delay`]: wait, then forward.
+//! - [`Fault::MaxBody`]: a body-size cap, as nginx's `client_max_body_size`: a request whose body is over the cap
+//!   gets nginx's 413 page and never reaches the upstream; a body of unknown length (chunked) is read up to the
+//!   cap first (nginx buffers request bodies) and refused as soon as it exceeds it. Others are forwarded.
 //!
 //! Every request is logged ([`FaultProxy::requests`]) with the status the client got, the status the upstream
 //! answered and the fault applied; [`FaultProxy::fired`] counts a rule's firings. Everything is time-bounded
@@ -20,6 +23,7 @@
 //! same idle limit on every body and on reading request heads), and dropping the proxy stops its runtime and
 //! every connection it holds. HTTP/1.1 and plain HTTP only, on both sides.
 
+use super::server::ServerThread;
 use super::skopeo::{run, skopeo_cmd};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -145,6 +149,9 @@ pub enum Fault {
     DropResponse,
     /// Wait this long, then forward normally.
     Delay(Duration),
+    /// Refuse (413, nothing forwarded) every request whose body is over `limit` bytes, declared or counted;
+    /// forward the others. Give it `Matcher::any()` and `.always()`: it is the proxy's body cap.
+    MaxBody { limit: u64 },
 }
 
 impl Fault {
@@ -209,6 +216,11 @@ impl Fault {
     pub fn cut_body(after_bytes: u64) -> Fault {
         Fault::CutBody { after_bytes }
     }
+
+    /// A body-size cap of `limit` bytes ([`Fault::MaxBody`]).
+    pub fn max_body(limit: u64) -> Fault {
+        Fault::MaxBody { limit }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -218,6 +230,7 @@ impl fmt::Display for Fault {
             Fault::CutBody { after_bytes } => write!(f, "cut body after {after_bytes} bytes"),
             Fault::DropResponse => write!(f, "drop response"),
             Fault::Delay(d) => write!(f, "delay {d:?}"),
+            Fault::MaxBody { limit } => write!(f, "max body {limit}"),
         }
     }
 }
@@ -362,8 +375,7 @@ impl Shared {
 pub struct FaultProxy {
     port: u16,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl FaultProxy {
@@ -378,23 +390,12 @@ impl FaultProxy {
             proxy_url: format!("http://127.0.0.1:{port}"),
             state: Mutex::new(State::default()),
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
         let srv_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("fault-proxy".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("fault proxy runtime");
-                rt.block_on(serve(std_listener, srv_shared, stop_rx, ready_tx));
-                // Dropping the runtime here cancels every connection task still running.
-            })
-            .expect("spawn fault proxy thread");
+        let server =
+            ServerThread::spawn("fault-proxy", 2, move |stop_rx| serve(std_listener, srv_shared, stop_rx, ready_tx));
         ready_rx.recv_timeout(Duration::from_secs(10)).expect("fault proxy did not start");
-        FaultProxy { port, shared, stop: Some(stop_tx), thread: Some(thread) }
+        FaultProxy { port, shared, _server: server }
     }
 
     /// `127.0.0.1:PORT` of the proxy.
@@ -472,17 +473,6 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 async fn serve(
     std_listener: std::net::TcpListener,
     shared: Arc<Shared>,
@@ -556,17 +546,33 @@ async fn apply(
             forward(shared, idx, req).await
         }
         Some(Fault::Status { code, headers, body }) => {
-            // Read the whole request body first, so the client is not writing into a closed socket.
-            let mut incoming = IdleTimeout::new(req.into_body().map_err(BoxError::from).boxed_unsync());
-            while let Some(frame) = incoming.frame().await {
-                frame?;
+            answer_instead(req.into_body().map_err(BoxError::from).boxed_unsync(), code, headers, body).await
+        }
+        Some(Fault::MaxBody { limit }) => {
+            let Fault::Status { code, headers, body } = Fault::payload_too_large() else { unreachable!() };
+            match content_length(req.headers()) {
+                Some(len) if len > limit => {
+                    answer_instead(req.into_body().map_err(BoxError::from).boxed_unsync(), code, headers, body).await
+                }
+                Some(_) => forward(shared, idx, req).await,
+                None => {
+                    // Unknown length: buffer up to the cap, as nginx does, then refuse or forward.
+                    let (mut parts, incoming) = req.into_parts();
+                    let mut incoming = IdleTimeout::new(incoming.map_err(BoxError::from).boxed_unsync());
+                    let mut buf = Vec::new();
+                    while let Some(frame) = incoming.frame().await {
+                        if let Ok(data) = frame?.into_data() {
+                            buf.extend_from_slice(&data);
+                        }
+                        if buf.len() as u64 > limit {
+                            return answer_instead(incoming.boxed_unsync(), code, headers, body).await;
+                        }
+                    }
+                    parts.headers.remove(header::TRANSFER_ENCODING);
+                    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(buf.len()));
+                    forward_body(shared, idx, &parts, full_bytes(Bytes::from(buf))).await
+                }
             }
-            let mut resp = Response::new(full(body));
-            *resp.status_mut() = StatusCode::from_u16(code)?;
-            for (k, v) in headers {
-                resp.headers_mut().append(HeaderName::from_bytes(k.as_bytes())?, HeaderValue::from_str(&v)?);
-            }
-            Ok(resp)
         }
         Some(Fault::DropResponse) => {
             let (mut sender, _conn) = connect(&shared.upstream).await?;
@@ -604,14 +610,44 @@ async fn apply(
 }
 
 async fn forward(shared: &Shared, idx: usize, req: Request<Incoming>) -> Result<Response<ProxyBody>, BoxError> {
-    let (mut sender, _conn) = connect(&shared.upstream).await?;
     let (parts, body) = req.into_parts();
-    let upstream_req =
-        upstream_request(shared, &parts, IdleTimeout::new(body.map_err(BoxError::from).boxed_unsync()).boxed_unsync())?;
+    forward_body(shared, idx, &parts, IdleTimeout::new(body.map_err(BoxError::from).boxed_unsync()).boxed_unsync())
+        .await
+}
+
+/// Sends `parts` with `body` upstream and passes the answer on.
+async fn forward_body(
+    shared: &Shared,
+    idx: usize,
+    parts: &hyper::http::request::Parts,
+    body: ProxyBody,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let (mut sender, _conn) = connect(&shared.upstream).await?;
+    let upstream_req = upstream_request(shared, parts, body)?;
     let mut resp = sender.send_request(upstream_req).await?;
     upstream_answered(shared, idx, &mut resp)?;
     let (parts, body) = resp.into_parts();
     Ok(Response::from_parts(parts, IdleTimeout::new(body.map_err(BoxError::from).boxed_unsync()).boxed_unsync()))
+}
+
+/// Answers `code` without forwarding, after reading the whole request body, so the client is not writing
+/// into a closed socket.
+async fn answer_instead(
+    incoming: ProxyBody,
+    code: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+) -> Result<Response<ProxyBody>, BoxError> {
+    let mut incoming = IdleTimeout::new(incoming);
+    while let Some(frame) = incoming.frame().await {
+        frame?;
+    }
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::from_u16(code)?;
+    for (k, v) in headers {
+        resp.headers_mut().append(HeaderName::from_bytes(k.as_bytes())?, HeaderValue::from_str(&v)?);
+    }
+    Ok(resp)
 }
 
 /// Makes the upstream's response head fit for the client (hop-by-hop headers removed, upstream URLs in
@@ -705,7 +741,11 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn full(body: String) -> ProxyBody {
-    Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync()
+    full_bytes(Bytes::from(body))
+}
+
+fn full_bytes(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// The request body for [`Fault::CutBody`]: the first `after_bytes` bytes of `incoming`, then (after a short

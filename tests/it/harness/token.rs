@@ -10,6 +10,7 @@
 //! (see [`TokenIssuerOpts::compensate_registry_leeway`]) while `expires_in` says `lifetime`.
 
 use super::http::{self, HttpAuth, HttpResponse};
+use super::server::ServerThread;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -163,8 +164,7 @@ pub struct TokenIssuer {
     shared: Arc<Shared>,
     cert_path: PathBuf,
     _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl TokenIssuer {
@@ -194,28 +194,11 @@ impl TokenIssuer {
             signer: Signer { key: signing, kid, rng: ring::rand::SystemRandom::new() },
         });
 
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let app_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("token-issuer".into())
-            .spawn(move || {
-                let rt =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("token issuer runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind token issuer");
-                    port_tx.send(listener.local_addr().expect("local addr").port()).expect("send port");
-                    let app =
-                        axum::Router::new().route("/token", axum::routing::get(token_handler)).with_state(app_shared);
-                    tokio::select! {
-                        r = axum::serve(listener, app) => { r.expect("token issuer serve"); }
-                        _ = stop_rx => {}
-                    }
-                });
-            })
-            .expect("spawn token issuer thread");
-        let port = port_rx.recv_timeout(Duration::from_secs(10)).expect("token issuer did not start");
-        TokenIssuer { port, shared, cert_path, _dir: dir, stop: Some(stop_tx), thread: Some(thread) }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind token issuer");
+        let port = listener.local_addr().expect("local addr").port();
+        let app = axum::Router::new().route("/token", axum::routing::get(token_handler)).with_state(shared.clone());
+        let server = ServerThread::axum("token-issuer", 0, listener, app);
+        TokenIssuer { port, shared, cert_path, _dir: dir, _server: server }
     }
 
     /// `127.0.0.1:PORT`.
@@ -300,17 +283,6 @@ impl TokenIssuer {
             None => HttpAuth::None,
         };
         http::request("GET", &self.host(), &path, None, &auth, &[], b"").expect("token request to the test issuer")
-    }
-}
-
-impl Drop for TokenIssuer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

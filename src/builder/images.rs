@@ -1,0 +1,297 @@
+//! Files from registry images, for `COPY --from=<image>` (or a stage that is only an image) and for
+//! `--chown=<name>` on a registry base: the layer blobs are downloaded once into the cache by digest
+//! (`CACHE/blobs/sha256/HEX`, so a rebuild downloads nothing), and only the requested paths are
+//! unpacked with [`crate::rootfs`] into `CACHE/rootfs/KEY/` (KEY = the image's manifest digest and
+//! the paths; reused as is by the next build, so the files' stats — and the layer cache keys made
+//! from them — stay the same). For `--chown`, `/etc/passwd` and `/etc/group` are found by reading
+//! the layers top-down and stopping at the first that has them: the rest of a final stage's base is
+//! still never downloaded. Without a cache directory (`--no-cache`) all of it lives in a temporary
+//! directory for the build.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use super::layer::{Content, Kind, Node, Tree};
+use super::plan::BaseImage;
+use crate::error::{Error, Result};
+use crate::model::Digest;
+use crate::push::Clients;
+use crate::registry::ops::RetryPolicy;
+use crate::rootfs::{self, EntryKind, Filter, Lookup, Options};
+
+/// `/etc/passwd` and `/etc/group` of an image (`None` when it has none).
+#[derive(Debug, Clone, Default)]
+pub struct Accounts {
+    pub passwd: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
+}
+
+/// What the planner asks of registry images (keyed by the reference as the Dockerfile wrote it).
+pub trait ImageFiles {
+    /// The entries at `paths` of the image's filesystem (and below them), keyed by the path as
+    /// asked: a path through symlinks is resolved inside the image and its entries re-keyed.
+    fn files(&self, image: &str, paths: &[String]) -> Result<Tree>;
+    /// The image's account files.
+    fn accounts(&self, image: &str) -> Result<Accounts>;
+}
+
+/// Downloaded images and where their files go.
+pub struct ImageSources {
+    blobs: PathBuf,
+    work: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    images: HashMap<String, Arc<BaseImage>>,
+    /// Images whose layers were all downloaded.
+    complete: std::collections::HashSet<String>,
+    accounts: HashMap<String, Accounts>,
+}
+
+impl ImageSources {
+    /// Blobs and unpacked trees under `cache` (the build's cache directory), else in a temporary
+    /// directory that lives as long as this.
+    pub fn new(cache: Option<&Path>) -> Result<ImageSources> {
+        let (root, tmp) = match cache {
+            Some(c) => (c.to_path_buf(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("hoist-images-")
+                    .tempdir()
+                    .map_err(|e| Error::io("creating a directory for image files", e))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        Ok(ImageSources {
+            blobs: root.join("blobs/sha256"),
+            work: root.join("rootfs"),
+            _tmp: tmp,
+            images: HashMap::new(),
+            complete: Default::default(),
+            accounts: HashMap::new(),
+        })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    /// Makes sure one layer blob of `image` is in the blob store; true when it had to download it.
+    async fn ensure_blob(
+        &self,
+        clients: &Clients<'_>,
+        image: &BaseImage,
+        index: usize,
+        retry: RetryPolicy,
+    ) -> Result<PathBuf> {
+        let d = &image.layers[index];
+        let digest: Digest = d.digest.parse()?;
+        let path = self.blob_path(&digest);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == d.size as u64) {
+            return Ok(path);
+        }
+        let src = &image.source;
+        super::base::download_blob(clients, src.registry(), src.repository(), &digest, d.size as u64, &path, retry)
+            .await?;
+        Ok(path)
+    }
+
+    /// Downloads every layer of `image` (known as `name` in the Dockerfile) that the store lacks.
+    pub async fn fetch_layers(
+        &mut self,
+        clients: &Clients<'_>,
+        name: &str,
+        image: Arc<BaseImage>,
+        retry: RetryPolicy,
+    ) -> Result<()> {
+        for i in 0..image.layers.len() {
+            self.ensure_blob(clients, &image, i, retry).await.map_err(|e| e.context(format!("COPY --from={name}")))?;
+        }
+        self.images.insert(name.to_string(), image);
+        self.complete.insert(name.to_string());
+        Ok(())
+    }
+
+    /// Finds `/etc/passwd` and `/etc/group` of `image` reading its layers top-down, downloading
+    /// each only when the layers above did not answer.
+    pub async fn fetch_accounts(
+        &mut self,
+        clients: &Clients<'_>,
+        name: &str,
+        image: Arc<BaseImage>,
+        retry: RetryPolicy,
+    ) -> Result<()> {
+        let mut found: BTreeMap<String, Lookup> = BTreeMap::new();
+        for i in (0..image.layers.len()).rev() {
+            let path = self.ensure_blob(clients, &image, i, retry).await?;
+            let f = std::fs::File::open(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let hits = rootfs::lookup(f, &["etc/passwd", "etc/group"])
+                .map_err(|e| e.context(format!("reading layer {} of {name}", i + 1)))?;
+            for (k, v) in hits {
+                found.entry(k).or_insert(v);
+            }
+            if found.len() == 2 {
+                break;
+            }
+        }
+        let take = |k: &str| match found.get(k) {
+            Some(Lookup::File(b)) => Some(b.clone()),
+            _ => None,
+        };
+        self.accounts.insert(name.to_string(), Accounts { passwd: take("etc/passwd"), group: take("etc/group") });
+        self.images.entry(name.to_string()).or_insert(image);
+        Ok(())
+    }
+
+    /// Unpacks `paths` of a fully downloaded image (or reuses an earlier unpack of the same).
+    fn unpack(&self, name: &str, image: &BaseImage, paths: &[String]) -> Result<(PathBuf, rootfs::Report)> {
+        let mut sorted: Vec<&str> = paths.iter().map(String::as_str).collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut h = Sha256::new();
+        h.update(image.digest.as_str());
+        for p in &sorted {
+            h.update([0]);
+            h.update(p.as_bytes());
+        }
+        let key = hex::encode(&h.finalize()[..16]);
+        let dir = self.work.join(&key);
+        let record = self.work.join(format!("{key}.json"));
+        if let Ok(bytes) = std::fs::read(&record) {
+            if let Ok(entries) = serde_json::from_slice::<BTreeMap<String, rootfs::Entry>>(&bytes) {
+                if dir.is_dir() {
+                    return Ok((dir, rootfs::Report { entries, ..Default::default() }));
+                }
+            }
+        }
+        let ctx = || format!("unpacking {} of {name}", sorted.join(", "));
+        std::fs::create_dir_all(&self.work).map_err(|e| Error::io(ctx(), e))?;
+        let tmp =
+            tempfile::Builder::new().prefix(".unpack-").tempdir_in(&self.work).map_err(|e| Error::io(ctx(), e))?;
+        let mut files = Vec::new();
+        for d in &image.layers {
+            let digest: Digest = d.digest.parse()?;
+            let path = self.blob_path(&digest);
+            let f = std::fs::File::open(&path).map_err(|e| Error::io(format!("{}: {}", ctx(), path.display()), e))?;
+            files.push((d.clone(), std::io::BufReader::new(f)));
+        }
+        let opts = Options { filter: Filter::paths(&sorted), chown: false };
+        let report = rootfs::apply_layers(files, &tmp.path().join("root"), &opts).map_err(|e| e.context(ctx()))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(tmp.path().join("root"), &dir).map_err(|e| Error::io(ctx(), e))?;
+        std::fs::write(&record, serde_json::to_vec(&report.entries).expect("entries serialize"))
+            .map_err(|e| Error::io(ctx(), e))?;
+        Ok((dir, report))
+    }
+}
+
+impl ImageFiles for ImageSources {
+    fn files(&self, name: &str, paths: &[String]) -> Result<Tree> {
+        let image = match (self.images.get(name), self.complete.contains(name)) {
+            (Some(i), true) => i.clone(),
+            _ => return Err(Error::other(format!("internal: the layers of {name} were not fetched"))),
+        };
+        let asked: Vec<String> = paths.iter().map(|p| super::ignore::clean(p)).collect();
+        let mut filter = asked.clone();
+        // Symlinks on the way to an asked path, and hard links to files outside it, widen the
+        // filter: a few passes at most (each over cached blobs).
+        for _ in 0..8 {
+            let (dir, report) = self.unpack(name, &image, &filter)?;
+            let mut more: Vec<String> = report.wanted.iter().cloned().collect();
+            for p in asked.iter().filter(|p| !super::ignore::has_glob(p)) {
+                if let Some(real) = rootfs::resolve(&report.entries, p) {
+                    if !filter.iter().any(|f| real == *f || real.starts_with(&format!("{f}/")) || f.is_empty()) {
+                        more.push(real);
+                    }
+                }
+            }
+            more.retain(|m| !filter.contains(m));
+            if more.is_empty() {
+                return Ok(tree_of(&dir, &report, &asked));
+            }
+            filter.extend(more);
+        }
+        Err(Error::other(format!("{name}: {}: too many symlinks or hard links to follow", asked.join(", "))))
+    }
+
+    fn accounts(&self, name: &str) -> Result<Accounts> {
+        if let Some(a) = self.accounts.get(name) {
+            return Ok(a.clone());
+        }
+        let t = self.files(name, &["etc/passwd".to_string(), "etc/group".to_string()])?;
+        let read = |k: &str| match t.get(k).map(|n| &n.kind) {
+            Some(Kind::File(Content::Path(p))) => std::fs::read(p).ok(),
+            _ => None,
+        };
+        Ok(Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
+    }
+}
+
+/// The tree of the asked paths: each non-glob path resolved through symlinks and its entries
+/// re-keyed under the path as asked; glob paths keep every unpacked entry (the planner matches).
+fn tree_of(dir: &Path, report: &rootfs::Report, asked: &[String]) -> Tree {
+    let node = |path: &str, e: &rootfs::Entry| Node {
+        kind: match &e.kind {
+            EntryKind::Dir => Kind::Dir,
+            EntryKind::File { .. } => Kind::File(Content::Path(dir.join(path))),
+            EntryKind::Symlink(t) => Kind::Symlink(t.clone()),
+        },
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+    };
+    let mut tree = Tree::new();
+    for p in asked {
+        if super::ignore::has_glob(p) || p.is_empty() {
+            for (k, e) in &report.entries {
+                tree.insert(k.clone(), node(k, e));
+            }
+            continue;
+        }
+        let Some(real) = rootfs::resolve(&report.entries, p).filter(|r| report.entries.contains_key(r)) else {
+            continue;
+        };
+        if let Some(e) = report.entries.get(&real) {
+            tree.insert(p.clone(), node(&real, e));
+        }
+        let prefix = format!("{real}/");
+        for (k, e) in report.entries.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+            tree.insert(format!("{p}/{}", &k[prefix.len()..]), node(k, e));
+        }
+    }
+    tree
+}
+
+/// A user or group name looked up in passwd or group text: `(uid, primary gid)` for a user,
+/// `(gid, gid)` for a group.
+pub fn lookup_name(text: &[u8], name: &str, is_group: bool) -> Option<(u64, u64)> {
+    String::from_utf8_lossy(text).lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.first() != Some(&name) {
+            return None;
+        }
+        if is_group {
+            let gid = f.get(2)?.trim().parse().ok()?;
+            Some((gid, gid))
+        } else {
+            Some((f.get(2)?.trim().parse().ok()?, f.get(3)?.trim().parse().ok()?))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_through_passwd_and_group() {
+        let passwd = b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\napp:x:1000:50::/:\n";
+        let group = b"root:x:0:\nstaff:x:50:app\nnonroot:x:65532:\n";
+        assert_eq!(lookup_name(passwd, "app", false), Some((1000, 50)));
+        assert_eq!(lookup_name(passwd, "nonroot", false), Some((65532, 65532)));
+        assert_eq!(lookup_name(group, "staff", true), Some((50, 50)));
+        assert_eq!(lookup_name(passwd, "nobody", false), None);
+        assert_eq!(lookup_name(passwd, "non", false), None);
+    }
+}

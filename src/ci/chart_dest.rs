@@ -1,0 +1,67 @@
+//! Where `hoist chart push` sends a chart when no destination is given, from the CI environment:
+//! GitLab's Harbor integration first (`$HARBOR_OCI/$HARBOR_PROJECT`; `HARBOR_OCI` keeps a port and may
+//! end in `/`, which must not double the slash; without `HARBOR_OCI`, the host of `HARBOR_URL` or
+//! `HARBOR_HOST`), else GitLab's own registry (`oci://$CI_REGISTRY_IMAGE`). Credentials follow from the
+//! host through the usual lookup (the Harbor variables belong to the Harbor host).
+
+use super::{host_of, vars, Env};
+
+/// The default chart destination and the variables it came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartDestination {
+    /// `oci://host[:port]/path`, no trailing slash.
+    pub url: String,
+    pub from: &'static str,
+}
+
+/// The chart destination the CI environment implies, if any.
+pub fn chart_destination(env: &dyn Env) -> Option<ChartDestination> {
+    if let Some(project) = env.non_empty(vars::HARBOR_PROJECT) {
+        let project = project.trim_matches('/');
+        let host = env
+            .non_empty(vars::HARBOR_OCI)
+            .map(|o| (host_of(&o), "HARBOR_OCI/HARBOR_PROJECT"))
+            .or_else(|| env.non_empty(vars::HARBOR_URL).map(|u| (host_of(&u), "HARBOR_URL/HARBOR_PROJECT")))
+            .or_else(|| env.non_empty(vars::HARBOR_HOST).map(|h| (host_of(&h), "HARBOR_HOST/HARBOR_PROJECT")));
+        if let Some((host, from)) = host.filter(|(h, _)| !h.is_empty()) {
+            return Some(ChartDestination { url: format!("oci://{host}/{project}"), from });
+        }
+    }
+    env.non_empty(vars::CI_REGISTRY_IMAGE).map(|image| ChartDestination {
+        url: format!("oci://{}", image.trim().trim_end_matches('/')),
+        from: "CI_REGISTRY_IMAGE",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ci::MapEnv;
+
+    fn dest(pairs: &[(&str, &str)]) -> Option<String> {
+        let env = MapEnv(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        chart_destination(&env).map(|d| d.url)
+    }
+
+    #[test]
+    fn harbor_first_without_double_slashes() {
+        let harbor = [("HARBOR_OCI", "oci://harbor.example.com:8443/"), ("HARBOR_PROJECT", "team")];
+        assert_eq!(dest(&harbor).as_deref(), Some("oci://harbor.example.com:8443/team"));
+        let both = [harbor[0], harbor[1], ("CI_REGISTRY_IMAGE", "registry.gitlab.com/g/p")];
+        assert_eq!(dest(&both).as_deref(), Some("oci://harbor.example.com:8443/team"));
+        let url_only = [("HARBOR_URL", "https://h.example.com:444/"), ("HARBOR_PROJECT", "/p/")];
+        assert_eq!(dest(&url_only).as_deref(), Some("oci://h.example.com:444/p"));
+        assert_eq!(dest(&[("HARBOR_HOST", "h.io"), ("HARBOR_PROJECT", "p")]).as_deref(), Some("oci://h.io/p"));
+    }
+
+    #[test]
+    fn gitlab_registry_otherwise() {
+        assert_eq!(
+            dest(&[("CI_REGISTRY_IMAGE", "registry.gitlab.com/g/p")]).as_deref(),
+            Some("oci://registry.gitlab.com/g/p")
+        );
+        // A project without a Harbor host is not a destination.
+        assert_eq!(dest(&[("HARBOR_PROJECT", "p")]), None);
+        assert_eq!(dest(&[]), None);
+    }
+}

@@ -1,0 +1,406 @@
+//! The shipped CI/CD components (`ci-templates/templates/*.yml`) and `examples/*/.gitlab-ci.yml`, checked
+//! two ways: GitLab's own schema (`check-jsonschema --builtin-schema vendor.gitlab-ci`, on each component's
+//! `spec:` header and on the pipeline gitlab-ci-local renders from it), and end to end with
+//! `gitlab-ci-local --force-shell-executor` against a real htpasswd registry on loopback posing as Harbor
+//! (HARBOR_* variables, a robot name with GitLab's `$$` escape, a password that must never appear in the log).
+//!
+//! How a component runs locally: each example is copied into a fresh git repository (gitlab-ci-local reads
+//! the project's name, URL, branch and commit from git), `ci-templates/` beside it, and every
+//! `- component: …/ci-templates/<name>@<version>` include is rewritten to `- local:
+//! ci-templates/templates/<name>.yml` — the same file with the same `inputs:`, which is how GitLab itself
+//! includes a component by path. The shell executor ignores `image:`, so the jobs find the hoist under test
+//! on PATH.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::*;
+
+const ROBOT: &str = "robot$team+ci";
+const PASSWORD: &str = "Harbor-Pa55-never-in-the-log";
+/// gitlab-ci-local runs a few jobs, each a hoist build: bounded well below the harness's tool timeout.
+const PIPELINE_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `- component: $CI_SERVER_FQDN/hoist/ci-templates/build@0.1.0` → `- local: ci-templates/templates/build.yml`.
+fn localize_components(yaml: &str) -> String {
+    yaml.lines()
+        .map(|line| match line.split_once("- component: ") {
+            Some((indent, target)) if target.contains("/ci-templates/") => {
+                let name = target.rsplit('/').next().unwrap().split('@').next().unwrap();
+                format!("{indent}- local: ci-templates/templates/{name}.yml")
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = run_with_timeout(
+        {
+            let mut c = Command::new("git");
+            c.current_dir(dir).args(args);
+            c
+        },
+        None,
+        TOOL_TIMEOUT,
+    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A git project holding `files` (an example directory) and `ci-templates/`, committed on `main` with a
+/// GitLab-looking remote so CI_PROJECT_NAME is `name`.
+fn project(name: &str, example: Option<&Path>, ci_yaml: Option<&str>) -> tempfile::TempDir {
+    let dir = tmp();
+    let p = dir.path();
+    if let Some(ex) = example {
+        copy_dir(ex, p);
+    }
+    copy_dir(&repo_root().join("ci-templates"), &p.join("ci-templates"));
+    let yaml = match ci_yaml {
+        Some(y) => y.to_string(),
+        None => std::fs::read_to_string(p.join(".gitlab-ci.yml")).unwrap(),
+    };
+    std::fs::write(p.join(".gitlab-ci.yml"), localize_components(&yaml)).unwrap();
+    git(p, &["init", "-q", "-b", "main"]);
+    git(p, &["config", "user.email", "ci@example.com"]);
+    git(p, &["config", "user.name", "ci"]);
+    git(p, &["remote", "add", "origin", &format!("https://gitlab.example.com/team/{name}.git")]);
+    git(p, &["add", "-A"]);
+    git(p, &["commit", "-q", "-m", "example"]);
+    dir
+}
+
+struct Pipeline {
+    /// stdout, stderr and every job's log file.
+    log: String,
+    /// stdout alone (`--preview` prints the rendered pipeline there).
+    stdout: String,
+    ok: bool,
+}
+
+/// `gitlab-ci-local --force-shell-executor [ARGS]` in `dir`, the hoist under test first on PATH, Harbor-style
+/// variables for `reg`.
+fn gitlab_ci_local(dir: &Path, reg: Option<&Registry>, extra: &[&str]) -> Pipeline {
+    let tool = require_tool_hint("gitlab-ci-local", "npm install -g gitlab-ci-local@4.60.0");
+    let mut cmd = Command::new(tool);
+    clean_env(&mut cmd, &scratch_dir("glcl-home"));
+    let bin_dir = Hoist::bin().parent().unwrap().to_path_buf();
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin_dir.display())).current_dir(dir);
+    cmd.args(["--force-shell-executor", "--no-color", "--variable", "GITLAB_CI=true"]);
+    if let Some(reg) = reg {
+        for (k, v) in [
+            ("HARBOR_URL", format!("http://{}/", reg.host())),
+            ("HARBOR_HOST", "127.0.0.1".to_string()),
+            ("HARBOR_OCI", format!("oci://{}", reg.host())),
+            ("HARBOR_PROJECT", "team".to_string()),
+            // What GitLab stores for robot$team+ci: the runner's expansion turns $$ back into $.
+            ("HARBOR_USERNAME", "robot$$team+ci".to_string()),
+            ("HARBOR_PASSWORD", PASSWORD.to_string()),
+        ] {
+            cmd.arg("--variable").arg(format!("{k}={v}"));
+        }
+    }
+    cmd.args(extra);
+    let out = run_with_timeout(cmd, None, PIPELINE_TIMEOUT);
+    let mut log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // Every job's own log file too.
+    if let Ok(entries) = std::fs::read_dir(dir.join(".gitlab-ci-local/output")) {
+        for e in entries.flatten() {
+            log.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    assert!(!log.contains(PASSWORD), "the password leaked into the pipeline log:\n{log}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Pipeline { ok: out.status.success(), log, stdout }
+}
+
+impl Pipeline {
+    /// The YAML `--preview` printed: from its `---` on (gitlab-ci-local prints warnings above it, e.g.
+    /// that GITLAB_CI is a predefined variable this harness sets to `true` as GitLab does).
+    fn rendered(&self) -> &str {
+        self.stdout.find("---\n").map_or(&self.stdout, |i| &self.stdout[i..])
+    }
+}
+
+fn require_tool_hint(tool: &str, hint: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|c| c.is_file())
+        .unwrap_or_else(|| panic!("`{tool}` is not installed (not on PATH): {hint} (or run .ci/run)"))
+}
+
+/// `check-jsonschema --builtin-schema vendor.gitlab-ci FILE`: (ok, output).
+fn gitlab_schema(file: &Path) -> (bool, String) {
+    let tool = require_tool_hint("check-jsonschema", "pip install check-jsonschema");
+    let mut cmd = Command::new(tool);
+    cmd.args(["--builtin-schema", "vendor.gitlab-ci"]).arg(file);
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+fn components() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo_root().join("ci-templates/templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty());
+    v
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo_root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join(".gitlab-ci.yml").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The input names a component's `spec:` header declares (keys at 4 spaces under `  inputs:`).
+fn declared_inputs(header: &str) -> Vec<String> {
+    header
+        .lines()
+        .skip_while(|l| l.trim_end() != "  inputs:")
+        .skip(1)
+        .filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.trim_end().ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':').to_string())
+        .collect()
+}
+
+/// The `$[[ inputs.NAME ]]` a component's body uses.
+fn used_inputs(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in body.split("$[[ inputs.").skip(1) {
+        let name = part.split(' ').next().unwrap().to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn ci_templates_and_examples_pass_gitlabs_schema() {
+    let work = tmp();
+    // The check can fail: a job whose script is a number is refused.
+    let bad = work.path().join("bad.yml");
+    std::fs::write(&bad, "job:\n  script: 5\n  when: sometimes\n").unwrap();
+    assert!(!gitlab_schema(&bad).0, "check-jsonschema accepted a broken pipeline: the check proves nothing");
+
+    for c in components() {
+        let text = std::fs::read_to_string(&c).unwrap();
+        let (header, body) =
+            text.split_once("\n---\n").unwrap_or_else(|| panic!("{}: no spec header then ---", c.display()));
+        assert!(
+            header.contains("\nspec:\n  inputs:\n") || header.starts_with("spec:\n"),
+            "{}: spec: inputs:",
+            c.display()
+        );
+        let hfile = work.path().join("header.yml");
+        std::fs::write(&hfile, header).unwrap();
+        let (ok, out) = gitlab_schema(&hfile);
+        assert!(ok, "{} header: {out}", c.display());
+        let (declared, used) = (declared_inputs(header), used_inputs(body));
+        for u in &used {
+            assert!(declared.contains(u), "{}: $[[ inputs.{u} ]] is not declared", c.display());
+        }
+        for d in &declared {
+            assert!(used.contains(d), "{}: input {d} is declared but never used", c.display());
+        }
+        // The pipeline GitLab would run from it with every default, rendered by gitlab-ci-local.
+        let name = c.file_stem().unwrap().to_str().unwrap().to_string();
+        let yaml = format!("include:\n  - local: ci-templates/templates/{name}.yml\n");
+        let p = project("component-check", None, Some(&yaml));
+        let preview = gitlab_ci_local(p.path(), None, &["--preview"]);
+        assert!(preview.ok, "{name}: gitlab-ci-local --preview failed:\n{}", preview.log);
+        let rendered = work.path().join(format!("{name}.rendered.yml"));
+        std::fs::write(&rendered, preview.rendered()).unwrap();
+        let (ok, out) = gitlab_schema(&rendered);
+        assert!(ok, "{name} rendered: {out}\n{}", std::fs::read_to_string(&rendered).unwrap());
+    }
+
+    let examples = examples();
+    assert!(examples.len() >= 3, "examples with a .gitlab-ci.yml: {examples:?}");
+    for ex in examples {
+        let (ok, out) = gitlab_schema(&ex.join(".gitlab-ci.yml"));
+        assert!(ok, "{}: {out}", ex.display());
+        let p = project(ex.file_name().unwrap().to_str().unwrap(), Some(&ex), None);
+        let preview = gitlab_ci_local(p.path(), None, &["--preview"]);
+        assert!(preview.ok, "{}: gitlab-ci-local --preview failed:\n{}", ex.display(), preview.log);
+        let rendered = work.path().join("example.rendered.yml");
+        std::fs::write(&rendered, preview.rendered()).unwrap();
+        let (ok, out) = gitlab_schema(&rendered);
+        assert!(ok, "{} rendered: {out}\n{}", ex.display(), preview.log);
+    }
+}
+
+fn harbor() -> Registry {
+    Registry::start(RegistryOpts::plain().auth(Auth::htpasswd(ROBOT, PASSWORD)))
+}
+
+fn sorted_tags(reg: &Registry, repo: &str) -> Vec<String> {
+    let mut t = reg.tags(repo);
+    t.sort();
+    t
+}
+
+fn head_sha(dir: &Path) -> String {
+    let out = Command::new("git").current_dir(dir).args(["rev-parse", "HEAD"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn ci_example_static_binary_runs_in_gitlab_ci_local() {
+    let reg = harbor();
+    let p = project("static-binary", Some(&repo_root().join("examples/static-binary")), None);
+    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = head_sha(p.path());
+    assert_eq!(sorted_tags(&reg, "team/static-binary"), [&sha[..8], "latest", "main"]);
+    assert!(run.log.contains("section_start:") && run.log.contains("hoist_push"), "log sections:\n{}", run.log);
+
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let manifest: serde_json::Value = serde_json::from_slice(&skopeo.inspect_raw("team/static-binary:latest")).unwrap();
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.revision"], sha.as_str());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.source"],
+        "https://gitlab.example.com/team/static-binary"
+    );
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.version"], "main");
+    let digest = skopeo.inspect("team/static-binary:latest")["Digest"].as_str().unwrap().to_string();
+
+    // The deploy job (a later stage) got the build job's dotenv report.
+    let want = format!("deploying {}/team/static-binary@{digest} (tags {} main latest)", reg.host(), &sha[..8]);
+    assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
+
+    // And the image runs: the static binary from the unpacked FROM scratch root.
+    let layout = p.path().join("pulled");
+    skopeo.copy_to_layout("team/static-binary:latest", &layout);
+    let rootfs = umoci_unpack(&layout, "latest", &p.path().join("bundle"));
+    let out = Command::new(rootfs.join("hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from a FROM scratch image built by hoist\n");
+}
+
+#[test]
+fn ci_example_static_site_builds_two_platforms_on_a_proxied_base() {
+    let reg = harbor();
+    // The "proxy cache" project holds the nginx base, an index of two platforms.
+    let work = tmp();
+    let base = work.path().join("base");
+    oci_index_layout(&base);
+    Hoist::run_with_stdin(
+        [
+            "push",
+            &format!("oci:{}", base.display()),
+            &format!("{}/dockerhub/library/nginx:1.27-alpine", reg.host()),
+            "-u",
+            ROBOT,
+            "--password-stdin",
+        ],
+        PASSWORD.as_bytes(),
+    )
+    .assert_success();
+    let p = project("static-site", Some(&repo_root().join("examples/static-site")), None);
+    let base_registry = format!("BASE_REGISTRY={}/dockerhub", reg.host());
+    let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", &base_registry]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = head_sha(p.path());
+    assert_eq!(sorted_tags(&reg, "team/website"), [&sha[..8], "latest", "main"]);
+    let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
+    let index: serde_json::Value = serde_json::from_slice(&skopeo.inspect_raw("team/website:main")).unwrap();
+    let platforms: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    assert_eq!(index["annotations"]["org.opencontainers.image.revision"], sha.as_str());
+}
+
+#[test]
+fn ci_example_registry_boilerplate_pushes_short_sha_and_latest() {
+    let reg = harbor();
+    let p = project("registry-boilerplate", Some(&repo_root().join("examples/registry-boilerplate")), None);
+    // A feature branch: the boilerplate still tags latest (as the dind job did), never the branch slug.
+    git(p.path(), &["checkout", "-q", "-b", "feature/x"]);
+    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = head_sha(p.path());
+    assert_eq!(sorted_tags(&reg, "team/registry-boilerplate"), [&sha[..8], "latest"]);
+}
+
+#[test]
+fn ci_build_component_inputs_and_a_dotenv_consumer() {
+    let reg = harbor();
+    let yaml = r#"stages: [build, verify]
+include:
+  - local: ci-templates/templates/build.yml
+    inputs:
+      job_name: build-worker
+      context: app
+      dockerfile: app/Dockerfile.worker
+      image: worker
+      tags: "stable, edge"
+      tag_policy: sha
+      build_args: GREETING=hi WHO
+      args: --label team=web
+      dotenv: worker.env
+verify:
+  stage: verify
+  script:
+    - echo "consumed image=$HOIST_IMAGE ref=$HOIST_IMAGE_REF tags=$HOIST_TAGS"
+"#;
+    let dir = tmp();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("Dockerfile.worker"),
+        "FROM scratch\nARG GREETING\nARG WHO=nobody\nLABEL greeting=$GREETING who=$WHO\nCOPY w.txt /\n",
+    )
+    .unwrap();
+    std::fs::write(app.join("w.txt"), "worker\n").unwrap();
+    let p = project("inputs", Some(dir.path()), Some(yaml));
+    let run = gitlab_ci_local(p.path(), Some(&reg), &["--variable", "WHO=a robot"]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = head_sha(p.path());
+    assert_eq!(sorted_tags(&reg, "team/worker"), [&sha[..8], "edge", "stable"]);
+    let info = Skopeo::new(&reg).creds(ROBOT, PASSWORD).inspect("team/worker:stable");
+    let labels: BTreeMap<String, String> = serde_json::from_value(info["Labels"].clone()).unwrap();
+    assert_eq!(labels["greeting"], "hi");
+    assert_eq!(labels["who"], "a robot", "a bare KEY takes the CI variable, spaces and all");
+    assert_eq!(labels["team"], "web");
+    let digest = info["Digest"].as_str().unwrap();
+    let want = format!(
+        "consumed image={host}/team/worker ref={host}/team/worker@{digest} tags={} stable edge",
+        &sha[..8],
+        host = reg.host()
+    );
+    assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
+}
