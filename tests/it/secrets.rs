@@ -26,6 +26,10 @@ struct Case<'a> {
     layout: String,
     /// A build context whose Dockerfile builds FROM an image on `reg`.
     context: String,
+    /// A Helm chart directory.
+    chart: String,
+    /// An image already on `reg` (`host/proj/base:1`).
+    base: String,
     /// A directory the verb writes its files into (scanned afterwards, every file).
     out: PathBuf,
 }
@@ -41,21 +45,92 @@ impl Case<'_> {
 
 type Args = fn(&Case) -> Vec<String>;
 
-/// Every verb hoist has, with the arguments that make it talk to the registry and write its files.
-const VERBS: &[(&str, Args)] = &[
-    ("push", |c| vec!["push".into(), c.layout.clone(), c.dest("push"), "--metadata-file".into(), c.file("meta.json")]),
-    ("build", |c| {
-        vec![
-            "build".into(),
-            c.context.clone(),
-            "-t".into(),
-            c.dest("build"),
-            "--metadata-file".into(),
-            c.file("meta.json"),
-            "--output".into(),
-            format!("oci:{}:v1", c.file("layout")),
-        ]
-    }),
+/// One verb of the scan: its name, whether a right-password run writes files into `out` (then they
+/// must exist and are scanned), the exit code a wrong password gives (`None`: any failure — `doctor`
+/// reports rather than fails on one code), and its arguments.
+struct Verb {
+    name: &'static str,
+    writes: bool,
+    wrong_code: Option<i32>,
+    args: Args,
+}
+
+fn with_reports(c: &Case, mut args: Vec<String>) -> Vec<String> {
+    args.extend(["--metadata-file".into(), c.file("meta.json"), "--dotenv".into(), c.file("hoist.env")]);
+    args
+}
+
+/// Every verb hoist has that talks to a registry, with the arguments that make it do so and write its
+/// files. Adding a verb is one line.
+const VERBS: &[Verb] = &[
+    Verb {
+        name: "push",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| with_reports(c, vec!["push".into(), c.layout.clone(), c.dest("push")]),
+    },
+    Verb {
+        name: "build",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| {
+            let out = format!("oci:{}:v1", c.file("layout"));
+            with_reports(
+                c,
+                vec!["build".into(), c.context.clone(), "-t".into(), c.dest("build"), "--output".into(), out],
+            )
+        },
+    },
+    Verb {
+        name: "chart",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| {
+            with_reports(
+                c,
+                vec![
+                    "chart".into(),
+                    "push".into(),
+                    c.chart.clone(),
+                    format!("oci://{}/proj/charts-{}", c.reg.host(), c.kind),
+                ],
+            )
+        },
+    },
+    Verb {
+        name: "copy",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| with_reports(c, vec!["copy".into(), c.base.clone(), c.dest("copy")]),
+    },
+    Verb {
+        name: "tag",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| with_reports(c, vec!["tag".into(), c.base.clone(), format!("t-{}", c.kind)]),
+    },
+    Verb {
+        name: "ls",
+        writes: false,
+        wrong_code: Some(3),
+        args: |c| vec!["ls".into(), c.base.rsplit_once(':').unwrap().0.to_string()],
+    },
+    Verb {
+        name: "inspect",
+        writes: false,
+        wrong_code: Some(3),
+        args: |c| vec!["inspect".into(), c.base.clone(), "--json".into()],
+    },
+    Verb {
+        name: "pull",
+        writes: true,
+        wrong_code: Some(3),
+        args: |c| {
+            with_reports(c, vec!["pull".into(), c.base.clone(), "--output".into(), format!("oci:{}", c.file("pulled"))])
+        },
+    },
+    Verb { name: "doctor", writes: false, wrong_code: None, args: |c| vec!["doctor".into(), c.base.clone()] },
+    Verb { name: "login", writes: false, wrong_code: Some(3), args: |c| vec!["login".into(), c.reg.host()] },
 ];
 
 /// `user:password` as a Basic header carries it.
@@ -118,13 +193,17 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
     std::fs::create_dir_all(&context).unwrap();
     std::fs::write(context.join("Dockerfile"), format!("FROM {base}\nCOPY hello.txt /hello.txt\n")).unwrap();
     std::fs::write(context.join("hello.txt"), "hi\n").unwrap();
+    let chart = work.path().join("demo");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 0.1.0\n").unwrap();
+    std::fs::write(chart.join("templates/cm.yaml"), "kind: ConfigMap\n").unwrap();
 
     let mut runs = 0;
     for right in [true, false] {
         let pass = if right { PASSWORD } else { WRONG };
-        for (verb, args) in VERBS {
+        for verb in VERBS {
             for via_stdin in [false, true] {
-                let out_dir = work.path().join(format!("out-{verb}-{right}-{via_stdin}"));
+                let out_dir = work.path().join(format!("out-{}-{right}-{via_stdin}", verb.name));
                 std::fs::create_dir_all(&out_dir).unwrap();
                 let case = Case {
                     reg,
@@ -132,10 +211,12 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
                     right,
                     layout: layout.clone(),
                     context: context.display().to_string(),
+                    chart: chart.display().to_string(),
+                    base: base.clone(),
                     out: out_dir.clone(),
                 };
                 let mut cmd = Hoist::cmd();
-                cmd.arg("-v").args(args(&case));
+                cmd.arg("-v").args((verb.args)(&case));
                 cmd.env("CI_DEBUG_TRACE", "true").env("CI", "true").env("GITLAB_CI", "true");
                 let stdin = if via_stdin {
                     cmd.args(["-u", USER, "--password-stdin"]);
@@ -149,8 +230,9 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
                 let before = reg.token_issuer_opt().map_or(0, |t| t.request_count());
                 let out = Hoist::run_cmd(cmd, stdin);
                 runs += 1;
+                let name = verb.name;
                 let report =
-                    || format!("{kind} registry, {verb}, right password: {right}, stdin: {via_stdin}\n{out:?}");
+                    || format!("{kind} registry, {name}, right password: {right}, stdin: {via_stdin}\n{out:?}");
                 if case.right {
                     assert!(out.success(), "expected success\n{}", report());
                 } else {
@@ -171,8 +253,9 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
                 assert_clean("stdout", &out.stdout(), &secrets, &report);
                 assert_clean("stderr", &out.stderr(), &secrets, &report);
                 let files = files_under(&out_dir);
-                if case.right {
+                if case.right && verb.writes {
                     assert!(!files.is_empty(), "the verb wrote no file to scan\n{}", report());
+                    assert!(out_dir.join("hoist.env").is_file(), "no dotenv file\n{}", report());
                 }
                 for (path, text) in files {
                     assert_clean(&path.display().to_string(), &text, &secrets, &report);
