@@ -27,6 +27,10 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("tar_add", tar_add),
     ("tar_layer", tar_layer),
     ("error_body", error_body),
+    ("helmignore", helmignore),
+    ("chart_yaml", chart_yaml),
+    ("chart_archive", chart_archive),
+    ("registries_conf", registries_conf),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -111,6 +115,35 @@ pub fn error_body(data: &[u8]) {
         let status = reqwest::StatusCode::from_u16(status).expect("valid status");
         let _ = crate::registry::error::describe(status, data);
     }
+}
+
+/// `.helmignore` patterns: the first line is a path matched against the rest.
+pub fn helmignore(data: &[u8]) {
+    let s = text(data);
+    let (path, rules) = s.split_once('\n').unwrap_or(("templates/a.yaml", &s));
+    if let Ok(mut rules) = crate::chart::ignore::Rules::parse(rules) {
+        rules.add_defaults();
+        let _ = rules.ignored(path, false);
+        let _ = rules.ignored(path, true);
+    }
+}
+
+/// `Chart.yaml` as helm reads it (and `Chart.lock`).
+pub fn chart_yaml(data: &[u8]) {
+    let _ = crate::chart::metadata::Metadata::parse(data);
+    let _ = crate::chart::metadata::Lock::parse("Chart.lock", data);
+}
+
+/// A chart archive (`.tgz`) as `hoist chart push` reads one.
+pub fn chart_archive(data: &[u8]) {
+    let _ = crate::chart::load_archive(data);
+}
+
+/// containers' `registries.conf` mirror sections, and `--registry-mirror` items.
+pub fn registries_conf(data: &[u8]) {
+    let s = text(data);
+    let _ = crate::registry::mirrors::Mirrors::from_registries_conf(&s, "registries.conf");
+    let _ = crate::registry::mirrors::Mirrors::from_pairs(s.lines(), "--registry-mirror");
 }
 
 #[cfg(test)]
