@@ -17,6 +17,7 @@
 //! - [`doctor`]: `hoist doctor`'s checks (pure diagnoses in `doctor::checks`) and their report.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
+//! - [`fsutil`]: atomic output files, size-limited reads, decompression-bomb guards.
 
 pub mod builder;
 pub mod chart;
@@ -24,6 +25,9 @@ pub mod ci;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod growing;
 pub mod layout;
 pub mod model;

@@ -1,9 +1,13 @@
 //! Progress on stderr: live bars in a terminal, one line per blob start and end otherwise (CI logs),
 //! no per-blob output with `-q` — and the closing summary, always. Inside GitLab CI (`GITLAB_CI=true`)
 //! long phases are wrapped in collapsible log sections ([`Reporter::section`]). Stdout is never touched here.
+//!
+//! Verbose mode (`-v`, `HOIST_LOG`) is worded here too: [`enable_verbose`] listens to the registry
+//! layer's [`Trace`]s and prints one `[http]`/`[token]`/`[registry]`/`[retry]` line each (and turns
+//! bars into lines so the two do not fight). Traces carry no secrets by construction.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::model::media::kind_of;
 use crate::model::{Blob, Digest};
 use crate::registry::chunking::size_arg;
-use crate::registry::events::{Event, Progress};
+use crate::registry::events::{self, Event, Progress, Trace};
 use crate::registry::BlobOutcome;
 
 /// How progress is shown.
@@ -28,7 +32,7 @@ impl Mode {
     pub fn detect(quiet: bool) -> Mode {
         if quiet {
             Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if std::io::stderr().is_terminal() && !VERBOSE.load(Ordering::Relaxed) {
             Mode::Bars
         } else {
             Mode::Lines
@@ -263,6 +267,56 @@ impl Progress for BlobProgress {
     }
 }
 
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns on verbose mode for this process: every registry [`Trace`] is printed on stderr.
+pub fn enable_verbose() {
+    VERBOSE.store(true, Ordering::Relaxed);
+    events::set_trace_sink(Box::new(|t| eprintln_flush(&describe_trace(t))));
+}
+
+/// Whether `HOIST_LOG`'s value asks for verbose mode: anything but empty, `0`, `off`, `false`.
+pub fn log_env_enabled(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "off" | "false" | "none"))
+}
+
+/// One verbose line for a trace.
+pub fn describe_trace(t: &Trace) -> String {
+    match t {
+        Trace::Exchange { method, url, status, error, sent, received, redirected_to, elapsed } => {
+            let answer = match (status, error) {
+                (Some(s), _) => reqwest::StatusCode::from_u16(*s).map_or_else(|_| s.to_string(), |c| c.to_string()),
+                (None, Some(e)) => format!("failed: {e}"),
+                (None, None) => "no answer".into(),
+            };
+            let mut sizes = Vec::new();
+            if let Some(n) = sent.filter(|n| *n > 0) {
+                sizes.push(format!("sent {}", human_bytes(n)));
+            }
+            if let Some(n) = received {
+                sizes.push(format!("received {}", human_bytes(*n)));
+            }
+            sizes.push(format!("{} ms", elapsed.as_millis()));
+            let redirect = redirected_to.as_ref().map(|u| format!(" (redirected to {u})")).unwrap_or_default();
+            format!("[http] {method} {url}{redirect} -> {answer} ({})", sizes.join(", "))
+        }
+        Trace::Token { realm, service, asked, granted } => format!(
+            "[token] {realm} service={} asked [{}] granted [{}]",
+            service.as_deref().unwrap_or("-"),
+            asked.join(" "),
+            granted.as_ref().map_or("opaque token: not readable".to_string(), |g| g.join(" "))
+        ),
+        Trace::Connected { host, base, auth, user, source } => format!(
+            "[registry] {host}: {base} auth {auth}; credentials: {}",
+            match (user, source) {
+                (Some(u), Some(s)) => format!("user {u:?} from {s}"),
+                _ => "none".to_string(),
+            }
+        ),
+        Trace::Retry { host, reason } => format!("[retry] {host}: {reason}"),
+    }
+}
+
 /// One line for a registry event.
 pub fn describe(event: &Event) -> String {
     match event {
@@ -301,17 +355,6 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// `8 MiB`, `512 KiB` for sizes that are whole units (chunk sizes, as `--chunk-size` takes them), else
-/// [`human_bytes`].
-pub fn exact_bytes(n: u64) -> String {
-    match n {
-        0 => "0 B".into(),
-        n if n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
-        n if n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
-        n => human_bytes(n),
-    }
-}
-
 /// `98.3 MB/s` (decimal megabytes, as network rates are quoted).
 pub fn rate(bytes: u64, secs: f64) -> String {
     if secs <= 0.0 {
@@ -330,9 +373,6 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512 << 20), "512.0 MiB");
         assert_eq!(rate(100_000_000, 2.0), "50.0 MB/s");
-        assert_eq!(exact_bytes(8 << 20), "8 MiB");
-        assert_eq!(exact_bytes(512 << 10), "512 KiB");
-        assert_eq!(exact_bytes(1000), "1000 B");
     }
 
     #[test]

@@ -34,17 +34,19 @@ pub fn write_docker_archive(file: &Path, artifact: &Artifact, repo_tags: &[Strin
         index_entry["annotations"] = serde_json::json!({ REF_NAME: t });
     }
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [index_entry]});
-    let out = File::create(file).map_err(|e| Error::io(ctx(), e))?;
+    // Written beside `file` and renamed over it when complete: an interrupted build leaves no half archive.
+    let out = crate::fsutil::AtomicFile::create(file)?;
     let mut tar = tar::Builder::new(BufWriter::new(out));
     let io_err = |e: io::Error| Error::io(ctx(), e);
-    let add = |tar: &mut tar::Builder<BufWriter<File>>, name: &str, size: u64, data: &mut dyn Read| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(size);
-        h.set_mode(0o644);
-        h.set_mtime(epoch);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, name, data)
-    };
+    let add =
+        |tar: &mut tar::Builder<BufWriter<crate::fsutil::AtomicFile>>, name: &str, size: u64, data: &mut dyn Read| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(size);
+            h.set_mode(0o644);
+            h.set_mtime(epoch);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, name, data)
+        };
     let small: Vec<(String, Vec<u8>)> = vec![
         ("index.json".into(), serde_json::to_vec(&index).expect("json")),
         ("manifest.json".into(), serde_json::to_vec(&docker_manifest).expect("json")),
@@ -74,6 +76,5 @@ pub fn write_docker_archive(file: &Path, artifact: &Artifact, repo_tags: &[Strin
             }
         }
     }
-    tar.into_inner().map_err(io_err)?.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?;
-    Ok(())
+    tar.into_inner().map_err(io_err)?.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?.commit()
 }

@@ -88,7 +88,11 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
 fn match_segments(pat: &[String], parts: &[&str]) -> bool {
     match pat.first() {
         None => parts.is_empty(),
-        Some(p) if p == "**" => (0..=parts.len()).any(|skip| match_segments(&pat[1..], &parts[skip..])),
+        Some(p) if p == "**" => {
+            // `**/**/…` means what one `**` means: collapse them, or each adds a factor of the depth.
+            let rest = &pat[pat.iter().take_while(|p| *p == "**").count()..];
+            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
+        }
         Some(p) => match parts.first() {
             Some(part) => match_one(p.as_bytes(), part.as_bytes()) && match_segments(&pat[1..], &parts[1..]),
             None => false,
@@ -100,7 +104,12 @@ fn match_segments(pat: &[String], parts: &[&str]) -> bool {
 fn match_one(pat: &[u8], s: &[u8]) -> bool {
     match pat.first() {
         None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| match_one(&pat[1..], &s[i..])),
+        Some(b'*') => {
+            // A run of `*` matches what one does; collapsed, so `***…*` cannot make matching exponential
+            // (found by fuzzing: a .dockerignore line of 40 stars took seconds per path).
+            let rest = &pat[pat.iter().take_while(|c| **c == b'*').count()..];
+            rest.is_empty() || (0..=s.len()).any(|i| match_one(rest, &s[i..]))
+        }
         Some(b'?') => !s.is_empty() && match_one(&pat[1..], &s[1..]),
         Some(b'[') => {
             let Some(c) = s.first() else { return false };

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, Result};
+use crate::fsutil::{Expansion, ExpansionGuard};
 use crate::growing::GrowingFile;
 use crate::layout::docker_archive::GZIP_LEVEL;
 use crate::model::{media, Blob, BlobSource, Digest, HashingWriter};
@@ -354,66 +355,148 @@ pub fn is_compressed(head: &[u8]) -> bool {
 }
 
 /// `bytes` decompressed when they start with the magic of gzip, bzip2, xz or zstd (docker's
-/// `DetectCompression` list), else as they are; `None` when a detected stream is corrupt.
-pub fn decompress(bytes: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-    let mut out = Vec::new();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).ok()?;
-    } else if bytes.starts_with(b"BZh") {
-        bzip2::read::MultiBzDecoder::new(bytes).read_to_end(&mut out).ok()?;
-    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        lzma_rs::xz_decompress(&mut io::BufReader::new(bytes), &mut out).ok()?;
-    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        zstd::stream::read::Decoder::new(bytes).ok()?.read_to_end(&mut out).ok()?;
-    } else {
-        return Some(std::borrow::Cow::Borrowed(bytes));
-    }
-    Some(std::borrow::Cow::Owned(out))
+/// `DetectCompression` list), else as they are; `Ok(None)` when a detected stream is corrupt, an error
+/// when it expands past [`Expansion::ADD_ARCHIVE`] (a decompression bomb: ADD archives are held in
+/// memory).
+pub fn decompress(bytes: &[u8]) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
+    decompress_bounded(bytes, Expansion::ADD_ARCHIVE)
 }
 
-/// Reads a (possibly compressed, see [`decompress`]) tar into a tree placed under `dest`; `None` when the bytes
-/// are not a tar archive (ADD then copies the file as it is). Hard links become copies.
-pub fn read_tar(bytes: &[u8], dest: &str, owner: Option<(u64, u64)>) -> Option<Tree> {
-    let data = decompress(bytes)?;
+fn decompress_bounded(bytes: &[u8], bounds: Expansion) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
+    fn guard<'r>(r: Box<dyn Read + 'r>, len: usize, bounds: Expansion) -> ExpansionGuard<Box<dyn Read + 'r>> {
+        ExpansionGuard::new(r, len as u64, bounds)
+    }
+    let guard = |r| guard(r, bytes.len(), bounds);
+    let mut out = Vec::new();
+    let read = if bytes.starts_with(&[0x1f, 0x8b]) {
+        guard(Box::new(flate2::read::MultiGzDecoder::new(bytes))).read_to_end(&mut out)
+    } else if bytes.starts_with(b"BZh") {
+        guard(Box::new(bzip2::read::MultiBzDecoder::new(bytes))).read_to_end(&mut out)
+    } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        // lzma-rs writes into a sink rather than being read: bound the sink.
+        let mut sink = LimitedSink { out: &mut out, limit: bounds.max_bytes };
+        match lzma_rs::xz_decompress(&mut io::BufReader::new(bytes), &mut sink) {
+            Ok(()) => Ok(0),
+            Err(lzma_rs::error::Error::IoError(e)) => Err(e),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        match zstd::stream::read::Decoder::new(bytes) {
+            Ok(d) => guard(Box::new(d)).read_to_end(&mut out),
+            Err(e) => Err(e),
+        }
+    } else {
+        return Ok(Some(std::borrow::Cow::Borrowed(bytes)));
+    };
+    match read {
+        Ok(_) => Ok(Some(std::borrow::Cow::Owned(out))),
+        Err(e) if e.to_string().contains("decompression bomb") => Err(Error::other(e.to_string())),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A `Write` into a vector that refuses to grow past `limit` (the xz decoder's output).
+struct LimitedSink<'a> {
+    out: &'a mut Vec<u8>,
+    limit: u64,
+}
+
+impl io::Write for LimitedSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() as u64 + buf.len() as u64 > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("decompression bomb: the archive expands past {} bytes; refused", self.limit),
+            ));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a (possibly compressed, see [`decompress`]) tar into a tree placed under `dest`; `Ok(None)`
+/// when the bytes are not a tar archive (ADD then copies the file as it is). Hard links become copies.
+///
+/// Hostile archives are refused with an error naming the entry, by the same rules as every unpacker
+/// in hoist (`crate::rootfs`): paths that are absolute or climb out with `..`, symlinks whose relative
+/// target climbs above the image root, hard links to anything not earlier in the archive, device
+/// nodes, and entries written through a symlink (a directory replaced by a link, then written below).
+pub fn read_tar(bytes: &[u8], dest: &str, owner: Option<(u64, u64)>) -> Result<Option<Tree>> {
+    read_tar_bounded(bytes, dest, owner, Expansion::ADD_ARCHIVE)
+}
+
+fn read_tar_bounded(bytes: &[u8], dest: &str, owner: Option<(u64, u64)>, bounds: Expansion) -> Result<Option<Tree>> {
+    let Some(data) = decompress_bounded(bytes, bounds)? else { return Ok(None) };
     if data.len() < 512 || &data[257..262] != b"ustar" {
-        return None;
+        return Ok(None);
     }
     let mut tree = Tree::new();
     let mut archive = tar::Archive::new(&*data);
-    for entry in archive.entries().ok()? {
-        let mut entry = entry.ok()?;
-        let raw = entry.path().ok()?.to_string_lossy().to_string();
-        if raw.split('/').any(|p| p == "..") {
+    let Ok(entries) = archive.entries() else { return Ok(None) };
+    for entry in entries {
+        let Ok(mut entry) = entry else { return Ok(None) };
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let refuse = |why: &str| Error::other(format!("entry {raw:?}: {why}; refused"));
+        let h = entry.header();
+        let entry_type = h.entry_type();
+        if matches!(entry_type, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
             continue;
         }
-        let rel = super::ignore::clean(&raw);
+        if raw.starts_with('/') {
+            return Err(refuse("an absolute path"));
+        }
+        let rel = crate::fsutil::clean_checked(&raw).ok_or_else(|| refuse("the path climbs out with '..'"))?;
         if rel.is_empty() {
             continue;
         }
         let path = join(dest, &rel);
-        let h = entry.header();
+        if let Some(p) = parents(&path).into_iter().find(|p| matches!(tree.get(p), Some(n) if !n.is_dir())) {
+            return Err(refuse(&format!("its parent /{p} is not a directory (a symlink?); writing through it")));
+        }
         let (uid, gid) = owner.unwrap_or((h.uid().unwrap_or(0), h.gid().unwrap_or(0)));
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let kind = match h.entry_type() {
+        let link = || entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).to_string()).unwrap_or_default();
+        let kind = match entry_type {
             tar::EntryType::Directory => Kind::Dir,
-            tar::EntryType::Symlink => Kind::Symlink(entry.link_name().ok()??.to_string_lossy().to_string()),
+            tar::EntryType::Symlink => {
+                let target = link();
+                let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+                if !target.starts_with('/') && crate::fsutil::clean_checked(&format!("{parent}/{target}")).is_none() {
+                    return Err(refuse(&format!("a symlink to {target:?}, which points outside the image root")));
+                }
+                Kind::Symlink(target)
+            }
             tar::EntryType::Link => {
-                let target = join(dest, &super::ignore::clean(&entry.link_name().ok()??.to_string_lossy()));
-                match tree.get(&target) {
-                    Some(n) => n.kind.clone(),
-                    None => continue,
+                let target = link();
+                let clean = crate::fsutil::clean_checked(&target)
+                    .filter(|t| !t.is_empty() && !target.starts_with('/'))
+                    .ok_or_else(|| refuse(&format!("a hard link to {target:?}, outside the archive")))?;
+                match tree.get(&join(dest, &clean)) {
+                    Some(n) if !n.is_dir() => n.kind.clone(),
+                    _ => {
+                        return Err(refuse(&format!(
+                            "a hard link to {target:?}, which is not a file earlier in the archive"
+                        )))
+                    }
                 }
             }
+            tar::EntryType::Char | tar::EntryType::Block => return Err(refuse("a device node")),
             t if t.is_file() => {
                 let mut buf = Vec::new();
-                entry.read_to_end(&mut buf).ok()?;
+                if entry.read_to_end(&mut buf).is_err() {
+                    return Ok(None);
+                }
                 Kind::File(Content::Bytes(Arc::new(buf)))
             }
+            // FIFOs and other special entries have no place in an image layer built from files.
             _ => continue,
         };
         tree.insert(path, Node { kind, mode, uid, gid });
     }
-    Some(tree)
+    Ok(Some(tree))
 }
 
 /// `dir` + `/` + `rel`, for image paths (either may be empty).
@@ -491,10 +574,10 @@ mod tests {
         assert_ne!(a.diff_id, c.diff_id);
         let bytes = std::fs::read(dir.path().join("a")).unwrap();
         assert_eq!(Digest::sha256_of(&bytes), a.blob.digest);
-        let back = read_tar(&bytes, "x", None).unwrap();
+        let back = read_tar(&bytes, "x", None).unwrap().unwrap();
         assert!(matches!(back["x/app/link"].kind, Kind::Symlink(ref s) if s == "a.txt"));
         assert_eq!(back["x/app/a.txt"].mode, 0o644);
-        assert!(read_tar(b"not a tar", "", None).is_none());
+        assert!(read_tar(b"not a tar", "", None).unwrap().is_none());
     }
 
     #[test]
@@ -513,14 +596,14 @@ mod tests {
         let bytes = std::fs::read(dir.path().join("a")).unwrap();
         let tar = zstd::decode_all(bytes.as_slice()).unwrap();
         assert_eq!(Digest::sha256_of(&tar), a.diff_id);
-        assert!(read_tar(&bytes, "", None).unwrap().contains_key("app/a.txt"));
+        assert!(read_tar(&bytes, "", None).unwrap().unwrap().contains_key("app/a.txt"));
     }
 
     #[test]
     fn add_reads_tars_compressed_every_way_docker_detects() {
         let dir = tempfile::tempdir().unwrap();
         write_layer(&sample(), 5, dir.path(), "plain", Compression::default()).unwrap();
-        let tar = decompress(&std::fs::read(dir.path().join("plain")).unwrap()).unwrap().into_owned();
+        let tar = decompress(&std::fs::read(dir.path().join("plain")).unwrap()).unwrap().unwrap().into_owned();
         let mut bz = Vec::new();
         io::Write::write_all(&mut bzip2::write::BzEncoder::new(&mut bz, bzip2::Compression::best()), &tar).unwrap();
         let mut xz = Vec::new();
@@ -530,15 +613,16 @@ mod tests {
         io::Write::write_all(&mut gz, &tar).unwrap();
         let gz = gz.finish().unwrap();
         for (name, bytes) in [("tar", &tar), ("bzip2", &bz), ("xz", &xz), ("zstd", &zst), ("gzip", &gz)] {
-            assert_eq!(decompress(bytes).unwrap().as_ref(), tar.as_slice(), "{name}");
-            let t = read_tar(bytes, "opt", Some((7, 8))).unwrap_or_else(|| panic!("{name}: not read as a tar"));
+            assert_eq!(decompress(bytes).unwrap().unwrap().as_ref(), tar.as_slice(), "{name}");
+            let t =
+                read_tar(bytes, "opt", Some((7, 8))).unwrap().unwrap_or_else(|| panic!("{name}: not read as a tar"));
             assert_eq!(t["opt/app/a.txt"].kind, Kind::File(Content::Bytes(Arc::new(b"hi".to_vec()))), "{name}");
             assert_eq!((t["opt/app/a.txt"].uid, t["opt/app/a.txt"].gid), (7, 8));
         }
         // A corrupt stream behind a known magic, or compressed bytes that are not a tar: copied as is.
-        assert!(read_tar(&xz[..xz.len() / 2], "", None).is_none());
-        assert!(read_tar(&zstd::encode_all(&b"just text"[..], 3).unwrap(), "", None).is_none());
-        assert!(read_tar(b"BZh not really", "", None).is_none());
+        assert!(read_tar(&xz[..xz.len() / 2], "", None).unwrap().is_none());
+        assert!(read_tar(&zstd::encode_all(&b"just text"[..], 3).unwrap(), "", None).unwrap().is_none());
+        assert!(read_tar(b"BZh not really", "", None).unwrap().is_none());
         assert!([&bz, &xz, &zst, &gz].iter().all(|b| is_compressed(b)) && !is_compressed(&tar));
     }
 
@@ -551,5 +635,66 @@ mod tests {
         assert_eq!(Compression::parse("zstd", Some(19)).unwrap().media_type(), media::OCI_LAYER_ZSTD);
         assert!(Compression::parse("zstd", Some(20)).is_err());
         assert!(Compression::parse("brotli", None).is_err());
+    }
+
+    #[test]
+    fn add_archives_refuse_escapes_devices_and_writes_through_links() {
+        use crate::fsutil::craft::{tar_of, E};
+        let err = |entries: &[E<'_>]| read_tar(&tar_of(entries), "app", None).unwrap_err().to_string();
+        assert!(err(&[E::File("../evil", "x")]).contains("climbs out"));
+        assert!(err(&[E::File("a/../../evil", "x")]).contains("climbs out"));
+        assert!(err(&[E::File("/etc/passwd", "x")]).contains("absolute path"));
+        let e = err(&[E::Dir("a/"), E::Sym("a/up", "../../../etc")]);
+        assert!(e.contains("\"a/up\"") && e.contains("outside the image root"), "{e}");
+        assert!(err(&[E::Hard("h", "../../etc/shadow")]).contains("outside the archive"));
+        assert!(err(&[E::Hard("h", "/etc/shadow")]).contains("outside the archive"));
+        assert!(err(&[E::Hard("h", "not/there")]).contains("not a file earlier"));
+        assert!(err(&[E::Dev("dev/null")]).contains("device node"));
+        // A directory replaced by a symlink, then written through.
+        let e = err(&[E::Dir("d/"), E::Sym("d", "/etc"), E::File("d/passwd", "x")]);
+        assert!(e.contains("d/passwd") && e.contains("writing through"), "{e}");
+        // What is fine stays fine: absolute symlinks (inside the image by definition), links within,
+        // hard links to earlier files.
+        let t = read_tar(
+            &tar_of(&[
+                E::Dir("bin/"),
+                E::File("bin/busybox", "bb"),
+                E::Sym("sh", "/bin/busybox"),
+                E::Hard("bin/ls", "bin/busybox"),
+            ]),
+            "app",
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(t["app/sh"].kind, Kind::Symlink(ref s) if s == "/bin/busybox"));
+        assert_eq!(t["app/bin/ls"].kind, t["app/bin/busybox"].kind);
+    }
+
+    #[test]
+    fn add_archive_decompression_bombs_are_refused() {
+        // The same mechanism as the 1 GiB / 200:1 bounds, scaled down so the test stays fast: 4 MiB of
+        // zeros in a tar, compressed by every format ADD reads, against a 1 MiB bound.
+        let bounds = Expansion { max_bytes: 1 << 20, ratio: 200, floor: 64 << 10 };
+        let mut h = tar::Header::new_ustar();
+        h.set_path("zeros").unwrap();
+        h.set_size(4 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut plain = h.as_bytes().to_vec();
+        plain.resize(512 + (4 << 20) + 1024, 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &plain).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        for (name, bomb) in
+            [("gzip", gz.finish().unwrap()), ("zstd", zstd::encode_all(&plain[..], 19).unwrap()), ("xz", xz)]
+        {
+            let e = read_tar_bounded(&bomb, "", None, bounds).unwrap_err().to_string();
+            assert!(e.contains("decompression bomb"), "{name}: {e}");
+        }
+        // Under the bound the same archive reads.
+        let roomy = Expansion { max_bytes: 8 << 20, ratio: 10_000, floor: 8 << 20 };
+        assert!(read_tar_bounded(&zstd::encode_all(&plain[..], 3).unwrap(), "", None, roomy).unwrap().is_some());
     }
 }

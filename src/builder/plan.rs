@@ -770,7 +770,9 @@ impl Evaluator<'_> {
             for s in sources {
                 if is_add && !s.is_dir && looks_like_archive(&s.path) {
                     let bytes = std::fs::read(&s.path).map_err(|e| self.err(ins, format!("reading {}: {e}", s.rel)))?;
-                    if let Some(t) = layer::read_tar(&bytes, &dest_abs, owner) {
+                    let read = layer::read_tar(&bytes, &dest_abs, owner)
+                        .map_err(|e| self.err(ins, format!("ADD {}: {}", s.rel, e.message())))?;
+                    if let Some(t) = read {
                         extracted.push(t);
                         continue;
                     }

@@ -98,22 +98,8 @@ pub fn load_archive(tgz: &[u8]) -> Result<Chart> {
 /// Writes `bytes` to `dir/name` through a temporary file in the same directory and a rename, so a
 /// failure never leaves a half-written file under the final name. Creates `dir` when missing.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    use std::io::Write;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let target = dir.join(name);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(format!("writing {}", target.display()), e))?;
-    // tempfile creates 0600; a package is an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(&target).map_err(|e| Error::io(format!("writing {}", target.display()), e.error))?;
+    crate::fsutil::write_atomic(&target, bytes)?;
     Ok(target)
 }

@@ -39,6 +39,8 @@ pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// The commit's time (ISO 8601); the build's timestamps when `SOURCE_DATE_EPOCH` is unset.
 pub const CI_COMMIT_TIMESTAMP: &str = "CI_COMMIT_TIMESTAMP";
+/// Verbose mode without `-v`: any value but empty, `0`, `off`, `false` turns it on.
+pub const HOIST_LOG: &str = "HOIST_LOG";
 /// Registry mirrors for pulls, `SRC=DEST` items comma-separated (after `--registry-mirror`).
 pub const HOIST_REGISTRY_MIRRORS: &str = "HOIST_REGISTRY_MIRRORS";
 /// A containers `registries.conf` with `[[registry.mirror]]`s (default `/etc/containers/registries.conf`).

@@ -188,11 +188,6 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
-        if args.registry.insecure {
-            reporter.warn(
-                "--insecure: TLS certificates are not verified; anyone on the path can read and change this push",
-            );
-        }
         let clients = Clients::new(&push_opts, &env);
         // Layers go to the first destination while they are compressed; the push counts them.
         let streams = match dests.first() {

@@ -128,8 +128,15 @@ impl CiArgs {
 }
 
 impl RegistryArgs {
-    /// Push options from these flags (reads the password from stdin when asked).
+    /// Push options from these flags (reads the password from stdin when asked). Every verb that talks
+    /// to registries comes through here, so this is where `--insecure` warns — every run, even with `-q`.
     pub fn push_options(&self, env: &dyn Env, jobs: usize, mount_from: Vec<String>) -> Result<PushOptions> {
+        if self.insecure {
+            eprintln!(
+                "warning: --insecure: TLS certificates are not verified; anyone on the path can read and change what \
+                 hoist sends and receives"
+            );
+        }
         let credential = match (&self.username, self.password_stdin) {
             (Some(user), true) => {
                 let mut pw = String::new();
@@ -277,19 +284,8 @@ fn dotenv_text(pairs: &[(String, String)]) -> Result<String> {
     Ok(text)
 }
 
-/// Writes `path` by a temporary file in the same directory and a rename: readers never see half a file.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let ctx = || format!("writing {}", path.display());
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
-    Ok(())
-}
+/// Outputs are written whole or not at all (see [`crate::fsutil`]).
+pub use crate::fsutil::write_atomic;
 
 #[cfg(test)]
 mod tests {
@@ -324,16 +320,6 @@ mod tests {
         let chart = chart_dotenv("web", "1.2.3", &"h.io/team/web:1.2.3".parse().unwrap(), &r.digest);
         assert_eq!(chart[2].1, "oci://h.io/team/web");
         assert!(dotenv_text(&[("K".into(), "a\nb".into())]).is_err());
-    }
-
-    #[test]
-    fn atomic_write_replaces_whole_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("build.env");
-        write_atomic(&f, b"A=1\n").unwrap();
-        write_atomic(&f, b"A=2\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "A=2\n");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
     }
 
     #[test]

@@ -36,6 +36,10 @@ Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network 
 #[derive(Debug, Parser)]
 #[command(name = "hoist", version, about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
+    /// Show every HTTP exchange (method, URL, status, size, time), token request (scopes asked and
+    /// granted) and retry on stderr. Secrets never appear. Also: HOIST_LOG=1.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -83,6 +87,9 @@ pub enum Command {
 impl Cli {
     /// Runs the chosen verb.
     pub async fn run(self) -> Result<()> {
+        if self.verbose || crate::progress::log_env_enabled(std::env::var(crate::ci::vars::HOIST_LOG).ok().as_deref()) {
+            crate::progress::enable_verbose();
+        }
         match self.command {
             Command::Push(args) => push::run(args).await,
             Command::Build(args) => build::run(*args).await,

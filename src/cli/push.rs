@@ -55,10 +55,6 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
     let reporter = Reporter::for_env(Mode::detect(args.output.quiet), &env);
     args.ci.warn(&ci, &env, &reporter);
-    if args.registry.insecure {
-        reporter
-            .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this push");
-    }
     let loaded = {
         let source = source.clone();
         tokio::task::spawn_blocking(move || source.load())

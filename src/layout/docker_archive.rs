@@ -57,28 +57,22 @@ pub fn read(file: &Path) -> Result<Artifact> {
 pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
     let ctx = || format!("reading docker archive {}", file.display());
     let index = index_tar(file).map_err(|e| e.context(ctx()))?;
-    let small = |name: &str| -> Result<Vec<u8>> {
+    let small = |name: &str, limit: u64| -> Result<Vec<u8>> {
         let (offset, size) = index
             .get(name.trim_start_matches("./"))
             .copied()
             .ok_or_else(|| Error::other(format!("{name} is missing from the archive")))?;
+        if size > limit {
+            return Err(crate::fsutil::too_big(name, limit));
+        }
         read_range(file, offset, size).map_err(|e| Error::io(name, e))
     };
-    let manifest_json = small("manifest.json").map_err(|e| {
+    let manifest_json = small("manifest.json", media::MAX_MANIFEST_BYTES).map_err(|e| {
         e.context(ctx())
             .with_hint("is this a `docker save` archive? (an OCI layout tar must be unpacked and given as oci:DIR)")
     })?;
-    let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest_json)
-        .map_err(|e| Error::other(format!("manifest.json is not docker's format: {e}")).context(ctx()))?;
-    let entry = match entries.as_slice() {
-        [one] => one,
-        [] => return Err(Error::other("manifest.json lists no images").context(ctx())),
-        _ => {
-            return Err(Error::other(format!("the archive holds {} images; hoist pushes one at a time", entries.len()))
-                .context(ctx()))
-        }
-    };
-    let config = small(&entry.config).map_err(|e| e.context(ctx()))?;
+    let entry = parse_manifest_json(&manifest_json).map_err(|e| e.context(ctx()))?;
+    let config = small(&entry.config, media::MAX_CONFIG_BYTES).map_err(|e| e.context(ctx()))?;
     let mut spool: Spool = None;
     let mut layers = Vec::new();
     for name in &entry.layers {
@@ -106,6 +100,30 @@ pub fn read_with_spool(file: &Path) -> Result<(Artifact, Spool)> {
     blobs.retain(|b| seen.insert(b.digest.clone()));
     blobs.push(config_blob);
     Ok((Artifact { blobs, manifests: vec![Manifest::new(media::OCI_MANIFEST, bytes)] }, spool))
+}
+
+/// The one image a `docker save` archive's `manifest.json` lists: its config and layer file names.
+/// Names that are absolute or climb with `..` are refused (they name nothing inside an archive).
+fn parse_manifest_json(bytes: &[u8]) -> Result<ArchiveEntry> {
+    let mut entries: Vec<ArchiveEntry> = serde_json::from_slice(bytes)
+        .map_err(|e| Error::other(format!("manifest.json is not docker's format: {e}")))?;
+    let entry = match entries.len() {
+        1 => entries.remove(0),
+        0 => return Err(Error::other("manifest.json lists no images")),
+        n => return Err(Error::other(format!("the archive holds {n} images; hoist pushes one at a time"))),
+    };
+    for name in std::iter::once(&entry.config).chain(&entry.layers) {
+        if name.starts_with('/') || crate::fsutil::clean_checked(name).is_none() {
+            return Err(Error::other(format!("manifest.json names {name:?}, outside the archive; refused")));
+        }
+    }
+    Ok(entry)
+}
+
+/// Fuzzing entry: parses `bytes` as a `manifest.json` (see `crate::fuzzing`).
+#[doc(hidden)]
+pub fn fuzz_manifest_json(bytes: &[u8]) -> bool {
+    parse_manifest_json(bytes).is_ok()
 }
 
 pub fn descriptor(b: &Blob) -> OciDescriptor {
@@ -203,5 +221,34 @@ impl io::Write for HashWriter<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_manifest_json_and_config_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar_with = |entries: &[(&str, Vec<u8>)]| {
+            let path = dir.path().join("a.tar");
+            let mut b = tar::Builder::new(File::create(&path).unwrap());
+            for (name, data) in entries {
+                let mut h = tar::Header::new_ustar();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, name, data.as_slice()).unwrap();
+            }
+            b.finish().unwrap();
+            path
+        };
+        let big = vec![b' '; (media::MAX_MANIFEST_BYTES + 1) as usize];
+        let e = read(&tar_with(&[("manifest.json", big)])).unwrap_err().to_string();
+        assert!(e.contains("manifest.json is over 4194304 bytes"), "{e}");
+        let manifest = br#"[{"Config":"c.json","Layers":[]}]"#.to_vec();
+        let config = vec![b' '; (media::MAX_CONFIG_BYTES + 1) as usize];
+        let e = read(&tar_with(&[("manifest.json", manifest), ("c.json", config)])).unwrap_err().to_string();
+        assert!(e.contains("c.json is over 16777216 bytes"), "{e}");
     }
 }

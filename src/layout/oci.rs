@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::Selector;
 use crate::error::{Error, Result};
+use crate::fsutil::{read_limited, write_atomic};
 use crate::model::{
     media, Artifact, Blob, BlobSource, Digest, Manifest, OciDescriptor, OciImageIndex, OciImageManifest,
 };
@@ -33,7 +34,8 @@ pub fn read(dir: &Path, selector: &Selector) -> Result<Artifact> {
         })
         .context(ctx()));
     }
-    let index_bytes = fs::read(dir.join("index.json")).map_err(|e| Error::io("index.json", e).context(ctx()))?;
+    let index_bytes =
+        read_limited(&dir.join("index.json"), media::MAX_MANIFEST_BYTES, "index.json").map_err(|e| e.context(ctx()))?;
     let index: OciImageIndex = serde_json::from_slice(&index_bytes)
         .map_err(|e| Error::other(format!("index.json is not a valid image index: {e}")).context(ctx()))?;
     let entry = select(&index, selector).map_err(|e| e.context(ctx()))?;
@@ -149,7 +151,7 @@ impl Walk<'_> {
 }
 
 fn read_blob(dir: &Path, digest: &Digest) -> Result<Vec<u8>> {
-    let bytes = fs::read(blob_path(dir, digest)).map_err(|e| Error::io(format!("manifest blob {digest}"), e))?;
+    let bytes = read_limited(&blob_path(dir, digest), media::MAX_MANIFEST_BYTES, &format!("manifest blob {digest}"))?;
     if Digest::sha256_of(&bytes) != *digest && digest.algorithm() == "sha256" {
         return Err(Error::other(format!("manifest blob {digest} does not match its digest (the layout is corrupt)")));
     }
@@ -178,7 +180,7 @@ pub fn write(dir: &Path, artifact: &Artifact, tag: Option<&str>) -> Result<()> {
     let ctx = || format!("writing OCI layout {}", dir.display());
     let io = |what: &str, e: std::io::Error| Error::io(what, e).context(ctx());
     fs::create_dir_all(dir.join("blobs").join("sha256")).map_err(|e| io("creating blobs/", e))?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| io("oci-layout", e))?;
+    write_atomic(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| e.context(ctx()))?;
     for blob in &artifact.blobs {
         let dest = blob_path(dir, &blob.digest);
         if dest.is_file() && fs::metadata(&dest).map(|m| m.len() == blob.size).unwrap_or(false) {
@@ -205,7 +207,7 @@ pub fn write(dir: &Path, artifact: &Artifact, tag: Option<&str>) -> Result<()> {
         fs::rename(&tmp, &dest).map_err(|e| io("writing a blob", e))?;
     }
     for m in &artifact.manifests {
-        write_atomic(&blob_path(dir, &m.digest), &m.bytes).map_err(|e| io("writing a manifest", e))?;
+        write_atomic(&blob_path(dir, &m.digest), &m.bytes).map_err(|e| e.context(ctx()))?;
     }
     let root = artifact.root();
     let mut index: OciImageIndex = match fs::read(dir.join("index.json")) {
@@ -232,15 +234,9 @@ pub fn write(dir: &Path, artifact: &Artifact, tag: Option<&str>) -> Result<()> {
         artifact_type: None,
     });
     let bytes = serde_json::to_vec(&index).expect("index serializes");
-    write_atomic(&dir.join("index.json"), &bytes).map_err(|e| io("index.json", e))?;
+    // Last, and atomically: a layout interrupted before this line has no reference to half a blob.
+    write_atomic(&dir.join("index.json"), &bytes).map_err(|e| e.context(ctx()))?;
     Ok(())
-}
-
-/// Writes `path` whole or not at all: a temporary file beside it, renamed over it.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("partial");
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
 }
 
 /// Whether the layout at `dir` already holds blob `digest` of `size` bytes.
@@ -284,5 +280,32 @@ impl Drop for NewBlob {
     /// An uncommitted blob (a failed download) leaves nothing behind.
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_index_and_manifests_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        fs::write(dir.path().join("index.json"), vec![b' '; (media::MAX_MANIFEST_BYTES + 1) as usize]).unwrap();
+        let e = read(dir.path(), &Selector::Only).unwrap_err().to_string();
+        assert!(e.contains("index.json is over 4194304 bytes"), "{e}");
+        // A manifest blob over the limit, named by a small index.
+        let big = vec![b' '; (media::MAX_MANIFEST_BYTES + 1) as usize];
+        let digest = Digest::sha256_of(&big);
+        fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        fs::write(blob_path(dir.path(), &digest), &big).unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{}","digest":"{digest}","size":{}}}]}}"#,
+            media::OCI_MANIFEST,
+            big.len()
+        );
+        fs::write(dir.path().join("index.json"), index).unwrap();
+        let e = read(dir.path(), &Selector::Only).unwrap_err().to_string();
+        assert!(e.contains(&format!("manifest blob {digest} is over 4194304 bytes")), "{e}");
     }
 }

@@ -38,6 +38,14 @@ pub fn kind_of(media_type: &str) -> &'static str {
     }
 }
 
+/// The largest manifest or index hoist reads or writes: distribution's and Harbor's limit (4 MiB), so
+/// what hoist accepts a registry accepts too. Also bounds a layout's `index.json` and a docker
+/// archive's `manifest.json`.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// The largest image config hoist reads whole (configs are read into memory; real ones are a few KiB,
+/// with long histories well under 1 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// The media type of manifest `bytes` served as `content_type`: the header when it names a manifest
 /// kind, else what the manifest declares of itself (`mediaType`), else what its shape says (a
 /// `manifests` list is an index). Registries serving generic types (`application/json`,

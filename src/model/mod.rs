@@ -6,6 +6,7 @@
 mod digest;
 pub mod media;
 mod reference;
+pub mod safe_url;
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use bytes::Bytes;
 pub use digest::{Digest, HashingWriter};
 pub use oci_client::manifest::{ImageIndexEntry, OciDescriptor, OciImageIndex, OciImageManifest, Platform};
 pub use reference::{api_host, is_loopback_host, validate_tag, Reference};
+pub use safe_url::DisplaySafeUrl;
 
 /// What a push uploads: a root manifest, the manifests below it, and every blob they name.
 #[derive(Debug, Clone)]

@@ -128,9 +128,21 @@ pub fn repo_scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
 }
 
-/// The actions a JWT grants on `repository` (its `access` claim), or `None` when the token is not a
-/// readable JWT (opaque tokens are fine; we just cannot look inside).
-pub fn jwt_actions(token: &str, repository: &str) -> Option<Vec<String>> {
+/// One entry of a JWT's `access` claim (docker's token spec).
+#[derive(serde::Deserialize)]
+struct Access {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    actions: Vec<String>,
+}
+
+/// The `access` claim of a JWT, or `None` when the token is not a readable JWT (opaque tokens are
+/// fine; we just cannot look inside). The signature is not checked: this only reads what the token
+/// server says it granted, to explain a refusal early.
+fn jwt_access(token: &str) -> Option<Vec<Access>> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     #[derive(serde::Deserialize)]
@@ -138,24 +150,24 @@ pub fn jwt_actions(token: &str, repository: &str) -> Option<Vec<String>> {
         #[serde(default)]
         access: Vec<Access>,
     }
-    #[derive(serde::Deserialize)]
-    struct Access {
-        #[serde(rename = "type", default)]
-        kind: String,
-        #[serde(default)]
-        name: String,
-        #[serde(default)]
-        actions: Vec<String>,
-    }
     let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    Some(claims.access)
+}
+
+/// The actions a JWT grants on `repository`, or `None` when the token is not a readable JWT.
+pub fn jwt_actions(token: &str, repository: &str) -> Option<Vec<String>> {
     Some(
-        claims
-            .access
+        jwt_access(token)?
             .into_iter()
             .filter(|a| a.kind == "repository" && a.name == repository)
             .flat_map(|a| a.actions)
             .collect(),
     )
+}
+
+/// What a JWT grants, as scopes (`repository:p/a:pull,push`), for verbose mode; `None` when opaque.
+pub fn jwt_scopes(token: &str) -> Option<Vec<String>> {
+    Some(jwt_access(token)?.into_iter().map(|a| format!("{}:{}:{}", a.kind, a.name, a.actions.join(","))).collect())
 }
 
 #[cfg(test)]
@@ -212,6 +224,8 @@ mod tests {
         assert_eq!(jwt_actions(&tok, "p/a").unwrap(), ["pull", "push"]);
         assert_eq!(jwt_actions(&tok, "p/c").unwrap(), Vec::<String>::new());
         assert!(jwt_actions("opaque-token", "p/a").is_none());
+        assert_eq!(jwt_scopes(&tok).unwrap(), ["repository:p/a:pull,push", "repository:p/b:pull"]);
+        assert!(jwt_scopes("opaque-token").is_none());
     }
 
     #[test]

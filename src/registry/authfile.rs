@@ -50,22 +50,16 @@ fn read(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>> {
 }
 
 fn write(path: &Path, doc: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let ctx = || format!("writing {}", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io(ctx(), e))?;
     let mut bytes = serde_json::to_vec_pretty(doc).expect("JSON map serializes");
     bytes.push(b'\n');
-    tmp.write_all(&bytes).and_then(|_| tmp.as_file().sync_all()).map_err(|e| Error::io(ctx(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
-    Ok(())
+    crate::fsutil::write_atomic_with_mode(path, &bytes, 0o600)
 }
 
 /// Removes every `auths` key naming `host` (`host`, `https://host/`, …); true when one was there.

@@ -17,9 +17,10 @@ use super::auth::{self, Challenge, Token, TokenCache, TokenResponse};
 use super::chunking::Chunking;
 use super::credentials::{Credential, CredentialSource};
 use super::error as rerr;
+use super::events::{self, Trace};
 use super::tls::{self, TlsOptions};
 use crate::error::{Error, Result};
-use crate::model::is_loopback_host;
+use crate::model::{is_loopback_host, DisplaySafeUrl};
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +47,10 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base.as_str()).field("credential", &self.credential).finish()
+        f.debug_struct("Client")
+            .field("base", &DisplaySafeUrl::new(self.base.clone()))
+            .field("credential", &self.credential)
+            .finish()
     }
 }
 
@@ -82,6 +86,7 @@ impl Client {
             chunking: Chunking::default(),
         };
         client.learn_from_ping(resp).await?;
+        events::trace(|| client.connected_trace());
         Ok(Arc::new(client))
     }
 
@@ -122,7 +127,7 @@ impl Client {
             return Ok(());
         }
         let host = self.host.clone();
-        let err = rerr::from_response(resp).await.context(format!("GET {}v2/", self.base));
+        let err = rerr::from_response(resp).await.context(format!("GET {}v2/", DisplaySafeUrl::new(self.base.clone())));
         Err(if status == StatusCode::NOT_FOUND {
             err.context(format!("{host} is not a registry endpoint")).with_hint(
                 "check the host and port; self-managed GitLab registries usually listen on :5050 (CI_REGISTRY), not on the GitLab web host",
@@ -154,6 +159,26 @@ impl Client {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    /// What verbose mode says once a registry is reached: scheme, auth scheme, and whose credential.
+    fn connected_trace(&self) -> Trace {
+        let auth = match &*self.challenge.lock().expect("challenge lock") {
+            None => "none asked".to_string(),
+            Some(Challenge::Basic) => "Basic".to_string(),
+            Some(Challenge::Bearer { realm, service }) => format!(
+                "Bearer (realm {}, service {})",
+                crate::model::safe_url::display_safe(realm),
+                service.as_deref().unwrap_or("-")
+            ),
+        };
+        Trace::Connected {
+            host: self.host.clone(),
+            base: DisplaySafeUrl::new(self.base.clone()),
+            auth,
+            user: self.credential.as_ref().map(|(c, _)| c.username.clone()),
+            source: self.credential.as_ref().map(|(_, s)| s.to_string()),
+        }
+    }
     pub fn base(&self) -> &Url {
         &self.base
     }
@@ -181,7 +206,7 @@ impl Client {
             if let Some(a) = &authz {
                 req = req.header(AUTHORIZATION, a.as_str());
             }
-            let resp = req.send().await.map_err(rerr::from_reqwest)?;
+            let resp = execute(&self.http, req).await.map_err(rerr::from_reqwest)?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }
@@ -240,7 +265,7 @@ impl Client {
     }
 
     async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Token> {
-        let ctx = || format!("getting a token from {realm}");
+        let ctx = || format!("getting a token from {}", crate::model::safe_url::display_safe(realm));
         let mut url = Url::parse(realm)
             .map_err(|e| Error::other(format!("the registry's token realm is not a URL: {e}")).context(ctx()))?;
         {
@@ -257,20 +282,30 @@ impl Client {
             let host = url.host_str().unwrap_or_default();
             if url.scheme() == "http" && !is_loopback_host(host) {
                 return Err(Error::usage(format!(
-                    "refusing to send credentials to token service {realm} over plain HTTP"
+                    "refusing to send credentials to token service {} over plain HTTP",
+                    DisplaySafeUrl::new(url.clone())
                 )));
             }
             req = req.header(AUTHORIZATION, cred.basic_header());
         }
         self.token_requests.fetch_add(1, Ordering::Relaxed);
         let fetched_at = Instant::now();
-        let resp = req.send().await.map_err(|e| rerr::from_reqwest(e).context(ctx()))?;
+        let resp = execute(&self.http, req).await.map_err(|e| rerr::from_reqwest(e).context(ctx()))?;
         if !resp.status().is_success() {
             return Err(self.fail(resp).await.context(ctx()));
         }
-        let body: TokenResponse =
-            resp.json().await.map_err(|e| Error::auth(format!("the answer is not a token: {e}")).context(ctx()))?;
-        body.into_token(fetched_at).ok_or_else(|| Error::auth("the answer holds no token").context(ctx()))
+        let body = rerr::read_capped(resp, rerr::TOKEN_BODY_LIMIT).await.map_err(|e| e.context(ctx()))?;
+        let body: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| Error::auth(format!("the answer is not a token: {e}")).context(ctx()))?;
+        let token =
+            body.into_token(fetched_at).ok_or_else(|| Error::auth("the answer holds no token").context(ctx()))?;
+        events::trace(|| Trace::Token {
+            realm: DisplaySafeUrl::new(url.clone()),
+            service: service.map(str::to_string),
+            asked: scopes.to_vec(),
+            granted: auth::jwt_scopes(token.value.expose()),
+        });
+        Ok(token)
     }
 
     /// The challenge `GET /v2/` answered with (`None`: the registry asked for no credentials).
@@ -311,7 +346,9 @@ impl Client {
         if let Some((cred, _)) = &self.credential {
             req = req.header(AUTHORIZATION, cred.basic_header());
         }
-        req.send().await.map_err(|e| rerr::from_reqwest(e).context(format!("GET {path_and_query} on {}", self.host)))
+        execute(&self.http, req)
+            .await
+            .map_err(|e| rerr::from_reqwest(e).context(format!("GET {path_and_query} on {}", self.host)))
     }
 
     /// Makes sure we can push to `repository` before uploading anything: fetches the token for
@@ -345,18 +382,11 @@ impl Client {
 /// Sends the first `GET /v2/` to `host`, choosing the scheme: loopback hosts are tried over HTTPS first and fall
 /// back to plain HTTP, as docker treats `localhost`; other hosts use HTTPS unless `--plain-http`.
 async fn open(host: &str, opts: &ClientOptions, http: &reqwest::Client) -> Result<(Url, Response)> {
-    let schemes: &[&str] = if opts.plain_http {
-        &["http"]
-    } else if is_loopback_host(host) {
-        &["https", "http"]
-    } else {
-        &["https"]
-    };
     let mut first_err = None;
-    for scheme in schemes {
+    for scheme in schemes_to_try(host, opts.plain_http) {
         let base = Url::parse(&format!("{scheme}://{host}/"))
             .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
-        match http.get(base.join("v2/").expect("static path")).send().await {
+        match execute(http, http.get(base.join("v2/").expect("static path"))).await {
             Ok(resp) => return Ok((base, resp)),
             Err(e) => {
                 // A server that speaks TLS with a certificate we do not trust is a TLS registry:
@@ -399,6 +429,70 @@ fn username_hint(username: &str, src: &CredentialSource) -> String {
     hint
 }
 
+/// The schemes to try for `host`, in order: HTTPS only, unless `--plain-http` (HTTP only) or the host is
+/// loopback (HTTPS, then HTTP, as docker treats `localhost`). A non-loopback host never falls back to
+/// plain HTTP by itself.
+fn schemes_to_try(host: &str, plain_http: bool) -> &'static [&'static str] {
+    if plain_http {
+        &["http"]
+    } else if is_loopback_host(host) {
+        &["https", "http"]
+    } else {
+        &["https"]
+    }
+}
+
+/// Whether a redirect from `from` to `to` may be followed: anything but HTTPS → plain HTTP to a
+/// non-loopback host (a downgrade would expose the request and its answer).
+fn redirect_allowed(from: &Url, to: &Url) -> bool {
+    !(from.scheme() == "https" && to.scheme() == "http" && !is_loopback_host(to.host_str().unwrap_or_default()))
+}
+
+/// Sends one request: the single place every HTTP exchange of hoist goes through, so verbose mode sees
+/// them all (method, safe URL, status, sizes, time — never a header).
+pub(super) async fn execute(
+    http: &reqwest::Client,
+    req: RequestBuilder,
+) -> std::result::Result<Response, reqwest::Error> {
+    let req = req.build()?;
+    if !events::tracing() {
+        return http.execute(req).await;
+    }
+    let method = req.method().to_string();
+    let url = DisplaySafeUrl::new(req.url().clone());
+    let sent = req
+        .body()
+        .and_then(|b| b.as_bytes())
+        .map(|b| b.len() as u64)
+        .or_else(|| req.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()));
+    let started = Instant::now();
+    let result = http.execute(req).await;
+    let elapsed = started.elapsed();
+    events::trace(|| match &result {
+        Ok(resp) => Trace::Exchange {
+            method,
+            redirected_to: (resp.url() != url.expose()).then(|| DisplaySafeUrl::new(resp.url().clone())),
+            url,
+            status: Some(resp.status().as_u16()),
+            error: None,
+            sent,
+            received: resp.content_length(),
+            elapsed,
+        },
+        Err(e) => Trace::Exchange {
+            method,
+            url,
+            status: None,
+            error: Some(rerr::from_reqwest_ref(e)),
+            sent,
+            received: None,
+            redirected_to: None,
+            elapsed,
+        },
+    });
+    result
+}
+
 pub(super) fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Client> {
     let tls = tls::client_config(host, &opts.tls)?;
     reqwest::Client::builder()
@@ -407,8 +501,18 @@ pub(super) fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Cl
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(300))
         .pool_max_idle_per_host(opts.max_idle.max(1))
-        // Registries redirect blob GETs to storage; uploads never follow redirects silently.
-        .redirect(reqwest::redirect::Policy::limited(5))
+        // Registries redirect blob GETs to storage; never from HTTPS down to plain HTTP off loopback.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            let from = attempt.previous().last().cloned();
+            if attempt.previous().len() > 5 {
+                attempt.error("more than 5 redirects")
+            } else if from.is_some_and(|f| !redirect_allowed(&f, attempt.url())) {
+                let to = DisplaySafeUrl::new(attempt.url().clone());
+                attempt.error(format!("refusing a redirect from HTTPS to plain HTTP ({to})"))
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .map_err(|e| Error::other(format!("setting up HTTP client: {e}")))
 }
@@ -416,6 +520,40 @@ pub(super) fn build_http(host: &str, opts: &ClientOptions) -> Result<reqwest::Cl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_silent_downgrade_to_http_off_loopback() {
+        assert_eq!(schemes_to_try("harbor.example.com", false), ["https"]);
+        assert_eq!(schemes_to_try("harbor.example.com:8443", false), ["https"]);
+        assert_eq!(schemes_to_try("10.0.0.5:5000", false), ["https"]);
+        assert_eq!(schemes_to_try("localhost:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("127.0.0.1:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("[::1]:5000", false), ["https", "http"]);
+        assert_eq!(schemes_to_try("harbor.example.com", true), ["http"], "only when asked with --plain-http");
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(!redirect_allowed(&u("https://h.io/v2/a/blobs/x"), &u("http://s3.example.com/b?sig=1")));
+        assert!(redirect_allowed(&u("https://h.io/v2/a/blobs/x"), &u("https://s3.example.com/b")));
+        assert!(redirect_allowed(&u("http://127.0.0.1:5000/v2/"), &u("http://127.0.0.1:9000/b")));
+        assert!(redirect_allowed(&u("https://127.0.0.1:5000/v2/"), &u("http://127.0.0.1:9000/b")));
+    }
+
+    #[tokio::test]
+    async fn credentials_never_go_to_a_plain_http_token_service_off_loopback() {
+        let client = Client {
+            host: "h.io".into(),
+            base: Url::parse("https://h.io/").unwrap(),
+            http: build_http("h.io", &ClientOptions::default()).unwrap(),
+            credential: Some((Credential::new("u", "Secret-pw-1"), CredentialSource::Flags)),
+            challenge: Mutex::new(None),
+            tokens: TokenCache::default(),
+            token_requests: AtomicU64::new(0),
+            chunking: Chunking::default(),
+        };
+        let e = client.fetch_token("http://auth.example.com/token", Some("reg"), &[]).await.unwrap_err();
+        assert!(e.to_string().contains("refusing to send credentials to token service"), "{e}");
+        assert_eq!(client.token_requests(), 0, "nothing was sent");
+        assert!(!format!("{client:?}").contains("Secret-pw-1"));
+    }
 
     #[test]
     fn username_hints_spot_eaten_robot_names() {

@@ -53,7 +53,47 @@ pub fn describe(status: StatusCode, body: &[u8]) -> (String, Vec<String>) {
     (text, codes)
 }
 
-/// Turns a failed response into an error (reads the body, which is small for errors).
+/// How much of an error body is read: enough for any registry's JSON errors and a proxy's HTML page;
+/// a hostile server cannot make hoist buffer more.
+pub const ERROR_BODY_LIMIT: usize = 64 << 10;
+/// How much of a token service's answer is read (JWTs with long access lists stay far below).
+pub const TOKEN_BODY_LIMIT: usize = 1 << 20;
+
+/// Reads a response body, refusing one over `limit` bytes (by its `Content-Length`, or as it streams
+/// in when there is none), so a body's size is bounded before it is in memory.
+pub async fn read_capped(mut resp: Response, limit: usize) -> Result<bytes::Bytes, Error> {
+    let too_big = |n: String| {
+        Error::other(format!("the answer is {n} bytes, over hoist's {limit}-byte limit for it"))
+            .with_hint("the server is misbehaving, or this is not a registry")
+    };
+    if let Some(len) = resp.content_length().filter(|l| *l > limit as u64) {
+        return Err(too_big(len.to_string()));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(from_reqwest)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(too_big(format!("more than {limit}")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Up to `limit` bytes of a body (the rest is dropped unread): for error bodies, where a cut message is
+/// still useful and the status already says what happened.
+async fn read_prefix(mut resp: Response, limit: usize) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= limit {
+            break;
+        }
+    }
+    buf.freeze()
+}
+
+/// Turns a failed response into an error (reads at most [`ERROR_BODY_LIMIT`] of the body).
 pub async fn from_response(resp: Response) -> Error {
     let status = resp.status();
     let retry_after = resp
@@ -62,7 +102,7 @@ pub async fn from_response(resp: Response) -> Error {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = read_prefix(resp, ERROR_BODY_LIMIT).await;
     from_status(status, &body, retry_after)
 }
 
@@ -104,7 +144,7 @@ pub fn is_certificate_error(err: &reqwest::Error) -> bool {
 /// Turns a transport error into an error: network kind, retryable unless it is a certificate problem.
 pub fn from_reqwest(err: reqwest::Error) -> Error {
     let tls_problem = is_certificate_error(&err);
-    let e = Error::network(error_chain(&err));
+    let e = Error::network(from_reqwest_ref(&err));
     if tls_problem {
         e.with_hint(
             "the registry's certificate is not trusted: pass its CA with --ca-file FILE (or CI_SERVER_TLS_CA_FILE, \
@@ -112,6 +152,16 @@ pub fn from_reqwest(err: reqwest::Error) -> Error {
         )
     } else {
         e.retryable(None)
+    }
+}
+
+/// A transport error's text with its URL shown safely (reqwest puts the whole URL in its message:
+/// an upload's `_state`, a storage redirect's signature).
+pub fn from_reqwest_ref(err: &reqwest::Error) -> String {
+    let text = error_chain(err);
+    match err.url() {
+        Some(u) => text.replace(u.as_str(), &crate::model::DisplaySafeUrl::new(u.clone()).to_string()),
+        None => text,
     }
 }
 
@@ -160,5 +210,60 @@ mod tests {
         assert_eq!(e.retry(), Some(Some(Duration::from_secs(3))));
         let e = from_status(StatusCode::PAYLOAD_TOO_LARGE, b"<html><h1>413</h1></html>", None);
         assert!(e.hint().unwrap().contains("--chunk-size"));
+    }
+
+    /// A one-connection HTTP server on loopback answering every request with `head` then `body`
+    /// repeated `repeat` times (an "endless" body when large), for the bounded-read tests.
+    async fn serve(head: String, body: &'static [u8], repeat: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            for _ in 0..repeat {
+                if s.write_all(body).await.is_err() {
+                    return; // the client hung up: what a bounded read does
+                }
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    fn http() -> reqwest::Client {
+        let tls = super::super::tls::client_config("127.0.0.1", &Default::default()).unwrap();
+        reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_up_to_a_cap() {
+        let http = http();
+        // A declared length over the cap is refused before anything is read.
+        let url = serve("HTTP/1.1 200 OK\r\nContent-Length: 5242880\r\n\r\n".into(), b"", 0).await;
+        let e = read_capped(http.get(url).send().await.unwrap(), 4 << 20).await.unwrap_err();
+        assert!(e.to_string().contains("5242880 bytes, over hoist's 4194304-byte limit"), "{e}");
+        // No length, and more than the cap streams in: refused once the cap is passed.
+        let url = serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), &[b'x'; 1024], 8 * 1024).await;
+        let e = read_capped(http.get(url).send().await.unwrap(), 4 << 20).await.unwrap_err();
+        assert!(e.to_string().contains("more than 4194304"), "{e}");
+        // An error body that never ends: the first 64 KiB make the message, the rest is not read.
+        let url = serve(
+            "HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n".into(),
+            b"NAME_UNKNOWN endless proxy page line\n",
+            10_000_000,
+        )
+        .await;
+        let e = from_response(http.get(url).send().await.unwrap()).await;
+        assert!(e.to_string().starts_with("404 Not Found: NAME_UNKNOWN endless proxy page line"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn oversized_headers_are_an_error_not_a_hang() {
+        let huge = "x".repeat(2 << 20);
+        let url = serve(format!("HTTP/1.1 200 OK\r\nX-Huge: {huge}\r\nContent-Length: 0\r\n\r\n"), b"", 0).await;
+        let e = http().get(url).send().await.map_err(from_reqwest).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     }
 }

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use url::Url;
 
-use super::client::{build_http, ClientOptions};
+use super::client::{build_http, execute, ClientOptions};
 use super::error as rerr;
 use super::retry::RetryPolicy;
 use crate::error::{Error, Result};
@@ -21,7 +21,8 @@ pub async fn get_url(url: &Url, opts: &ClientOptions, retry: RetryPolicy, limit:
     if url.scheme() != "https"
         && !(url.scheme() == "http" && (opts.plain_http || crate::model::is_loopback_host(&host)))
     {
-        return Err(Error::usage(format!("refusing to download {url} over {}", url.scheme())).with_hint(
+        let shown = crate::model::DisplaySafeUrl::new(url.clone());
+        return Err(Error::usage(format!("refusing to download {shown} over {}", url.scheme())).with_hint(
             "chart repositories are fetched over https (plain http only for loopback or with --plain-http)",
         ));
     }
@@ -29,18 +30,12 @@ pub async fn get_url(url: &Url, opts: &ClientOptions, retry: RetryPolicy, limit:
     let mut attempt = 0;
     loop {
         let result = async {
-            let resp = http.get(url.clone()).send().await.map_err(rerr::from_reqwest)?;
+            let resp = execute(&http, http.get(url.clone())).await.map_err(rerr::from_reqwest)?;
             if !resp.status().is_success() {
                 return Err(rerr::from_response(resp).await);
             }
-            if resp.content_length().is_some_and(|n| n > limit) {
-                return Err(Error::other(format!("the answer is larger than {limit} bytes")));
-            }
-            let body = resp.bytes().await.map_err(rerr::from_reqwest)?;
-            if body.len() as u64 > limit {
-                return Err(Error::other(format!("the answer is larger than {limit} bytes")));
-            }
-            Ok(body)
+            // Bounded as it streams in, not after: a body without a length cannot fill memory.
+            rerr::read_capped(resp, usize::try_from(limit).unwrap_or(usize::MAX)).await
         }
         .await;
         match result {
@@ -50,7 +45,7 @@ pub async fn get_url(url: &Url, opts: &ClientOptions, retry: RetryPolicy, limit:
                     tokio::time::sleep(retry.delay(attempt, after)).await;
                     attempt += 1;
                 }
-                _ => return Err(e.context(format!("downloading {url}"))),
+                _ => return Err(e.context(format!("downloading {}", crate::model::DisplaySafeUrl::new(url.clone())))),
             },
         }
     }

@@ -56,7 +56,7 @@ pub struct Repository {
 
 /// The largest manifest hoist reads: distribution refuses to store bigger ones (400 MANIFEST_INVALID
 /// above 4 MiB), so anything larger is not a manifest a registry should be serving.
-pub const MANIFEST_LIMIT: usize = 4 << 20;
+pub const MANIFEST_LIMIT: usize = media::MAX_MANIFEST_BYTES as usize;
 
 impl Repository {
     /// A repository handle asking for `actions` (`pull` or `pull,push`) on `name`, plus pull on each
@@ -132,6 +132,10 @@ impl Repository {
 
     fn count_retry(&self, e: &Error) {
         let reason = e.message().split(':').next().unwrap_or("error").trim().to_string();
+        super::events::trace(|| super::events::Trace::Retry {
+            host: self.client.host().to_string(),
+            reason: e.message().to_string(),
+        });
         if reason.starts_with("429") || reason.starts_with("503") {
             self.back_off();
         }
@@ -686,11 +690,13 @@ impl Repository {
         .await
     }
 
-    /// Reads a small blob (a config) whole, verifying its digest.
+    /// Reads a small blob (a config) whole, verifying its digest; one over
+    /// [`media::MAX_CONFIG_BYTES`] is refused before it is in memory.
     pub async fn get_blob_bytes(&self, digest: &Digest) -> Result<Bytes> {
         let what = format!("reading blob {} from {}/{}", digest.short(), self.client.host(), self.name);
         self.with_retries(&what, &NoProgress, || async {
-            let bytes = self.get_blob(digest).await?.bytes().await.map_err(super::error::from_reqwest)?;
+            let resp = self.get_blob(digest).await?;
+            let bytes = super::error::read_capped(resp, media::MAX_CONFIG_BYTES as usize).await?;
             if Digest::sha256_of(&bytes) != *digest {
                 return Err(Error::other("the content does not match its digest"));
             }

@@ -145,7 +145,10 @@ where
     let mut u = Unpacker { root, opts, report: Report::default() };
     for (i, (desc, reader)) in layers.into_iter().enumerate() {
         let name = format!("layer {} ({})", i + 1, desc.digest);
-        u.layer(&name, reader).map_err(|e| e.context(format!("{}: {name}", ctx())))?;
+        let compressed = u64::try_from(desc.size).unwrap_or(0);
+        decoder_or_err(reader)
+            .and_then(|d| u.layer(&name, crate::fsutil::ExpansionGuard::new(d, compressed, Expansion::LAYER)))
+            .map_err(|e| e.context(format!("{}: {name}", ctx())))?;
         u.report.layers += 1;
     }
     u.finish().map_err(|e| e.context(ctx()))?;
@@ -185,6 +188,8 @@ pub fn resolve(entries: &BTreeMap<String, Entry>, path: &str) -> Option<String> 
     }
     Some(done.join("/"))
 }
+
+use crate::fsutil::{clean_checked, Expansion};
 
 /// What one layer says about a path: its bytes, or that it deleted it (a whiteout of it or of a
 /// parent, or an opaque parent), or nothing.
@@ -236,22 +241,6 @@ pub fn lookup<R: Read>(reader: R, paths: &[&str]) -> Result<BTreeMap<String, Loo
     Ok(found)
 }
 
-/// Lexically cleans an image path: no leading `/`, no `.` or empty parts, `..` resolved; `None`
-/// when a `..` would climb above the root.
-fn clean_checked(path: &str) -> Option<String> {
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop()?;
-            }
-            p => out.push(p),
-        }
-    }
-    Some(out.join("/"))
-}
-
 /// [`clean_checked`], clamping `..` at the root (for filter patterns, which are never written).
 fn clean(path: &str) -> String {
     crate::builder::ignore::clean(path)
@@ -265,6 +254,10 @@ struct Unpacker<'a> {
     root: PathBuf,
     opts: &'a Options,
     report: Report,
+}
+
+fn decoder_or_err<'r, R: Read + 'r>(reader: R) -> Result<Box<dyn Read + 'r>> {
+    decoder(reader).map_err(|e| Error::other(format!("reading the layer: {e}")))
 }
 
 /// The decompressing reader for a layer blob: gzip and zstd by magic bytes, else a plain tar.
@@ -289,9 +282,11 @@ impl Unpacker<'_> {
         }
     }
 
+    /// Applies one decompressed layer (bounded by [`Expansion::LAYER`]: a decompression bomb stops
+    /// with an error, not a full disk).
     fn layer<R: Read>(&mut self, name: &str, reader: R) -> Result<()> {
         let read_err = |e: io::Error| Error::other(format!("reading the layer: {e}"));
-        let mut archive = tar::Archive::new(decoder(reader).map_err(read_err)?);
+        let mut archive = tar::Archive::new(reader);
         // Paths this layer wrote: its own whiteouts never delete them.
         let mut mine: HashSet<String> = HashSet::new();
         for entry in archive.entries().map_err(read_err)? {
@@ -572,69 +567,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// One crafted tar entry.
-    enum E<'a> {
-        Dir(&'a str),
-        File(&'a str, &'a str),
-        FileMode(&'a str, &'a str, u32, u64),
-        Sym(&'a str, &'a str),
-        Hard(&'a str, &'a str),
-        Dev(&'a str),
-        Fifo(&'a str),
-    }
-
-    /// A tar with `entries`, names written raw (so `..` and absolute names get through).
-    fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for e in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_mtime(1_700_000_000);
-            let (name, data): (&str, &[u8]) = match e {
-                E::Dir(n) => {
-                    h.set_entry_type(tar::EntryType::Directory);
-                    h.set_mode(0o755);
-                    (n, b"")
-                }
-                E::File(n, c) => {
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(0o644);
-                    (n, c.as_bytes())
-                }
-                E::FileMode(n, c, m, id) => {
-                    h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(*m);
-                    h.set_uid(*id);
-                    h.set_gid(*id + 1);
-                    (n, c.as_bytes())
-                }
-                E::Sym(n, t) | E::Hard(n, t) => {
-                    h.set_entry_type(if matches!(e, E::Sym(..)) {
-                        tar::EntryType::Symlink
-                    } else {
-                        tar::EntryType::Link
-                    });
-                    h.set_mode(0o777);
-                    h.as_old_mut().linkname[..t.len()].copy_from_slice(t.as_bytes());
-                    (n, b"")
-                }
-                E::Dev(n) => {
-                    h.set_entry_type(tar::EntryType::Char);
-                    h.set_mode(0o666);
-                    (n, b"")
-                }
-                E::Fifo(n) => {
-                    h.set_entry_type(tar::EntryType::Fifo);
-                    h.set_mode(0o644);
-                    (n, b"")
-                }
-            };
-            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-            h.set_size(data.len() as u64);
-            h.set_cksum();
-            b.append(&h, data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
+    use crate::fsutil::craft::{tar_of, E};
 
     fn gz(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -17,4 +17,5 @@ mod proxy_selftest;
 mod push;
 mod realworld;
 mod resilience;
+mod secrets;
 mod tls;

@@ -65,3 +65,29 @@ fn tls_private_ca_is_found_through_every_source_and_refused_without() {
         assert!(Skopeo::new(&reg).try_inspect_raw(&format!("{repo}:1")).status.success(), "{repo}");
     }
 }
+
+/// `--insecure` warns on every run of every verb that talks to registries (one line per verb below),
+/// even with `-q`; and a TLS registry is never reached over plain HTTP behind the user's back.
+#[test]
+fn tls_insecure_warns_for_every_verb() {
+    let reg = Registry::start(RegistryOpts::plain().tls());
+    let work = tmp();
+    let src = work.path().join("src");
+    oci_layout(&src, &LayoutSpec::new(93).layer_sizes(&[1000]).tag("v1"));
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(ctx.join("a"), "a").unwrap();
+    let host = reg.host();
+    let verbs: Vec<Vec<String>> = vec![
+        vec!["push".into(), format!("oci:{}:v1", src.display()), format!("{host}/ins/push:1")],
+        vec!["build".into(), ctx.display().to_string(), "-t".into(), format!("{host}/ins/build:1")],
+    ];
+    for args in verbs {
+        let out = Hoist::run(args.iter().map(String::as_str).chain(["--insecure", "-q"]));
+        out.assert_success().assert_stderr_contains("warning: --insecure");
+        // Without it the same run fails on the certificate (exit 4) instead of trying plain HTTP.
+        let out = Hoist::run(args.iter().map(String::as_str).chain(["--retries", "0"]));
+        out.assert_code(4).assert_stderr_contains("certificate");
+    }
+}

@@ -242,6 +242,11 @@ impl Registry {
     }
 
     /// The in-process token issuer of an `Auth::Token` registry.
+    /// The token issuer, when this registry uses token auth.
+    pub fn token_issuer_opt(&self) -> Option<&TokenIssuer> {
+        self.token_issuer.as_ref()
+    }
+
     pub fn token_issuer(&self) -> &TokenIssuer {
         self.token_issuer.as_ref().expect("token_issuer() on a registry started without token auth")
     }

@@ -140,6 +140,8 @@ pub struct TokenRequest {
     pub granted: Vec<(String, String, Vec<String>)>,
     /// The HTTP status answered.
     pub status: u16,
+    /// The token handed out (200 answers only), so tests can look for it where it must not be.
+    pub token: Option<String>,
 }
 
 struct Signer {
@@ -400,6 +402,7 @@ async fn token_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap, Ra
         scopes: scopes.clone(),
         granted: Vec::new(),
         status: 200,
+        token: None,
     };
 
     {
@@ -476,6 +479,7 @@ async fn token_handler(State(shared): State<Arc<Shared>>, headers: HeaderMap, Ra
     let iat = now_secs();
     let lifetime = opts.lifetime.as_secs().max(1);
     let token = sign_token(&shared.signer, &opts, subject.as_deref().unwrap_or(""), &granted, lifetime, iat);
+    record.token = Some(token.clone());
     shared.requests.lock().unwrap().push(record);
 
     let mut body = serde_json::Map::new();
