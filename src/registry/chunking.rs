@@ -72,12 +72,14 @@ impl Chunking {
         AfterRefusal::Chunks(self.size())
     }
 
-    /// A chunk went through. Returns `Some((size, smallest refused))` once per size chosen after a 413,
-    /// for the caller to tell the user; `None` otherwise.
-    pub fn passed(&self) -> Option<(u64, u64)> {
+    /// A chunk of `len` bytes went through. Returns `Some((size, smallest refused))` once per size
+    /// chosen after a 413, for the caller to tell the user; `None` otherwise. Only a chunk of the whole
+    /// current size proves that size: a blob's short last chunk (or a small blob sent as one chunk by a
+    /// concurrent upload while the size was being halved) proves nothing about it.
+    pub fn passed(&self, len: u64) -> Option<(u64, u64)> {
         let refused = self.refused.load(Ordering::Relaxed);
         let size = self.size();
-        if refused == 0 || size == 0 {
+        if refused == 0 || size == 0 || len < size {
             return None;
         }
         let last = self.announced.swap(size, Ordering::Relaxed);
@@ -104,13 +106,16 @@ mod tests {
     fn halves_from_the_fallback_down_to_the_floor() {
         let c = Chunking::default();
         assert_eq!(c.size(), 0);
-        assert_eq!(c.passed(), None, "nothing learned, nothing to say");
+        assert_eq!(c.passed(1 << 20), None, "nothing learned, nothing to say");
         // A 20 MiB whole-blob upload refused: 8 MiB chunks, then halving (a 3,000,000-byte cap).
         assert_eq!(c.refused(20 << 20, None), AfterRefusal::Chunks(8 << 20));
         assert_eq!(c.refused(8 << 20, None), AfterRefusal::Chunks(4 << 20));
         assert_eq!(c.refused(4 << 20, None), AfterRefusal::Chunks(2 << 20));
-        assert_eq!(c.passed(), Some((2 << 20, 4 << 20)));
-        assert_eq!(c.passed(), None, "said once");
+        // A small blob sent whole (or a short last chunk) proves nothing about the 2 MiB size — the
+        // race a concurrent upload of a 200 KB layer once won, announcing 2 MiB under a 1 MiB cap.
+        assert_eq!(c.passed(200_000), None, "a short chunk proves nothing");
+        assert_eq!(c.passed(2 << 20), Some((2 << 20, 4 << 20)));
+        assert_eq!(c.passed(2 << 20), None, "said once");
         // A late answer for a larger in-flight chunk never raises the size.
         assert_eq!(c.refused(8 << 20, None), AfterRefusal::Chunks(2 << 20));
         // The user's --chunk-size does not override what a 413 taught.
@@ -133,7 +138,7 @@ mod tests {
         let c = Chunking::default();
         c.prefer(1 << 20);
         assert_eq!(c.size(), 1 << 20);
-        assert_eq!(c.passed(), None);
+        assert_eq!(c.passed(1 << 20), None);
     }
 
     #[test]

@@ -324,7 +324,7 @@ impl Repository {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                     location = location_of(&resp)?;
                     offset = range_end(&resp).unwrap_or(offset + len);
-                    self.chunk_passed();
+                    self.chunk_passed(len);
                     continue;
                 }
                 Ok(resp) if resp.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -407,7 +407,7 @@ impl Repository {
                     location = location_of(&resp)?;
                     if let Some(len) = len {
                         offset = range_end(&resp).unwrap_or(offset + len);
-                        self.chunk_passed();
+                        self.chunk_passed(len);
                         if let Some(done) = end.filter(|(_, size)| offset >= *size) {
                             break done;
                         }
@@ -457,8 +457,8 @@ impl Repository {
 
     /// A chunk went through: once per size chosen after a 413, tell the user what it is and how to
     /// choose it up front.
-    fn chunk_passed(&self) {
-        if let (Some((chunk, refused)), Some(warn)) = (self.client.chunking().passed(), &self.warn) {
+    fn chunk_passed(&self, len: u64) {
+        if let (Some((chunk, refused)), Some(warn)) = (self.client.chunking().passed(len), &self.warn) {
             warn(&Event::ChunkSizeChosen { host: self.client.host().to_string(), refused, chunk });
         }
     }
