@@ -4,17 +4,12 @@
 //! by descriptor; the push engine mounts or streams them. Only an OCI layout output needs their bytes
 //! ([`fetch_remote_blobs`]).
 
-use std::io::Write;
-use std::sync::Arc;
-
-use futures_util::StreamExt;
-
 use super::plan::{BaseImage, Platform};
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, BlobSource, Digest, OciImageIndex, OciImageManifest, Reference};
 use crate::push::Clients;
 use crate::registry::mirrors::Mirrors;
-use crate::registry::ops::{Repository, RetryPolicy};
+use crate::registry::ops::{NoProgress, Repository, RetryPolicy};
 
 /// The media type a manifest declares, or what its shape says.
 fn kind_of(media_type: &str, bytes: &[u8]) -> String {
@@ -149,22 +144,12 @@ pub async fn download_blob(
     let host = crate::model::api_host(registry);
     let ctx = || format!("downloading layer {} from {registry}/{repository}", digest.short());
     let client = clients.get(host).await.with_context(ctx)?;
-    let repo = Arc::new(Repository::new(client, repository, "pull", &[], retry));
-    let resp = repo.get_blob(digest).await.with_context(ctx)?;
+    let repo = Repository::new(client, repository, "pull", &[], retry);
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
-    let mut w = crate::model::HashingWriter::new(std::io::BufWriter::new(tmp));
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::network(format!("{}: {e}", ctx())))?;
-        w.write_all(&chunk).map_err(|e| Error::io(ctx(), e))?;
-    }
-    let (got, got_size, inner) = w.finish();
-    if got != *digest || got_size != size {
-        return Err(Error::other(format!("{}: the content does not match its digest", ctx())));
-    }
-    let tmp = inner.into_inner().map_err(|e| Error::io(ctx(), e.into_error()))?;
+    // The one verified, retried download (size and digest checked before the rename).
+    repo.download_blob(digest, size, tmp.as_file(), &NoProgress).await.with_context(ctx)?;
     tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
     Ok(())
 }
