@@ -81,6 +81,21 @@ pub struct BlobReport {
     pub seconds: f64,
 }
 
+impl BlobReport {
+    /// The report of `blob` in `repo` (`bytes` sent or received, 0 when skipped or mounted).
+    pub fn of(repo: &Repository, blob: &Blob, outcome: BlobOutcome, bytes: u64, seconds: f64) -> BlobReport {
+        BlobReport {
+            repository: format!("{}/{}", repo.client.host(), repo.name),
+            digest: blob.digest.clone(),
+            media_type: blob.media_type.clone(),
+            size: blob.size,
+            outcome,
+            bytes,
+            seconds,
+        }
+    }
+}
+
 impl PushReport {
     /// `pushed 2 references, 9 blobs: 8 uploaded (512.0 MiB), 1 skipped, 0 mounted in 5.2 s (103.2 MB/s)`.
     pub fn summary(&self) -> String {
@@ -250,15 +265,7 @@ async fn push_one(
     if let Some(done) = streamed.0.get(&(repository.clone(), blob.digest.clone())) {
         return Ok(done.clone());
     }
-    let report = |outcome, bytes, seconds| BlobReport {
-        repository: repository.clone(),
-        digest: blob.digest.clone(),
-        media_type: blob.media_type.clone(),
-        size: blob.size,
-        outcome,
-        bytes,
-        seconds,
-    };
+    let report = |outcome, bytes, seconds| BlobReport::of(repo, blob, outcome, bytes, seconds);
     if repo.blob_exists(&blob.digest).await? {
         reporter.skipped(blob);
         return Ok(report(BlobOutcome::Skipped, 0, 0.0));

@@ -167,15 +167,7 @@ fn refuse_foreign_dir(dir: &Path) -> Result<()> {
 }
 
 async fn fetch(repo: &Repository, blob: &Blob, dir: &Path, reporter: &Arc<Reporter>) -> Result<BlobReport> {
-    let report = |outcome, bytes, seconds| BlobReport {
-        repository: format!("{}/{}", repo.client.host(), repo.name),
-        digest: blob.digest.clone(),
-        media_type: blob.media_type.clone(),
-        size: blob.size,
-        outcome,
-        bytes,
-        seconds,
-    };
+    let report = |outcome, bytes, seconds| BlobReport::of(repo, blob, outcome, bytes, seconds);
     if oci::has_blob(dir, &blob.digest, blob.size) {
         reporter.skipped(blob);
         return Ok(report(BlobOutcome::Skipped, 0, 0.0));
