@@ -18,11 +18,11 @@ pub struct ChartDestination {
 pub fn chart_destination(env: &dyn Env) -> Option<ChartDestination> {
     if let Some(project) = env.non_empty(vars::HARBOR_PROJECT) {
         let project = project.trim_matches('/');
-        let host = env
-            .non_empty(vars::HARBOR_OCI)
-            .map(|o| (host_of(&o), "HARBOR_OCI/HARBOR_PROJECT"))
-            .or_else(|| env.non_empty(vars::HARBOR_URL).map(|u| (host_of(&u), "HARBOR_URL/HARBOR_PROJECT")))
-            .or_else(|| env.non_empty(vars::HARBOR_HOST).map(|h| (host_of(&h), "HARBOR_HOST/HARBOR_PROJECT")));
+        let host = env.non_empty(vars::HARBOR_OCI).map(|o| (host_of(&o), "HARBOR_OCI/HARBOR_PROJECT")).or_else(|| {
+            super::harbor_host(env).map(|(h, var)| {
+                (h, if var == vars::HARBOR_URL { "HARBOR_URL/HARBOR_PROJECT" } else { "HARBOR_HOST/HARBOR_PROJECT" })
+            })
+        });
         if let Some((host, from)) = host.filter(|(h, _)| !h.is_empty()) {
             return Some(ChartDestination { url: format!("oci://{host}/{project}"), from });
         }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{host_of, vars, Env};
+use super::{vars, Env};
 use crate::error::{Error, Result};
 use crate::model::{validate_tag, Reference};
 
@@ -132,8 +132,7 @@ impl CiContext {
     /// Reads the context; `name` is `--name`.
     pub fn from_env(env: &dyn Env, name: Option<&str>) -> CiContext {
         let get = |k: &str| env.non_empty(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let registry =
-            get(vars::HARBOR_URL).map(|u| host_of(&u)).or_else(|| get(vars::HARBOR_HOST).map(|h| host_of(&h)));
+        let registry = super::harbor_host(env).map(|(host, _)| host);
         let project = get(vars::HARBOR_PROJECT);
         let missing_harbor = match (&registry, &project) {
             (Some(_), None) => Some(vars::HARBOR_PROJECT),

@@ -42,6 +42,15 @@ impl Env for MapEnv {
     }
 }
 
+/// The Harbor registry's `host[:port]` and the variable it came from: `HARBOR_URL`'s (it keeps the port),
+/// else `HARBOR_HOST`'s (no port). The one reading of GitLab's Harbor integration for the CI destination,
+/// the chart destination and the Harbor credentials.
+pub fn harbor_host(env: &dyn Env) -> Option<(String, &'static str)> {
+    [vars::HARBOR_URL, vars::HARBOR_HOST]
+        .into_iter()
+        .find_map(|var| env.non_empty(var).map(|v| host_of(&v)).filter(|h| !h.is_empty()).map(|h| (h, var)))
+}
+
 /// `host[:port]` of a URL or host string: `https://harbor.example.com:8443/` → `harbor.example.com:8443`.
 pub fn host_of(url_or_host: &str) -> String {
     let s = url_or_host.trim();

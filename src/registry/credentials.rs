@@ -197,10 +197,7 @@ pub fn docker_config_path(env: &dyn Env) -> Option<std::path::PathBuf> {
 }
 
 fn harbor_env(host: &str, env: &dyn Env) -> Option<Credential> {
-    let harbor = env
-        .non_empty(vars::HARBOR_URL)
-        .map(|u| host_of(&u))
-        .or_else(|| env.non_empty(vars::HARBOR_HOST).map(|h| host_of(&h)))?;
+    let (harbor, _) = crate::ci::harbor_host(env)?;
     // HARBOR_HOST has no port; match it against the host part of a `host:port` destination too.
     let host_no_port = host.rsplit_once(':').map_or(host, |(h, _)| h);
     if harbor != host && harbor != host_no_port {
