@@ -12,6 +12,10 @@ done
 # The CI/CD components and examples run under gitlab-ci-local and are validated against GitLab's schema.
 command -v gitlab-ci-local >/dev/null || { echo "test.sh: gitlab-ci-local is missing: npm install -g gitlab-ci-local@4.60.0 (or run .ci/run)" >&2; exit 1; }
 command -v check-jsonschema >/dev/null || { echo "test.sh: check-jsonschema is missing: pip install check-jsonschema (or run .ci/run)" >&2; exit 1; }
+# The Go-built judges (helm 4, crane, oras, syft, regctl, cosign, distribution v3): built once per machine by
+# scripts/go-tools.sh (cached outside the work tree) and put first on PATH.
+TOOLS_BIN="$(scripts/go-tools.sh)" || { echo "test.sh: the Go tools could not be built: scripts/go-tools.sh needs Go >= 1.22 and the Go module proxy" >&2; exit 1; }
+export PATH="$TOOLS_BIN:$PATH"
 
 if [ -d ../shared/conformance/dockerfile-parser ] || [ -n "${HOIST_CONFORMANCE_DIR:-}" ]; then
   cargo test --locked

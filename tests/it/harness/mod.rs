@@ -59,6 +59,28 @@ pub fn require_tool(tool: &str) -> PathBuf {
     );
 }
 
+/// Finds one of the Go-built judges (helm, crane, oras, syft, regctl, cosign, cosign2, registry) that
+/// `scripts/go-tools.sh` installs into the project's `.tools/bin`, else on `PATH`; panics with the install hint:
+/// a missing judge fails the test, never skips it.
+pub fn require_go_tool(tool: &str) -> PathBuf {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin").join(tool);
+    if local.is_file() {
+        return local;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(tool);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{tool}` is not installed (not in .tools/bin nor on PATH); the integration tests need it: \
+         run scripts/go-tools.sh (needs Go >= 1.22; builds the pinned helm, crane, oras, syft, regctl, cosign \
+         and registry with `go install`)"
+    );
+}
+
 /// A directory under cargo's per-target scratch space (`CARGO_TARGET_TMPDIR`) for state that must outlive a
 /// value but not the build tree (e.g. a HOME for a spawned hoist).
 pub fn scratch_dir(prefix: &str) -> PathBuf {
