@@ -132,7 +132,7 @@ pub async fn scan(client: &Client, target: &Target, opts: &ScanOptions, reporter
         _ => {
             let ans = harbor.start_scan(p, r, &digest).await?;
             match ans.status {
-                202 | 200 | 201 => {
+                200..=202 => {
                     started = true;
                     reporter.note(&format!("scan: Harbor started scanning {what} ({digest})"));
                 }
