@@ -134,7 +134,8 @@ pub async fn scan(client: &Client, target: &Target, opts: &ScanOptions, reporter
             match ans.status {
                 200..=202 => {
                     started = true;
-                    reporter.note(&format!("scan: Harbor started scanning {what} ({digest})"));
+                    let shown = if what.ends_with(&digest) { what.clone() } else { format!("{what} ({digest})") };
+                    reporter.note(&format!("scan: Harbor started scanning {shown}"));
                 }
                 // Scan-on-push (or another job) got there first: wait for that scan.
                 409 => reporter.note(&format!(
@@ -464,7 +465,9 @@ impl Outcome {
             self.scanner.as_ref().map(|s| format!(" by {} {} ({})", s.name, s.version, s.vendor)).unwrap_or_default();
         let platforms =
             if self.children.is_empty() { String::new() } else { format!(", {} platforms", self.children.len()) };
-        out.push_str(&format!("scan: {} ({}{platforms}) scanned{scanner}\n", self.reference, self.digest));
+        let digest = if self.reference.ends_with(&self.digest) { String::new() } else { format!(" ({})", self.digest) };
+        let platforms = if platforms.is_empty() { platforms } else { format!(" ({})", &platforms[2..]) };
+        out.push_str(&format!("scan: {}{digest}{platforms} scanned{scanner}\n", self.reference));
         let counted: usize = self.counts.values().map(|c| c.total).sum();
         let parts: Vec<String> = Severity::ALL
             .iter()
