@@ -13,6 +13,7 @@ Examples:
   hoist doctor harbor.example.com/team/app:latest
   hoist doctor registry.gitlab.example.com:5050 --ca-file ca.pem
   hoist doctor 127.0.0.1:5000/app --json | jq '.steps[] | select(.status==\"fail\")'
+  hoist doctor harbor.example.com/team/app --scan   # also what hoist scan needs
 
 Steps: dns, tcp, tls (which CA verified it), api (GET /v2/), credentials (their source), login, robot-name,
 gitlab-token, token (actions granted on the repository); on Harbor: harbor-project, harbor-permissions,

@@ -16,19 +16,21 @@ use crate::scan::{self, gitlab, ScanOptions, Target};
 
 pub const EXAMPLES: &str = "\
 Examples:
-  hoist scan                                      # in CI: $HOIST_IMAGE_REF from the build job's dotenv report
-  hoist scan harbor.example.com/team/app@sha256:… --fail-on High
-  hoist scan harbor.example.com/team/app:1.0 --gitlab-report gl-container-scanning-report.json --junit scan.xml
-  hoist scan harbor.example.com/team/app:1.0 --json | jq '.findings[] | select(.severity==\"Critical\") | .id'
+  hoist scan                                # in CI: $HOIST_IMAGE_REF (the build's dotenv report)
+  hoist scan harbor.example.com/team/app@sha256:… --fail-on high
+  hoist scan harbor.example.com/team/app:1.0 \\
+    --gitlab-report gl-container-scanning-report.json --junit gl-scan-junit.xml
+  hoist scan harbor.example.com/team/app:1.0 --json | jq -r '.findings[].id'
 
-Starts Harbor's scan (a finished scan of the same digest is reused unless --rescan; a scan already running,
-e.g. scan-on-push, is waited for), waits up to --timeout, reads the report (an index: its platforms' reports
-merged), applies the project's CVE allowlist and prints a summary with the link to Harbor's page on stderr.
-The robot account needs `scan:create` and `artifact-addition:read` (check with hoist doctor --scan).
+Starts Harbor's scan (reuses a finished scan of the same digest unless --rescan; waits for one
+already running, e.g. scan-on-push), waits up to --timeout, reads the report (an index: its
+platforms' reports merged), applies the project's CVE allowlist, and prints a summary with the
+link to the artifact in Harbor on stderr. The robot needs `scan:create` and
+`artifact-addition:read` (hoist doctor --scan checks them).
 
-Exit codes: 0 scanned (and nothing at or above --fail-on), 5 a finding at or above --fail-on remains,
-1 the scan failed (Error/Stopped, timeout, no scanner, not scannable, not Harbor), 2 usage,
-3 credentials or permissions, 4 network or TLS.";
+Exit codes: 0 scanned, nothing at or above --fail-on; 5 a finding at or above --fail-on;
+1 the scan failed (Error/Stopped, --timeout, no scanner, not scannable, not Harbor);
+2 usage; 3 credentials or permissions; 4 network or TLS.";
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
