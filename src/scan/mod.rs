@@ -477,7 +477,8 @@ impl Outcome {
         if counted == 0 {
             out.push_str("  no vulnerabilities\n");
         } else {
-            out.push_str(&format!("  {counted} vulnerabilities: {}\n", parts.join(", ")));
+            let noun = if counted == 1 { "vulnerability" } else { "vulnerabilities" };
+            out.push_str(&format!("  {counted} {noun}: {}\n", parts.join(", ")));
         }
         let allowlisted: Vec<&Finding> = self.findings.iter().filter(|f| f.allowlisted).collect();
         if !self.filters.allowlist.is_empty() {

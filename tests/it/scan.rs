@@ -403,6 +403,13 @@ fn doctor_scan_checks_the_scan_permissions_and_the_scanner() {
             "✘ harbor-scan-permissions hoist scan needs scan:create and artifact-addition:read on \"noscan\"",
         )
         .assert_stderr_contains("✘ harbor-scanner     project \"noscan\" has no scanner: scans answer 412");
+    // A registry that is not Harbor has no scanner to check.
+    let reg = Registry::start(RegistryOpts::plain());
+    let mut cmd = Hoist::cmd();
+    cmd.args(["doctor", &format!("{}/team/app:1", reg.host()), "--scan"]);
+    Hoist::run_cmd(cmd, None)
+        .assert_code(1)
+        .assert_stderr_contains("✘ harbor-scan        not Harbor: this registry has no scanner API for hoist scan");
     // Without --scan nothing of it is checked.
     let mut cmd = Hoist::cmd();
     cmd.args(["doctor", &format!("{}/noscan/app:1", fake.host()), "-u", ROBOT, "--password-stdin"]);
