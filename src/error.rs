@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Auth,
     /// The registry could not be reached or talked to: DNS, connect, TLS, timeouts, 5xx after retries.
     Network,
+    /// `hoist scan --fail-on SEVERITY`: a finding at or above it remains (the scan itself worked).
+    Findings,
 }
 
 impl ErrorKind {
@@ -27,6 +29,7 @@ impl ErrorKind {
             ErrorKind::Usage => 2,
             ErrorKind::Auth => 3,
             ErrorKind::Network => 4,
+            ErrorKind::Findings => 5,
         }
     }
 }
@@ -126,8 +129,9 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct_and_documented() {
-        let codes = [ErrorKind::Other, ErrorKind::Usage, ErrorKind::Auth, ErrorKind::Network].map(ErrorKind::exit_code);
-        assert_eq!(codes, [1, 2, 3, 4]);
+        let codes = [ErrorKind::Other, ErrorKind::Usage, ErrorKind::Auth, ErrorKind::Network, ErrorKind::Findings]
+            .map(ErrorKind::exit_code);
+        assert_eq!(codes, [1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -214,6 +214,83 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// Starts showing a long wait on a server (Harbor's scan): a spinner with the latest state in a terminal; in
+    /// logs a line when the state changes and at least every [`WAIT_LINE_EVERY`] while it does not.
+    pub fn waiting(&self, label: &str) -> Waiting {
+        let bar = self.multi.as_ref().map(|m| {
+            let bar = m.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})").expect("static template"),
+            );
+            bar.set_prefix(label.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Waiting {
+            label: label.to_string(),
+            lines: self.mode == Mode::Lines,
+            bar,
+            started: Instant::now(),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// How often a wait prints a line in logs while nothing changes (GitLab shows a job as stuck to people after a
+/// few silent minutes; a line every 30 s says it is not).
+pub const WAIT_LINE_EVERY: Duration = Duration::from_secs(30);
+
+/// A wait shown by [`Reporter::waiting`]; the spinner goes when it drops.
+pub struct Waiting {
+    label: String,
+    lines: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    /// The state last printed as a line, and when.
+    last: std::sync::Mutex<Option<(String, Instant)>>,
+}
+
+impl Waiting {
+    /// The server's latest state (e.g. `Running 40%`).
+    pub fn update(&self, state: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(state.to_string());
+        }
+        if !self.lines {
+            return;
+        }
+        let mut last = self.last.lock().expect("wait lock");
+        let now = Instant::now();
+        if wait_line_due(last.as_ref().map(|(s, at)| (s.as_str(), now.duration_since(*at))), state) {
+            eprintln_flush(&format!("{} {state} ({:.0} s)", self.label, self.started.elapsed().as_secs_f64()));
+            *last = Some((state.to_string(), now));
+        }
+    }
+
+    /// Seconds since the wait began.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Whether a wait prints a line for `state`, given the last line's state and age: the first one, a new state,
+/// or the same state [`WAIT_LINE_EVERY`] later.
+fn wait_line_due(last: Option<(&str, Duration)>, state: &str) -> bool {
+    match last {
+        None => true,
+        Some((s, age)) => s != state || age >= WAIT_LINE_EVERY,
+    }
+}
+
 /// An open GitLab log section; dropping it closes it.
 #[must_use = "the section closes when this guard drops"]
 pub struct Section {
@@ -366,6 +443,14 @@ pub fn rate(bytes: u64, secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_print_a_line_on_change_and_every_30_seconds() {
+        assert!(wait_line_due(None, "Pending"));
+        assert!(!wait_line_due(Some(("Pending", Duration::from_secs(3))), "Pending"));
+        assert!(wait_line_due(Some(("Pending", Duration::from_secs(3))), "Running"));
+        assert!(wait_line_due(Some(("Running", Duration::from_secs(30))), "Running"));
+    }
 
     #[test]
     fn units() {

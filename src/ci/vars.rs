@@ -86,3 +86,6 @@ pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
 /// The XDG config root (Helm's `helm/registry/config.json` below it).
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+/// The image a build or push job pushed, `repository@digest` (its dotenv report; later jobs get it as a
+/// variable): what `hoist scan` scans when no REF is given.
+pub const HOIST_IMAGE_REF: &str = "HOIST_IMAGE_REF";

@@ -13,10 +13,11 @@ Examples:
   hoist doctor harbor.example.com/team/app:latest
   hoist doctor registry.gitlab.example.com:5050 --ca-file ca.pem
   hoist doctor 127.0.0.1:5000/app --json | jq '.steps[] | select(.status==\"fail\")'
+  hoist doctor harbor.example.com/team/app --scan   # also what hoist scan needs
 
 Steps: dns, tcp, tls (which CA verified it), api (GET /v2/), credentials (their source), login, robot-name,
 gitlab-token, token (actions granted on the repository); on Harbor: harbor-project, harbor-permissions,
-harbor-list, harbor-immutable, harbor-quota. Exit 0 when a push would work (warnings allowed), else the
+harbor-list, harbor-immutable, harbor-quota; with --scan: harbor-scan-permissions, harbor-scanner. Exit 0 when a push would work (warnings allowed), else the
 first failure's code (3 credentials or permissions, 4 network or TLS, 1 anything else).";
 
 #[derive(Debug, Args)]
@@ -27,6 +28,10 @@ pub struct DoctorArgs {
     /// Print the report as JSON on stdout (`{"target","harbor","ok","steps":[{"check","status","message","fix"}]}`).
     #[arg(long)]
     pub json: bool,
+    /// Also check what `hoist scan` needs on Harbor: the robot's `scan:create` and `artifact-addition:read`,
+    /// and an active scanner for the project.
+    #[arg(long)]
+    pub scan: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -35,7 +40,7 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
     let env = ProcessEnv;
     let target = Target::resolve(args.target.as_deref(), &env)?;
     let opts = args.registry.push_options(&env, 1, Vec::new())?;
-    let report = doctor::run(target, &opts.client, opts.credential, &env).await;
+    let report = doctor::run(target, &opts.client, opts.credential, &env, args.scan).await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::other(format!("doctor report: {e}")))?);
     } else {

@@ -13,6 +13,7 @@ mod login;
 mod ls;
 mod pull;
 mod push;
+mod scan;
 mod tag;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +31,8 @@ Credentials, first match wins:
   3. DOCKER_AUTH_CONFIG
   4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS.";
+Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS,
+5 hoist scan --fail-on: a finding at or above the severity remains.";
 
 /// hoist: build and push OCI images and Helm charts without a Docker daemon.
 #[derive(Debug, Parser)]
@@ -77,6 +79,9 @@ pub enum Command {
     /// Check step by step what a push needs (DNS, TCP, TLS, API, credentials, token, Harbor) and say how to fix it.
     #[command(after_help = doctor::EXAMPLES)]
     Doctor(doctor::DoctorArgs),
+    /// Run Harbor's vulnerability scan of a pushed image and bring the result back: summary, GitLab and JUnit reports.
+    #[command(after_help = scan::EXAMPLES)]
+    Scan(scan::ScanArgs),
     /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
     #[command(after_help = login::LOGIN_EXAMPLES)]
     Login(login::LoginArgs),
@@ -102,6 +107,7 @@ impl Cli {
             Command::Index(args) => index::run(args).await,
             Command::Chart(args) => chart::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Scan(args) => scan::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
         }

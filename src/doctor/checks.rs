@@ -7,6 +7,7 @@ use crate::progress::human_bytes;
 use crate::registry::client::Ping;
 use crate::registry::credentials::{robot_name_issue, CredentialSource};
 use crate::registry::harbor::{ApiAnswer, ImmutableRule, Permission, ProjectSummary};
+use crate::registry::harbor_scan::ScannerRegistration;
 use crate::registry::tls::{TlsProbe, TrustSource};
 
 /// A step's verdict.
@@ -343,6 +344,73 @@ pub fn harbor_permissions(project: &str, answer: &ApiAnswer<Vec<Permission>>) ->
     steps
 }
 
+/// `hoist doctor --scan`: whether the account may start scans and read their reports (`scan:create`,
+/// `artifact-addition:read`), and whether the project has an active scanner.
+pub fn harbor_scan(
+    project: &str,
+    perms: Option<&ApiAnswer<Vec<Permission>>>,
+    scanner: &ApiAnswer<ScannerRegistration>,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    match perms.and_then(|a| a.body.as_ref()) {
+        None => steps.push(Step::skip(
+            "harbor-scan-permissions",
+            format!("cannot read the permissions on {project:?}: a scan's 403 would tell"),
+        )),
+        Some(perms) => {
+            let has =
+                |res: &str, act: &str| perms.iter().any(|p| p.resource == res && (p.action == act || p.action == "*"));
+            let missing: Vec<&str> = [("scan", "create"), ("artifact-addition", "read")]
+                .into_iter()
+                .filter(|(r, a)| !has(r, a))
+                .map(|(r, a)| if r == "scan" && a == "create" { "scan:create" } else { "artifact-addition:read" })
+                .collect();
+            steps.push(if missing.is_empty() {
+                Step::pass("harbor-scan-permissions", format!("may start scans and read reports on {project:?}"))
+            } else {
+                Step::fail(
+                    "harbor-scan-permissions",
+                    ErrorKind::Auth,
+                    format!("hoist scan needs {} on {project:?}", missing.join(" and ")),
+                    "edit the robot account: Scan > Create and Artifact Addition > Read",
+                )
+            });
+        }
+    }
+    steps.push(match (&scanner.body, scanner.status) {
+        (Some(reg), _) if reg.disabled => Step::fail(
+            "harbor-scanner",
+            ErrorKind::Other,
+            format!("the scanner of {project:?} ({}) is deactivated: scans answer 412", reg.name),
+            "a Harbor admin re-activates it under Administration > Interrogation Services",
+        ),
+        (Some(reg), _) => Step::pass(
+            "harbor-scanner",
+            format!(
+                "project {project:?} scans with {}{}",
+                reg.name,
+                reg.health.as_deref().map(|h| format!(" ({h})")).unwrap_or_default()
+            ),
+        ),
+        (None, 404) => Step::fail(
+            "harbor-scanner",
+            ErrorKind::Other,
+            format!("project {project:?} has no scanner: scans answer 412"),
+            "a Harbor admin adds one (Trivy ships with Harbor) under Administration > Interrogation Services",
+        ),
+        (None, 401 | 403) => Step::warn(
+            "harbor-scanner",
+            format!("cannot see the scanner of {project:?} ({})", scanner.error.as_deref().unwrap_or("")),
+            "add Scanner > Read to the robot for this check (hoist scan itself does not need it)",
+        ),
+        (None, _) => Step::skip(
+            "harbor-scanner",
+            format!("the scanner of {project:?}: {}", scanner.error.as_deref().unwrap_or("no answer")),
+        ),
+    });
+    steps
+}
+
 /// Immutable tag rules against pushing `repository` (without the project) : `tag`.
 pub fn harbor_immutable(project: &str, repository: &str, tag: &str, answer: &ApiAnswer<Vec<ImmutableRule>>) -> Step {
     let Some(rules) = &answer.body else {
@@ -508,6 +576,35 @@ mod tests {
         assert_eq!(steps[0].mark, Mark::Fail);
         let denied = ApiAnswer { status: 401, body: None, error: Some("401 Unauthorized".into()) };
         assert_eq!(harbor_permissions("p", &denied)[0].mark, Mark::Skip);
+    }
+
+    #[test]
+    fn harbor_scan_names_missing_permissions_and_scanner() {
+        let perms = |pairs: &[(&str, &str)]| ApiAnswer {
+            status: 200,
+            body: Some(
+                pairs.iter().map(|(r, a)| Permission { resource: r.to_string(), action: a.to_string() }).collect(),
+            ),
+            error: None,
+        };
+        let scanner = |status: u16, disabled: bool| ApiAnswer {
+            status,
+            body: (status == 200).then(|| ScannerRegistration {
+                name: "Trivy".into(),
+                disabled,
+                health: Some("healthy".into()),
+            }),
+            error: (status != 200).then(|| format!("{status}")),
+        };
+        let s = harbor_scan("p", Some(&perms(&[("scan", "create")])), &scanner(200, false));
+        assert_eq!(s[0].mark, Mark::Fail);
+        assert!(s[0].message.contains("artifact-addition:read") && !s[0].message.contains("scan:create"), "{s:?}");
+        assert_eq!(s[1].mark, Mark::Pass);
+        let ok = perms(&[("scan", "create"), ("artifact-addition", "read")]);
+        assert_eq!(harbor_scan("p", Some(&ok), &scanner(200, false))[0].mark, Mark::Pass);
+        assert_eq!(harbor_scan("p", Some(&ok), &scanner(200, true))[1].mark, Mark::Fail);
+        assert_eq!(harbor_scan("p", Some(&ok), &scanner(404, false))[1].mark, Mark::Fail);
+        assert_eq!(harbor_scan("p", Some(&ok), &scanner(403, false))[1].mark, Mark::Warn);
     }
 
     #[test]

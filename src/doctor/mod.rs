@@ -1,6 +1,7 @@
 //! `hoist doctor`: checks, step by step, what a push to a registry needs — DNS, TCP, TLS, the registry API,
 //! credentials (their source, the login, the robot name, GitLab tokens used elsewhere), the token's granted
-//! actions and, on Harbor, the project, the robot's permissions, immutable tag rules and the quota.
+//! actions and, on Harbor, the project, the robot's permissions, immutable tag rules and the quota (and, with
+//! `--scan`, what `hoist scan` needs: its two permissions and the project's scanner).
 //!
 //! [`run`] gathers the facts through the one transport ([`crate::registry`]); [`checks`] turns each into a
 //! [`Step`]; [`Report`] renders them for people (stderr) or as JSON (stdout) and decides the exit code.
@@ -142,14 +143,21 @@ impl Report {
 }
 
 /// Runs every check against `target`. `flags`: credentials given on the command line.
-pub async fn run(target: Target, opts: &ClientOptions, flags: Option<Credential>, env: &dyn Env) -> Report {
+/// `scan`: also check what `hoist scan` needs (`--scan`).
+pub async fn run(target: Target, opts: &ClientOptions, flags: Option<Credential>, env: &dyn Env, scan: bool) -> Report {
     let mut report = Report::new(target);
-    let _ = run_steps(&mut report, opts, flags, env).await;
+    let _ = run_steps(&mut report, opts, flags, env, scan).await;
     report
 }
 
 /// The checks in order; returns `None` where a failure makes the later checks meaningless.
-async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credential>, env: &dyn Env) -> Option<()> {
+async fn run_steps(
+    r: &mut Report,
+    opts: &ClientOptions,
+    flags: Option<Credential>,
+    env: &dyn Env,
+    scan: bool,
+) -> Option<()> {
     let host = r.target.host.clone();
     let (name, port) = split_host_port(&host, if opts.plain_http { 80 } else { 443 });
 
@@ -260,18 +268,35 @@ async fn run_steps(r: &mut Report, opts: &ClientOptions, flags: Option<Credentia
     };
 
     if !r.harbor {
+        if scan {
+            r.add(Step::fail(
+                "harbor-scan",
+                crate::error::ErrorKind::Other,
+                "not Harbor: this registry has no scanner API for hoist scan",
+                "scan where the image is in Harbor; on GitLab's registry use GitLab's Container-Scanning template",
+            ));
+        }
         return Some(());
     }
+    let mut perms_answer = None;
     match &project {
         Some(p) => {
             if let Ok(perms) = harbor.permissions(p.project_id).await {
                 for s in checks::harbor_permissions(&project_name, &perms) {
                     r.add(s);
                 }
+                perms_answer = Some(perms);
             }
         }
         None => {
             r.add(Step::skip("harbor-permissions", format!("the account cannot see project {project_name:?}'s id")));
+        }
+    }
+    if scan {
+        if let Ok(scanner) = harbor.project_scanner(&project_name).await {
+            for s in checks::harbor_scan(&project_name, perms_answer.as_ref(), &scanner) {
+                r.add(s);
+            }
         }
     }
     let in_project = repository.split_once('/').map_or(repository.as_str(), |(_, rest)| rest).to_string();

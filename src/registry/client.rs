@@ -338,8 +338,20 @@ impl Client {
     /// as Basic auth. reqwest is built without a cookie store, so no cookie is ever kept between calls
     /// (Harbor: a kept `sid` cookie turns later POSTs into "CSRF token invalid").
     pub async fn api_get(&self, path_and_query: &str, head: bool, headers: &[(&str, &str)]) -> Result<Response> {
+        let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+        self.api_send(method, path_and_query, headers).await
+    }
+
+    /// Like [`Client::api_get`] with any method and no body (Harbor's `POST …/scan` takes none).
+    pub async fn api_send(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response> {
         let url = self.url(path_and_query.trim_start_matches('/'))?;
-        let mut req = if head { self.http.head(url) } else { self.http.get(url) };
+        let shown = method.to_string();
+        let mut req = self.http.request(method, url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -348,7 +360,12 @@ impl Client {
         }
         execute(&self.http, req)
             .await
-            .map_err(|e| rerr::from_reqwest(e).context(format!("GET {path_and_query} on {}", self.host)))
+            .map_err(|e| rerr::from_reqwest(e).context(format!("{shown} {path_and_query} on {}", self.host)))
+    }
+
+    /// `scheme://host[:port]/` of this registry (for links to its web UI).
+    pub fn base_url(&self) -> &Url {
+        &self.base
     }
 
     /// Makes sure we can push to `repository` before uploading anything: fetches the token for

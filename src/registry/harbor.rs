@@ -34,6 +34,9 @@ pub struct Project {
     pub registry_id: Option<i64>,
     #[serde(default)]
     pub metadata: Option<HashMap<String, Option<String>>>,
+    /// The project's CVE allowlist (`hoist scan` honours it).
+    #[serde(default)]
+    pub cve_allowlist: Option<super::harbor_scan::CveAllowlist>,
 }
 
 impl Project {
@@ -92,10 +95,10 @@ pub struct Quota {
 
 /// Harbor's API on one registry host.
 pub struct Harbor<'a> {
-    client: &'a Client,
+    pub(super) client: &'a Client,
 }
 
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -104,7 +107,7 @@ impl<'a> Harbor<'a> {
         Harbor { client }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str, by_name: bool) -> Result<ApiAnswer<T>> {
+    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str, by_name: bool) -> Result<ApiAnswer<T>> {
         let headers: &[(&str, &str)] = if by_name { &[("X-Is-Resource-Name", "true")] } else { &[] };
         let resp = self.client.api_get(&format!("{API}{path}"), false, headers).await?;
         let status = resp.status();

@@ -7,7 +7,7 @@
 //! - [`fetch`]: plain HTTPS downloads (Helm repository indexes and archives) over the same TLS and retries.
 //! - [`authfile`]: writing docker's and Helm's `config.json` (`hoist login`/`logout`).
 //! - [`probe`]: DNS and TCP probes for `hoist doctor` (its TLS probe is in [`tls`]).
-//! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks).
+//! - [`harbor`]: Harbor's API v2.0, read-only (what `hoist doctor` checks); [`harbor_scan`]: its scan API.
 //! - [`credentials`], [`auth`], [`tls`], [`error`], [`retry`], [`chunking`], `body`: the pieces those use.
 
 pub mod auth;
@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod fetch;
 pub mod harbor;
+pub mod harbor_scan;
 pub mod mirrors;
 pub mod ops;
 pub mod probe;

@@ -498,3 +498,79 @@ fn ci_example_helm_chart_pushes_with_the_chart_component() {
     let want = format!("helm install web oci://{}/team/hello-web --version 0.3.1 (digest {digest})", reg.host());
     assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
 }
+
+/// `examples/harbor-scan` (the build component's `scan: true`, and the scan component after a build) against the
+/// **fake Harbor** (harness/harbor.rs: Harbor's documented scan API in front of a real registry, not Harbor): the
+/// digest comes from the build's dotenv report, both jobs write a GitLab report valid against GitLab's schema, and
+/// `fail_on: critical` fails the pipeline unless the project's CVE allowlist accepts the Critical.
+#[test]
+fn ci_scan_component_and_build_scan_input_run_against_the_fake_harbor() {
+    let robot = || FakeRobot::ci(ROBOT, PASSWORD, "team").can("team", &["scan:create", "artifact-addition:read"]);
+    for allowlisted in [true, false] {
+        let project_cfg = if allowlisted {
+            FakeProject::new(1, "team").allowlist(&["CVE-2024-0001"], None)
+        } else {
+            FakeProject::new(1, "team")
+        };
+        let fake = HarborFake::start(vec![project_cfg], vec![robot()]);
+        let p = project("harbor-scan", Some(&repo_root().join("examples/harbor-scan")), None);
+        let vars = [
+            format!("HARBOR_URL=http://{}/", fake.host()),
+            "HARBOR_HOST=127.0.0.1".to_string(),
+            "HARBOR_PROJECT=team".to_string(),
+            "HARBOR_USERNAME=robot$$team+ci".to_string(),
+            format!("HARBOR_PASSWORD={PASSWORD}"),
+        ];
+        let mut args: Vec<&str> = Vec::new();
+        for v in &vars {
+            args.extend(["--variable", v.as_str()]);
+        }
+        let run = gitlab_ci_local(p.path(), None, &args);
+        let h = fake.host();
+        for image in ["api", "web"] {
+            let want = format!("scan: {h}/team/{image}@sha256:");
+            assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
+        }
+        // Both scans went to Harbor by digest (the dotenv report's HOIST_IMAGE_REF).
+        let scanned: Vec<String> =
+            fake.scan_requests().into_iter().filter(|(m, _, _)| m == "POST").map(|(_, p, _)| p).collect();
+        assert_eq!(scanned.len(), 2, "{scanned:?}");
+        assert!(scanned.iter().all(|p| p.contains("/artifacts/sha256%3A")), "{scanned:?}");
+        if allowlisted {
+            assert!(run.ok, "pipeline failed:\n{}", run.log);
+            assert!(run.log.contains("--fail-on Critical: passed"), "{}", run.log);
+            assert!(run.log.contains("allowlisted by project team's CVE allowlist: CVE-2024-0001"), "{}", run.log);
+        } else {
+            assert!(!run.ok, "fail_on: critical passed a Critical finding:\n{}", run.log);
+            assert!(run.log.contains("scan: 1 vulnerability finding(s) at or above Critical"), "{}", run.log);
+        }
+        // The container-scanning report, valid against GitLab's schema (the shell executor runs every job in the
+        // project directory, so the two jobs' reports share one path there) and the JUnit report beside it.
+        let reports = find_files(p.path(), "gl-container-scanning-report.json");
+        assert!(!reports.is_empty(), "no report\n{}", run.log);
+        assert!(!find_files(p.path(), "gl-scan-junit.xml").is_empty(), "no JUnit report\n{}", run.log);
+        let schema = repo_root().join("tests/data/gitlab/container-scanning-report-format-15.0.7.json");
+        for r in reports {
+            let tool = require_tool_hint("check-jsonschema", "pip install check-jsonschema");
+            let mut cmd = Command::new(tool);
+            cmd.arg("--schemafile").arg(&schema).arg(&r);
+            let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+            assert!(out.status.success(), "{}: {}", r.display(), String::from_utf8_lossy(&out.stdout));
+        }
+    }
+}
+
+/// Every file named `name` under `dir`.
+fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(find_files(&p, name));
+        } else if p.file_name().is_some_and(|n| n == name) {
+            out.push(p);
+        }
+    }
+    out
+}

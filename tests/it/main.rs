@@ -17,5 +17,6 @@ mod proxy_selftest;
 mod push;
 mod realworld;
 mod resilience;
+mod scan;
 mod secrets;
 mod tls;

@@ -306,3 +306,61 @@ fn verbose_shows_exchanges_tokens_and_hides_state() {
     out.assert_success();
     assert!(!out.stderr().contains("[http]"), "{}", out.stderr());
 }
+
+/// `hoist scan` needs Harbor's scan API, so it runs against the **fake Harbor** (harness/harbor.rs, an API fake in
+/// front of a real registry) rather than in [`VERBS`]' plain registries: right and wrong password, from stdin and
+/// from HARBOR_*, verbose, every output file scanned.
+#[test]
+fn secrets_never_leak_from_scan_on_the_fake_harbor() {
+    let robot = FakeRobot::ci(USER, PASSWORD, "proj").can("proj", &["scan:create", "artifact-addition:read"]);
+    let fake = HarborFake::start(vec![FakeProject::new(1, "proj")], vec![robot]);
+    let work = tmp();
+    let src = work.path().join("src");
+    oci_layout(&src, &LayoutSpec::new(133).layer_sizes(&[2000]).tag("v1"));
+    let target = format!("{}/proj/scanned:1", fake.host());
+    Hoist::run_with_stdin(
+        ["push", &format!("oci:{}:v1", src.display()), &target, "-u", USER, "--password-stdin", "-q"],
+        PASSWORD.as_bytes(),
+    )
+    .assert_success();
+    let issuer = fake.registry().token_issuer();
+    for right in [true, false] {
+        let pass = if right { PASSWORD } else { WRONG };
+        for via_stdin in [false, true] {
+            let out_dir = work.path().join(format!("scan-{right}-{via_stdin}"));
+            std::fs::create_dir_all(&out_dir).unwrap();
+            let mut cmd = Hoist::cmd();
+            cmd.args(["-v", "scan", &target, "--json", "--gitlab-report"])
+                .arg(out_dir.join("gl.json"))
+                .arg("--junit")
+                .arg(out_dir.join("junit.xml"));
+            cmd.env("CI_DEBUG_TRACE", "true").env("CI", "true").env("GITLAB_CI", "true");
+            let stdin = if via_stdin {
+                cmd.args(["-u", USER, "--password-stdin"]);
+                Some(pass.as_bytes())
+            } else {
+                cmd.env("HARBOR_URL", format!("http://{}", fake.host()))
+                    .env("HARBOR_USERNAME", USER)
+                    .env("HARBOR_PASSWORD", pass);
+                None
+            };
+            let before = issuer.request_count();
+            let out = Hoist::run_cmd(cmd, stdin);
+            let report = || format!("scan, right password: {right}, stdin: {via_stdin}\n{out:?}");
+            if right {
+                assert!(out.success(), "expected success\n{}", report());
+                assert!(out_dir.join("gl.json").is_file() && out_dir.join("junit.xml").is_file(), "{}", report());
+            } else {
+                assert_eq!(out.code(), Some(3), "a wrong password is an auth failure (exit 3)\n{}", report());
+            }
+            assert!(out.stderr().contains("[http] GET "), "no verbose output\n{}", report());
+            let mut secrets = vec![PASSWORD.to_string(), WRONG.to_string(), basic(PASSWORD), basic(WRONG)];
+            secrets.extend(issuer.requests()[before..].iter().filter_map(|r| r.token.clone()));
+            assert_clean("stdout", &out.stdout(), &secrets, &report);
+            assert_clean("stderr", &out.stderr(), &secrets, &report);
+            for (path, text) in files_under(&out_dir) {
+                assert_clean(&path.display().to_string(), &text, &secrets, &report);
+            }
+        }
+    }
+}

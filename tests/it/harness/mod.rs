@@ -24,7 +24,7 @@ pub use fixtures::{
     blobs_of_layout, docker_archive, oci_index_layout, oci_layout, oci_layout_with_tars, DockerArchive, ImageInfo,
     IndexLayout, LayerSpec, LayoutSpec,
 };
-pub use harbor::{FakeProject, FakeRobot, HarborFake};
+pub use harbor::{FakeProject, FakeRobot, FakeScan, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
