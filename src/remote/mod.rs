@@ -10,6 +10,7 @@
 pub mod index;
 pub mod inspect;
 pub mod pull;
+pub mod referrers;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
