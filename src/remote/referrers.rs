@@ -386,9 +386,15 @@ pub async fn list(repo: &Repository, subject: &Digest, artifact_type: Option<&st
         entries.into_iter().filter_map(|e| serde_json::from_value::<Referrer>(e).ok()).filter(keep).collect()
     };
     if let Some(page) = repo.get_referrers(subject, artifact_type).await? {
-        // Filtered or not, `keep` applies: a registry that says it filtered did, and one that did not
-        // gets filtered here.
-        return Ok(Referrers { source: Source::Api, referrers: parse(page.manifests) });
+        let filtered =
+            page.filters_applied.as_deref().is_some_and(|f| f.split(',').any(|x| x.trim() == "artifactType"));
+        let referrers = if filtered {
+            page.manifests.into_iter().filter_map(|e| serde_json::from_value::<Referrer>(e).ok()).collect()
+        } else {
+            // The registry ignored `?artifactType=` (it may: the spec makes filtering optional).
+            parse(page.manifests)
+        };
+        return Ok(Referrers { source: Source::Api, referrers });
     }
     let tag = fallback_tag(subject);
     let found = repo.get_manifest_etag(&tag).await?;

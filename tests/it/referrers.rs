@@ -107,7 +107,7 @@ fn attach_and_list_through_the_fallback_tag_on_distribution_2_8() {
     assert_eq!(digests(&v["referrers"]), vec![a_digest.clone()]);
     assert_eq!(v["referrers"][0]["artifactType"], SBOM);
     assert_eq!(digests(&v["referrers"][0]["referrers"]), vec![s_digest.clone()]);
-    let text = Hoist::run(&["referrers", &image]);
+    let text = Hoist::run(["referrers", &image]);
     text.assert_success();
     let lines: Vec<String> = text.stdout().lines().map(str::to_string).collect();
     assert_eq!(lines[0], format!("{}/app@{subject}", reg.host()), "{text:?}");
@@ -119,9 +119,9 @@ fn attach_and_list_through_the_fallback_tag_on_distribution_2_8() {
     assert_eq!(digests(&referrers_json(&[&image, "--artifact-type", SBOM])["referrers"]), vec![a_digest]);
 
     // inspect counts them.
-    let out = Hoist::run(&["inspect", &image]);
+    let out = Hoist::run(["inspect", &image]);
     out.assert_success().assert_stdout_contains("Referrers:  1");
-    let out = Hoist::run(&["inspect", &image, "--json"]);
+    let out = Hoist::run(["inspect", &image, "--json"]);
     let j: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
     assert_eq!(j["referrers"], 1);
 
@@ -288,7 +288,7 @@ fn a_registry_resolving_the_fallback_tag_to_the_image_lists_nothing_and_is_never
         );
     }
     let image = format!("{}/app:1", proxy.host());
-    let out = Hoist::run(&["referrers", &image, "--json"]);
+    let out = Hoist::run(["referrers", &image, "--json"]);
     out.assert_success().assert_stderr_contains("answers the fallback tag");
     let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
     assert_eq!(v["source"]["kind"], "none");
@@ -296,7 +296,7 @@ fn a_registry_resolving_the_fallback_tag_to_the_image_lists_nothing_and_is_never
 
     let work = tmp();
     let f = file(work.path(), "sbom.json", "{}");
-    let out = Hoist::run(&["attach", &image, "--artifact-type", SBOM, &f]);
+    let out = Hoist::run(["attach", &image, "--artifact-type", SBOM, &f]);
     out.assert_success().assert_stderr_contains("not listed as a referrer");
     let artifact = digest_of(out.stdout().trim());
     assert!(reg.manifest_bytes("app", &artifact).is_some(), "the artifact is stored by digest");
@@ -406,7 +406,7 @@ fn copy_keeps_every_attached_artifact_across_registries_and_within_one() {
     assert_eq!(want_child.len(), 2);
 
     // Across registries: streamed, the fallback tags rebuilt at the destination.
-    let out = Hoist::run(&["copy", &format!("{}/team/app:1", a.host()), &format!("{}/prod/app:1", b.host())]);
+    let out = Hoist::run(["copy", &format!("{}/team/app:1", a.host()), &format!("{}/prod/app:1", b.host())]);
     out.assert_success().assert_stderr_contains("copied 4 attached artifacts and 1 cosign tag");
     assert_eq!(flat_tree(&format!("{}/prod/app@{}", b.host(), idx.index_digest)), want_index);
     assert_eq!(flat_tree(&format!("{}/prod/app@{child}", b.host())), want_child);
@@ -414,13 +414,13 @@ fn copy_keeps_every_attached_artifact_across_registries_and_within_one() {
     assert_eq!(fallback_index(&b, "prod/app", &idx.index_digest)["manifests"].as_array().unwrap().len(), 1);
 
     // Within one registry: mounted, listed at the new repository too.
-    let out = Hoist::run(&["copy", &format!("{}/team/app:1", a.host()), &format!("{}/prod/app:1", a.host())]);
+    let out = Hoist::run(["copy", &format!("{}/team/app:1", a.host()), &format!("{}/prod/app:1", a.host())]);
     out.assert_success();
     assert_eq!(flat_tree(&format!("{}/prod/app@{}", a.host(), idx.index_digest)), want_index);
     assert_eq!(flat_tree(&format!("{}/prod/app@{child}", a.host())), want_child);
 
     // --no-referrers: the image alone.
-    let out = Hoist::run(&[
+    let out = Hoist::run([
         "copy",
         &format!("{}/team/app:1", a.host()),
         &format!("{}/bare/app:1", b.host()),
@@ -454,7 +454,7 @@ fn index_create_keeps_what_is_attached_to_its_images() {
         let (sbom, _) = decorate(&reg, &format!("build-{arch}/app"), &info.manifest_digest, work.path());
         subjects.push((arch.to_string(), info.manifest_digest, sbom));
     }
-    let out = Hoist::run(&[
+    let out = Hoist::run([
         "index",
         "create",
         &format!("{}/release/app:1", reg.host()),
@@ -481,7 +481,7 @@ fn distribution_v3_attach_and_list() {
             .unwrap();
     eprintln!("distribution v3: GET /v2/app/referrers/<digest> → {}", probe.status);
     let f = file(work.path(), "sbom.json", "{}");
-    let out = Hoist::run(&["attach", &image, "--artifact-type", SBOM, &f]);
+    let out = Hoist::run(["attach", &image, "--artifact-type", SBOM, &f]);
     out.assert_success();
     let artifact = digest_of(out.stdout().trim());
     let v = referrers_json(&[&image]);
