@@ -13,6 +13,7 @@ mod login;
 mod ls;
 mod pull;
 mod push;
+mod referrers;
 mod scan;
 mod tag;
 
@@ -87,6 +88,12 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Remove a registry's credentials from docker's and Helm's config.
     Logout(login::LogoutArgs),
+    /// List what is attached to an image (signatures, SBOMs, provenance), as `oras discover` does.
+    #[command(after_help = referrers::EXAMPLES)]
+    Referrers(referrers::ReferrersArgs),
+    /// Attach files to an image as an OCI 1.1 artifact (listed by `hoist referrers`).
+    #[command(after_help = referrers::ATTACH_EXAMPLES)]
+    Attach(referrers::AttachArgs),
 }
 
 impl Cli {
@@ -110,6 +117,8 @@ impl Cli {
             Command::Scan(args) => scan::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
+            Command::Referrers(args) => referrers::run(args).await,
+            Command::Attach(args) => referrers::attach(args).await,
         }
     }
 }
