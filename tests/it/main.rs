@@ -11,6 +11,7 @@ mod dockerfile_conformance;
 mod doctor;
 mod harness;
 mod harness_selftest;
+mod helm_judge;
 mod login;
 mod ops;
 mod proxy_selftest;
