@@ -306,6 +306,7 @@ fn helm_reads_what_hoist_pushed_and_hoist_reads_what_helm_pushed() {
     check_remote(&reg, &format!("charts/{name}@{digest}"));
     let oci = format!("oci://{host}/charts/{name}");
     let pulled = work.path().join("pulled");
+    std::fs::create_dir_all(&pulled).unwrap(); // helm pull -d wants an existing directory
     let out =
         helm_ok(&home, &["pull", &oci, "--version", &version, "-d", pulled.to_str().unwrap(), "--ca-file", &ca], None);
     assert!(out.contains(&digest), "helm pull names the digest hoist pushed:\n{out}");
