@@ -1,8 +1,9 @@
 //! The tools people run, as judges of what hoist pushed: crane (go-containerregistry), regctl (regclient) and
 //! oras read every image, index and chart the tests push. [`check_remote`] is the one call a test adds after a
 //! push: `crane validate --remote` (every manifest of an index, every blob downloaded and its digest and size
-//! checked against the descriptors; diff IDs against the config for images), `regctl manifest get` and
-//! `oras manifest fetch`, both of which must return exactly the bytes the registry stores. [`Judge::crane_export`]
+//! checked against the descriptors; diff IDs against the config for images), `regctl image copy` into an OCI
+//! layout (every blob downloaded, digests checked), `regctl manifest get` and `oras manifest fetch`, both of
+//! which must return exactly the bytes the registry stores. [`Judge::crane_export`]
 //! flattens an image into a tar the way crane does, for comparing with `hoist pull --rootfs`
 //! ([`assert_export_matches_rootfs`]).
 //!
@@ -24,11 +25,13 @@ pub struct Judge<'a> {
 }
 
 /// Every judge's verdict on `reference` (`repo:tag`, `repo@sha256:…`, with or without the registry's host):
-/// `crane validate --remote`, and `regctl manifest get` / `oras manifest fetch` returning the stored bytes.
+/// `crane validate --remote`; `regctl image copy` into an OCI layout (every blob of every platform downloaded
+/// and its digest checked); `regctl manifest get` and `oras manifest fetch` returning the stored bytes.
 pub fn check_remote(reg: &Registry, reference: &str) {
     let j = Judge::new(reg);
     j.crane_validate(reference);
     let stored = j.stored_manifest(reference);
+    j.regctl_copy_to_layout(reference, &super::sha256_digest(&stored));
     let by_regctl = j.regctl_manifest_get(reference);
     assert!(
         by_regctl == stored,
@@ -59,6 +62,7 @@ impl<'a> Judge<'a> {
             use base64::Engine;
             let auth = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
             auths.insert(host.clone(), serde_json::json!({ "auth": auth }));
+            auths.insert(format!("localhost:{}", reg.port()), serde_json::json!({ "auth": auth }));
             regctl_host["user"] = u.into();
             regctl_host["pass"] = p.into();
         }
@@ -109,14 +113,56 @@ impl<'a> Judge<'a> {
         self.reg.manifest_bytes(&repo, &r).unwrap_or_else(|| panic!("{reference} is not in the registry"))
     }
 
+    /// Whether the image, or any image of the index, at `reference` has a zstd layer.
+    fn has_zstd_layers(&self, reference: &str) -> bool {
+        let m: serde_json::Value = serde_json::from_slice(&self.stored_manifest(reference)).expect("manifest JSON");
+        let zstd = |m: &serde_json::Value| {
+            m["layers"]
+                .as_array()
+                .is_some_and(|ls| ls.iter().any(|l| l["mediaType"].as_str().is_some_and(|t| t.ends_with("+zstd"))))
+        };
+        match m["manifests"].as_array() {
+            Some(children) => {
+                let (repo, _) = split_reference(&self.full_ref(reference), &self.reg.host());
+                children
+                    .iter()
+                    .filter_map(|c| c["digest"].as_str())
+                    .any(|d| self.has_zstd_layers(&format!("{repo}@{d}")))
+            }
+            None => zstd(&m),
+        }
+    }
+
     /// `crane validate --remote REF`: panics with crane's output when crane rejects the image or index.
+    /// crane's layer check reads every layer as gzip (`validate.Layer`), so for images with zstd layers it
+    /// runs with `--fast` (manifests, config and descriptors; the layers are then judged by `regctl image copy`
+    /// and `crane export`).
     pub fn crane_validate(&self, reference: &str) {
         let full = self.full_ref(reference);
         let mut cmd = self.cmd("crane");
         cmd.args(["validate", "--remote", &full]);
+        if self.has_zstd_layers(reference) {
+            cmd.arg("--fast");
+        }
         let out = self.run(&format!("crane validate --remote {full}"), cmd);
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("PASS"), "crane validate --remote {full} did not say PASS:\n{text}");
+    }
+
+    /// `regctl image copy REF ocidir://DIR:judge`: regctl downloads every manifest and blob (every platform
+    /// of an index) and checks each digest; the layout's entry must be `digest`.
+    pub fn regctl_copy_to_layout(&self, reference: &str, digest: &str) {
+        let full = self.full_ref(reference);
+        let dir = super::scratch_dir("regctl-copy");
+        let mut cmd = self.cmd("regctl");
+        cmd.args(["image", "copy", &full, &format!("ocidir://{}:judge", dir.display())]);
+        self.run(&format!("regctl image copy {full}"), cmd);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("regctl wrote index.json"))
+                .expect("index.json");
+        let found = index["manifests"].as_array().into_iter().flatten().any(|m| m["digest"] == digest);
+        assert!(found, "regctl image copy of {full} holds no {digest}: {index}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `regctl manifest get --format raw-body REF`: the manifest bytes as regctl reads them.
@@ -127,9 +173,18 @@ impl<'a> Judge<'a> {
         self.run(&format!("regctl manifest get {full}"), cmd)
     }
 
-    /// `oras manifest fetch REF`: the manifest bytes as oras reads them.
+    /// `oras manifest fetch REF`: the manifest bytes as oras reads them. oras-go refuses a token realm on a
+    /// loopback address unless the realm's host name is the registry's: with a realm on `localhost` (see
+    /// `TokenIssuerOpts::realm_host`, which crane needs) oras addresses the registry as `localhost:PORT`.
     pub fn oras_manifest_fetch(&self, reference: &str) -> Vec<u8> {
         let full = self.full_ref(reference);
+        let realm_on_localhost =
+            self.reg.token_issuer_opt().is_some_and(|t| t.opts().realm_host.eq_ignore_ascii_case("localhost"));
+        let full = if realm_on_localhost {
+            full.replacen(&self.reg.host(), &format!("localhost:{}", self.reg.port()), 1)
+        } else {
+            full
+        };
         let mut cmd = self.cmd("oras");
         cmd.args(["manifest", "fetch", "--registry-config"]).arg(self.home.join(".docker/config.json"));
         if self.reg.is_tls() {
@@ -260,16 +315,13 @@ fn normal(p: &str) -> String {
 }
 
 /// `crane export` of `reference` and the root filesystem hoist unpacked at `rootfs` hold the same entries
-/// (kind, mode, owner when `owners`, content, link target). A directory only hoist has must be the parent of
-/// an entry crane has: hoist makes missing parents (0755), a flattened tar need not list them.
-pub fn assert_export_matches_rootfs(
-    reg: &Registry,
-    reference: &str,
-    platform: Option<&str>,
-    rootfs: &Path,
-    owners: bool,
-) {
+/// (kind, mode, content, link target, and owner when the tests run as root, as hoist then sets owners). A
+/// directory only hoist has must be the parent of an entry crane has: hoist makes missing parents (0755), a
+/// flattened tar need not list them.
+pub fn assert_export_matches_rootfs(reg: &Registry, reference: &str, platform: Option<&str>, rootfs: &Path) {
+    use std::os::unix::fs::MetadataExt;
     let tmp = super::scratch_dir("crane-export");
+    let owners = std::fs::metadata(&tmp).expect("scratch dir").uid() == 0;
     let tar = tmp.join("export.tar");
     Judge::new(reg).crane_export(reference, platform, &tar);
     let strip = |mut t: BTreeMap<String, TreeEntry>| {
