@@ -14,6 +14,7 @@ mod harness_selftest;
 mod helm_judge;
 mod login;
 mod ops;
+mod own_pipeline;
 mod proxy_selftest;
 mod push;
 mod realworld;
