@@ -12,6 +12,7 @@ mod doctor;
 mod harness;
 mod harness_selftest;
 mod helm_judge;
+mod judges_selftest;
 mod login;
 mod ops;
 mod own_pipeline;
