@@ -87,7 +87,7 @@ ensure_hoist
 FACTS=$(cat <<EOF
 $(machine_line)
 - $(hoist_version), crane $("$CRANE" version), $(skopeo --version), $(registry_version)
-- $ROUNDS round(s), median shown; hoist --jobs 4 (its default); crane its defaults (4 jobs); skopeo one layer at a time from oci:, up to 6 between registries
+- $ROUNDS round(s), median shown; hoist --jobs 4 (its default); crane its defaults (push and append 4 jobs, copy GOMAXPROCS = $(nproc)); skopeo one layer at a time from oci:, up to 6 between registries
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(load_average)
 EOF
 )
@@ -165,7 +165,8 @@ copy_step() { # CLIENT ROUND
     SRC_PID=$REG_PID SRC_DIR=$REG_DIR
     local src_port=$PORT
     REG_PID= REG_DIR=
-    timeout "$STEP_TIMEOUT" "$HOIST" push -q "oci:$LAYOUT:$TAG" "127.0.0.1:$src_port/bench/x:$TAG" >/dev/null
+    timeout "$STEP_TIMEOUT" "$HOIST" push -q "oci:$LAYOUT:$TAG" "127.0.0.1:$src_port/bench/x:$TAG" \
+        >/dev/null 2>"$LOGS/copy-source-$client-$round.log"
     start_registry
     local src=127.0.0.1:$src_port/bench/x:$TAG dest=127.0.0.1:$PORT/bench/y:$TAG
     case $client in
@@ -182,7 +183,8 @@ copy_step() { # CLIENT ROUND
 append_step() { # CLIENT ROUND
     local client=$1 round=$2
     start_registry
-    timeout "$STEP_TIMEOUT" "$HOIST" push -q "oci:$BASE_DIR:base" "127.0.0.1:$PORT/base/img:1" >/dev/null
+    timeout "$STEP_TIMEOUT" "$HOIST" push -q "oci:$BASE_DIR:base" "127.0.0.1:$PORT/base/img:1" \
+        >/dev/null 2>"$LOGS/append-base-$client-$round.log"
     local base=127.0.0.1:$PORT/base/img:1 ref=127.0.0.1:$PORT/app/x:$TAG
     case $client in
         crane) timed append crane "$round" "$CRANE" append -b "$base" -f "$CTX_TAR" -t "$ref" ;;
