@@ -29,12 +29,14 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --targe
 bin=target/x86_64-unknown-linux-gnu/release/hoist
 version=$("$bin" --version | awk '{print $2}')
 
-# Stage what the Dockerfile copies: the CA bundle, busybox and one symlink per applet.
-rm -rf target/image && mkdir -p target/image/busybox
+# Stage what the Dockerfile copies: the CA bundle, and per architecture (TARGETARCH) the binary, busybox
+# and one symlink per applet. This script builds amd64; .gitlab-ci.yml's binary:arm64 job stages arm64.
+rm -rf target/image && mkdir -p target/image/amd64/busybox
 cp "$ca" target/image/ca-certificates.crt
-cp "$busybox" target/image/busybox/busybox
+cp "$bin" target/image/amd64/hoist
+cp "$busybox" target/image/amd64/busybox/busybox
 for applet in $("$busybox" --list); do
-  [ "$applet" = busybox ] || ln -s busybox "target/image/busybox/$applet"
+  [ "$applet" = busybox ] || ln -s busybox "target/image/amd64/busybox/$applet"
 done
 [ "$mode" = stage ] && { echo "release.sh: staged target/image/; docker build . works now" >&2; exit 0; }
 

@@ -330,11 +330,46 @@ impl Chart {
             .map(|d| d.name.as_str())
             .collect()
     }
+
+    /// Helm 4's `StampModTimes` under `SOURCE_DATE_EPOCH`: the `generated` instant of this chart's Chart.lock
+    /// and of every subchart's becomes the build epoch (RFC 3339, UTC, whole seconds), as every mtime does.
+    /// Without it the archive would carry the instant `helm dependency update` once ran.
+    pub fn stamp_times(&mut self, epoch: u64) {
+        if let Some(lock) = &mut self.lock {
+            lock.generated = crate::builder::config::rfc3339(epoch);
+        }
+        for sub in &mut self.dependencies {
+            sub.stamp_times(epoch);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamp_times_sets_every_lock_generated_to_the_epoch() {
+        let lock = |g: &str| {
+            Lock::parse("Chart.lock", format!("dependencies: []\ndigest: sha256:00\ngenerated: \"{g}\"\n").as_bytes())
+                .unwrap()
+        };
+        let chart = |name: &str, deps: Vec<Chart>| Chart {
+            metadata: Metadata::parse(format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n").as_bytes()).unwrap(),
+            lock: Some(lock("2025-08-13T19:31:58.340987883Z")),
+            values: None,
+            schema: None,
+            templates: Vec::new(),
+            files: Vec::new(),
+            dependencies: deps,
+            warnings: Vec::new(),
+        };
+        let mut c = chart("app", vec![chart("sub", Vec::new())]);
+        c.stamp_times(1_700_000_000);
+        assert_eq!(c.lock.as_ref().unwrap().generated, "2023-11-14T22:13:20Z");
+        assert_eq!(c.dependencies[0].lock.as_ref().unwrap().generated, "2023-11-14T22:13:20Z");
+        assert!(c.lock.unwrap().to_yaml().contains("generated: \"2023-11-14T22:13:20Z\""));
+    }
 
     #[test]
     fn cleans_paths_like_go() {

@@ -71,6 +71,7 @@ pub fn package_dir(dir: &Path, opts: &PackageOptions) -> Result<Package> {
         ))
         .with_hint("run with --dependency-update to fetch them, or put them in charts/ (a directory or a .tgz)"));
     }
+    chart.stamp_times(opts.epoch);
     build(&chart, opts.epoch)
 }
 

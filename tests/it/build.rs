@@ -259,6 +259,7 @@ fn registry_base_layers_are_reused_not_downloaded() {
     for l in &base.layer_digests {
         assert!(!gets.iter().any(|(_, d, _)| d == l), "base layer {l} was downloaded: {gets:?}");
     }
+    check_remote(&reg, &dest);
     // The manifest as skopeo reads it: base layers unchanged and first, then the COPY layer.
     let manifest: serde_json::Value = serde_json::from_slice(&Skopeo::new(&reg).inspect_raw(&dest)).unwrap();
     let layers: Vec<&str> =
@@ -286,6 +287,10 @@ fn registry_base_layers_are_reused_not_downloaded() {
     for l in &base.layer_digests {
         assert!(blob_path(&layout, l).is_file());
     }
+    // crane export flattens the pushed image into the tree hoist pull --rootfs unpacks.
+    let rootfs = work.path().join("rootfs");
+    Hoist::run(["pull", &dest, "--rootfs", rootfs.to_str().unwrap()]).assert_success();
+    assert_export_matches_rootfs(&reg, &dest, None, &rootfs);
 }
 
 fn build_error(dockerfile: &str, setup: impl FnOnce(&Path)) -> Output {
@@ -434,6 +439,7 @@ fn multi_platform_build_from_a_multi_arch_base_makes_an_index() {
     out.assert_success();
     out.assert_stderr_contains("UNUSED");
     let gets = reg.blob_gets_since(mark);
+    check_remote(&reg, &dest);
     let index: serde_json::Value = serde_json::from_slice(&Skopeo::new(&reg).inspect_raw(&dest)).unwrap();
     assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
     let entries = index["manifests"].as_array().unwrap();
@@ -546,6 +552,10 @@ fn zstd_layers_round_trip_through_a_registry() {
         &format!("oci:{}:z", layout.display()),
     ])
     .assert_success();
+    check_remote(&reg, &dest);
+    let rootfs = work.path().join("rootfs");
+    Hoist::run(["pull", &dest, "--rootfs", rootfs.to_str().unwrap()]).assert_success();
+    assert_export_matches_rootfs(&reg, &dest, None, &rootfs);
     let copy = work.path().join("copy");
     Skopeo::new(&reg).copy_to_layout(&dest, &copy);
     let (manifest, config) = config_of(&copy, "1");

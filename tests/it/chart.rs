@@ -472,6 +472,7 @@ fn chart_push_reads_back_with_skopeo() {
     assert_eq!(meta["digest"], digest.as_str());
     assert_eq!(meta["blobs"].as_array().unwrap().len(), 2);
 
+    check_remote(&reg, &reference);
     let sk = Skopeo::new(&reg).creds("ci", "s3cret-pw");
     let raw = sk.inspect_raw(&reference);
     assert_eq!(sha256_digest(&raw), digest, "the registry keeps the bytes hoist sent");

@@ -24,7 +24,9 @@ fn hoist_on(reg: &Registry, args: &[&str]) -> Output {
 }
 
 fn token_registry() -> Registry {
-    Registry::start(RegistryOpts::plain().auth(Auth::Token(TokenIssuerOpts::default())))
+    // The realm on `localhost`: crane refuses one on a loopback IP literal (see TokenIssuerOpts::realm_host).
+    let opts = TokenIssuerOpts { realm_host: "localhost".into(), ..TokenIssuerOpts::default() };
+    Registry::start(RegistryOpts::plain().auth(Auth::Token(opts)))
 }
 
 fn tls_htpasswd_registry() -> Registry {
@@ -81,6 +83,7 @@ fn copy_within_one_registry_mounts_every_blob_of_an_index() {
         requests(&reg, mark, "PUT", "/v2/prod/app/manifests/").iter().map(|l| l.manifest().unwrap().1).collect();
     assert_eq!(puts.len(), 3, "{puts:?}");
     assert_eq!(puts[2], "1");
+    check_remote(&reg, &dest);
     assert_eq!(inspect_raw("prod/app:1", &reg), idx.index_bytes);
     for (platform, image) in &idx.images {
         assert_eq!(
@@ -126,6 +129,7 @@ fn copy_across_registries_streams_each_blob_once_then_skips() {
     let mut want = img.blob_digests.clone();
     want.sort();
     assert_eq!(gets, want);
+    check_remote(&to, &dest);
     assert_eq!(Skopeo::new(&to).inspect_raw("promoted/app:1.0"), img.manifest_bytes);
     let copy = work.path().join("copy");
     Skopeo::new(&to).copy_to_layout("promoted/app:1.0", &copy);
@@ -159,6 +163,7 @@ fn tag_puts_the_exact_manifest_once_and_then_does_nothing() {
     for t in ["1.4.0", "latest"] {
         assert_eq!(Skopeo::new(&reg).inspect_raw(&format!("app:{t}")), img.manifest_bytes, "{t}");
     }
+    check_remote(&reg, "app:1.4.0");
     // Already there: said so, and no manifest PUT at all (Harbor's immutable tags would answer 412).
     let mark = reg.log_mark();
     let out = hoist_on(&reg, &["tag", &reference, "latest"]);
@@ -371,6 +376,7 @@ fn index_create_merges_platform_images_without_reading_a_blob() {
     assert_eq!(outcomes(&read_json(&meta)), vec!["skipped"; 6]);
     let raw = inspect_raw("app:1", &reg);
     assert_eq!(out.stdout(), format!("{h}/app:1@{}\n", sha256_digest(&raw)));
+    check_remote(&reg, "app:1");
     let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
     let entries = |index: &serde_json::Value| -> Vec<(String, String)> {
@@ -417,6 +423,7 @@ fn index_create_merges_platform_images_without_reading_a_blob() {
     let index: serde_json::Value = serde_json::from_slice(&inspect_raw("app:1", &reg)).unwrap();
     assert_eq!(entries(&index).len(), 3);
     assert_eq!(entries(&index)[2], (s390.manifest_digest.clone(), "s390x".to_string()));
+    check_remote(&reg, "app:1");
     let copy = work.path().join("copy3");
     copy_to_layout("app:1", &reg, &copy);
     assert!(blobs_of_layout(&copy).contains_key(&s390.config_digest));
@@ -528,6 +535,7 @@ fn pull_rootfs_applies_whiteouts_like_umoci_and_refuses_hostile_layers() {
     assert_eq!(tree(&rootfs), want);
     assert_eq!(std::fs::read(rootfs.join("etc/keep")).unwrap(), b"kept");
     assert_eq!(std::fs::read(rootfs.join("var/cache/b")).unwrap(), b"new");
+    assert_export_matches_rootfs(&reg, &reference, None, &rootfs);
     // umoci, unpacking the same image from a layout hoist pulled, sees the same tree.
     let layout = work.path().join("layout");
     hoist_on(&reg, &["pull", &reference, "--output", &format!("oci:{}:wh", layout.display())]).assert_success();

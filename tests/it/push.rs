@@ -57,8 +57,9 @@ fn push_multi_layer_layout_is_byte_identical_and_reports() {
     assert_eq!(blobs.len(), 5);
     assert!(blobs.iter().all(|b| b["outcome"] == "uploaded" && b["bytes"] == b["size"]));
 
-    // skopeo reads back exactly what the layout holds.
+    // skopeo reads back exactly what the layout holds; crane, regctl and oras accept it.
     assert_eq!(inspect_raw("team/app:1.0", &reg), img.manifest_bytes);
+    check_remote(&reg, &dest);
     let copy = work.path().join("copy");
     copy_to_layout("team/app:1.0", &reg, &copy);
     assert_same_image(&src, Some("v1"), &copy, None);
@@ -75,6 +76,7 @@ fn push_index_layout_pushes_every_platform_then_the_index() {
     out.assert_success();
     assert_eq!(out.stdout(), format!("{dest}@{}\n", idx.index_digest));
     assert_eq!(inspect_raw(&format!("multi/app:{}", idx.tag), &reg), idx.index_bytes);
+    check_remote(&reg, &dest);
     for (platform, image) in &idx.images {
         let raw = inspect_raw(&format!("multi/app@{}", image.manifest_digest), &reg);
         assert_eq!(raw, image.manifest_bytes, "{platform}");
@@ -128,6 +130,7 @@ fn check_archive_push(reg: &Registry, archive: &DockerArchive, reference: &str, 
     let manifest: serde_json::Value = serde_json::from_slice(&inspect_raw(reference, reg)).unwrap();
     assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(manifest["config"]["digest"], archive.config_digest.as_str());
+    check_remote(reg, reference);
     let copy = work.join("copy");
     copy_to_layout(reference, reg, &copy);
     let blobs = blobs_of_layout(&copy);

@@ -13,6 +13,7 @@ pub mod harbor;
 pub mod hoist;
 pub mod http;
 pub mod images;
+pub mod judges;
 pub mod proxy;
 pub mod registry;
 pub mod server;
@@ -27,6 +28,7 @@ pub use fixtures::{
 pub use harbor::{FakeProject, FakeRobot, FakeScan, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
+pub use judges::{assert_export_matches_rootfs, check_remote, Judge};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
 pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
 pub use skopeo::{assert_same_image, copy_to_layout, inspect_raw, push_layout, umoci_unpack, Skopeo};

@@ -70,6 +70,10 @@ pub struct TokenIssuerOpts {
     pub service: String,
     /// The `iss` claim the registry trusts.
     pub issuer: String,
+    /// The realm's host name (default `127.0.0.1`). go-containerregistry (crane) refuses a realm on a private
+    /// IP literal other than the registry's own host:port (its SSRF guard), so tests that let crane judge a
+    /// token registry use `localhost`.
+    pub realm_host: String,
 }
 
 impl Default for TokenIssuerOpts {
@@ -87,6 +91,7 @@ impl Default for TokenIssuerOpts {
             only_access_token: false,
             service: "hoist-test-registry".to_string(),
             issuer: "hoist-test-token-issuer".to_string(),
+            realm_host: "127.0.0.1".to_string(),
         }
     }
 }
@@ -206,9 +211,9 @@ impl TokenIssuer {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The realm for the registry config: `http://127.0.0.1:PORT/token`.
+    /// The realm for the registry config: `http://127.0.0.1:PORT/token` (the host is `realm_host`).
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://{}:{}/token", self.shared.opts.lock().unwrap().realm_host, self.port)
     }
 
     /// PEM certificate of the signing key (the registry's `rootcertbundle`).
