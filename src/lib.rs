@@ -36,3 +36,4 @@ pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod rootfs;
+pub mod sign;

@@ -86,3 +86,13 @@ pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 pub const HELM_CONFIG_HOME: &str = "HELM_CONFIG_HOME";
 /// The XDG config root (Helm's `helm/registry/config.json` below it).
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+/// `hoist sign`'s private key: the PEM itself, or a path to it (a GitLab CI/CD variable of type File).
+pub const HOIST_SIGNING_KEY: &str = "HOIST_SIGNING_KEY";
+/// The password of `HOIST_SIGNING_KEY` (or `--key`) when it is cosign's encrypted key.
+pub const HOIST_SIGNING_PASSWORD: &str = "HOIST_SIGNING_PASSWORD";
+/// cosign's private key variable (PEM or path), read after `HOIST_SIGNING_KEY`.
+pub const COSIGN_PRIVATE_KEY: &str = "COSIGN_PRIVATE_KEY";
+/// cosign's key password variable, read after `HOIST_SIGNING_PASSWORD`.
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// `hoist verify`'s public key: the PEM itself, or a path to it.
+pub const HOIST_VERIFY_KEY: &str = "HOIST_VERIFY_KEY";

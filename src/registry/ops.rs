@@ -572,6 +572,12 @@ impl Repository {
     /// the reference when it is one, and against `Docker-Content-Digest` when the registry sends it.
     /// Manifests over [`MANIFEST_LIMIT`] are refused (registries refuse to store them too).
     pub async fn get_manifest(&self, reference: &str) -> Result<Manifest> {
+        self.get_manifest_with_etag(reference).await.map(|(m, _)| m)
+    }
+
+    /// [`Repository::get_manifest`] with the `ETag` the registry sent, for a conditional write back
+    /// ([`Repository::put_manifest_conditional`]).
+    pub async fn get_manifest_with_etag(&self, reference: &str) -> Result<(Manifest, Option<String>)> {
         let what = format!("reading manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         self.with_retries(&what, &NoProgress, || async {
@@ -585,6 +591,7 @@ impl Repository {
             let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
             let advertised = header("docker-content-digest");
+            let etag = header(reqwest::header::ETAG.as_str());
             if resp.content_length().is_some_and(|n| n > MANIFEST_LIMIT as u64) {
                 return Err(too_big());
             }
@@ -605,7 +612,39 @@ impl Repository {
                     "the registry says the manifest is {d} but its bytes hash to {}",
                     m.digest
                 ))),
-                _ => Ok(m),
+                _ => Ok((m, etag)),
+            }
+        })
+        .await
+    }
+
+    /// Puts a manifest under `tag` only if the tag is as it was read (`If-Match` on its ETag, or
+    /// `If-None-Match: *` for a tag that did not exist). `Ok(false)`: the registry answered 412 — someone
+    /// else wrote first; read again. Registries that ignore the headers (distribution 2.8, and so
+    /// Harbor's registry) just store it: callers re-read to see whether their write survived.
+    pub async fn put_manifest_conditional(&self, tag: &str, manifest: &Manifest, read: &Precondition) -> Result<bool> {
+        let what =
+            format!("pushing manifest {} to {}/{}:{tag}", manifest.digest.short(), self.client.host(), self.name);
+        let url = self.client.url(&self.path(&format!("manifests/{tag}")))?;
+        self.with_retries(&what, &NoProgress, || async {
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| {
+                    let req = h
+                        .put(url.clone())
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone());
+                    Ok(match read {
+                        Precondition::Absent => req.header(reqwest::header::IF_NONE_MATCH, "*"),
+                        Precondition::Etag(etag) => req.header(reqwest::header::IF_MATCH, etag.as_str()),
+                        Precondition::Unknown => req,
+                    })
+                })
+                .await?;
+            match resp.status() {
+                s if s.is_success() => Ok(true),
+                StatusCode::PRECONDITION_FAILED => Ok(false),
+                _ => Err(self.client.fail(resp).await),
             }
         })
         .await
@@ -719,6 +758,17 @@ impl Repository {
     pub async fn check_push_access(&self) -> Result<()> {
         self.client.check_push_access(&self.name, &self.scopes).await
     }
+}
+
+/// What a tag was when it was read, for [`Repository::put_manifest_conditional`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// The tag did not exist.
+    Absent,
+    /// The tag's manifest had this `ETag`.
+    Etag(String),
+    /// The registry sent no `ETag`: the write cannot be made conditional.
+    Unknown,
 }
 
 enum Mount {

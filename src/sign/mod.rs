@@ -1,0 +1,202 @@
+//! Signatures, as cosign makes and reads them (key-based; keyless signing is not here yet).
+//!
+//! - [`keys`]: the private and public keys (cosign's encrypted PEM, PKCS#8, PKIX), signing, checking.
+//! - [`source`]: where the key and its password come from (`--key`, `HOIST_SIGNING_KEY`, cosign's variables).
+//! - [`payload`]: the bytes: simple-signing payload, signature layer, the legacy `.sig` manifest.
+//! - here: [`sign`] a manifest already in a registry by its digest (never fetching the image: Harbor
+//!   refuses to serve unsigned images under a signing policy), and [`verify`] one.
+//!
+//! A signature is written as cosign's legacy `sha256-<hex>.sig` tag (read by cosign 2 and 3, podman,
+//! Harbor), signatures appended through [`crate::remote::append`] so parallel jobs lose none.
+
+pub mod keys;
+pub mod payload;
+pub mod source;
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+use crate::model::{Blob, Digest};
+use crate::registry::ops::Repository;
+use keys::{PublicKey, SigningKey};
+use payload::{sig_layers, sig_manifest, sig_tag, Payload, SignatureLayer, SIMPLE_SIGNING};
+
+/// Which forms of a signature `hoist sign` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigFormat {
+    /// cosign's `sha256-<hex>.sig` tag.
+    Legacy,
+}
+
+/// How to sign.
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    pub key: SigningKey,
+    /// `-a key=value`: into the payload's `optional`.
+    pub annotations: BTreeMap<String, String>,
+    pub format: SigFormat,
+}
+
+/// What was signed and where the signature went (`--metadata-file`, the summary).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignReport {
+    /// `registry/repository@digest`.
+    pub reference: String,
+    pub digest: Digest,
+    /// The signature manifest's tag (`sha256-<hex>.sig`) and whether hoist added to it (false: the
+    /// same signature was there already).
+    pub tag: String,
+    pub written: bool,
+    pub payload_digest: Digest,
+}
+
+/// Signs `digest` in `repo` (its name as `repository`, `registry/name`): builds the payload, signs it,
+/// uploads it and appends the signature to the `.sig` tag. Needs push on `repo`; reads only the
+/// signature tag, never the image.
+pub async fn sign(repo: &Repository, repository: &str, digest: &Digest, opts: &SignOptions) -> Result<SignReport> {
+    let ctx = || format!("signing {repository}@{digest}");
+    let bytes = Payload::new(repository, digest, &opts.annotations).to_bytes();
+    let layer = SignatureLayer {
+        signature_b64: B64.encode(opts.key.sign(&bytes)),
+        payload: Blob::from_bytes(SIMPLE_SIGNING, bytes),
+    };
+    if !repo.blob_exists(&layer.payload.digest).await.map_err(|e| e.context(ctx()))? {
+        repo.upload_blob(&layer.payload, &[], None, std::sync::Arc::new(crate::registry::ops::NoProgress))
+            .await
+            .map_err(|e| e.context(ctx()))?;
+    }
+    let tag = sig_tag(digest);
+    let has = |m: &crate::model::Manifest| Ok(sig_layers(m)?.iter().any(|l| layer.is(l)));
+    let merge = |current: Option<&crate::model::Manifest>| {
+        let mut layers = match current {
+            None => Vec::new(),
+            Some(m) => sig_layers(m).map_err(|e| e.context(format!("the tag {tag}")))?,
+        };
+        if layers.iter().any(|l| layer.is(l)) {
+            return Ok(crate::remote::append::Merge::Present);
+        }
+        layers.push(layer.descriptor());
+        let (manifest, config) = sig_manifest(&layers);
+        Ok(crate::remote::append::Merge::Write { manifest, blobs: vec![config] })
+    };
+    let appended = crate::remote::append::append(repo, &tag, merge, has).await.map_err(|e| e.context(ctx()))?;
+    Ok(SignReport {
+        reference: format!("{repository}@{digest}"),
+        digest: digest.clone(),
+        tag,
+        written: appended.written,
+        payload_digest: layer.payload.digest.clone(),
+    })
+}
+
+/// One signature found for an image, and whether it holds.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checked {
+    /// Where it was found: `legacy` (the `.sig` tag).
+    pub form: &'static str,
+    pub payload_digest: Digest,
+    /// `None` when valid; else why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The payload's `docker-reference` and annotations (when it could be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_reference: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What `hoist verify` found.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub reference: String,
+    pub digest: Digest,
+    pub verified: bool,
+    pub signatures: Vec<Checked>,
+}
+
+/// Checks the signatures of `digest` in `repo` against `key`: a signature holds when it verifies over
+/// its payload's exact bytes, the payload names `digest`, and it carries every annotation of `want`.
+/// The report lists each signature found; the caller decides on `verified`.
+pub async fn verify(
+    repo: &Repository,
+    repository: &str,
+    digest: &Digest,
+    key: &PublicKey,
+    want: &BTreeMap<String, String>,
+) -> Result<VerifyReport> {
+    let tag = sig_tag(digest);
+    let mut signatures = Vec::new();
+    if repo.manifest_digest(&tag).await?.is_some() {
+        let m = repo.get_manifest(&tag).await?;
+        for layer in sig_layers(&m).map_err(|e| e.context(format!("the tag {tag}")))? {
+            if layer["mediaType"].as_str() != Some(SIMPLE_SIGNING) {
+                continue;
+            }
+            signatures.push(check_layer(repo, &layer, digest, key, want).await?);
+        }
+    }
+    let verified = signatures.iter().any(|s| s.problem.is_none());
+    Ok(VerifyReport { reference: format!("{repository}@{digest}"), digest: digest.clone(), verified, signatures })
+}
+
+async fn check_layer(
+    repo: &Repository,
+    layer: &serde_json::Value,
+    digest: &Digest,
+    key: &PublicKey,
+    want: &BTreeMap<String, String>,
+) -> Result<Checked> {
+    let payload_digest: Digest = layer["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| Error::other("a signature layer has no valid digest"))?;
+    let mut checked = Checked {
+        form: "legacy",
+        payload_digest: payload_digest.clone(),
+        problem: None,
+        docker_reference: None,
+        annotations: None,
+    };
+    let signature = layer["annotations"][payload::SIGNATURE_ANNOTATION].as_str().and_then(|s| B64.decode(s).ok());
+    let Some(signature) = signature else {
+        checked.problem = Some("the layer has no base64 signature annotation".into());
+        return Ok(checked);
+    };
+    let bytes = repo.get_blob_bytes(&payload_digest).await?;
+    if !key.verify(&bytes, &signature) {
+        checked.problem =
+            Some("the signature does not verify with this key (another key, or a changed payload)".into());
+        return Ok(checked);
+    }
+    let p = match Payload::parse(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            checked.problem = Some(e.to_string());
+            return Ok(checked);
+        }
+    };
+    checked.docker_reference = Some(p.critical.identity.docker_reference.clone());
+    checked.annotations = p.optional.clone();
+    if p.critical.image.docker_manifest_digest != digest.as_str() {
+        checked.problem =
+            Some(format!("the payload signs {}, not this image", p.critical.image.docker_manifest_digest));
+    } else if let missing @ [_, ..] = p.missing(want).as_slice() {
+        checked.problem = Some(format!("the payload lacks the annotations {}", missing.join(", ")));
+    }
+    Ok(checked)
+}
+
+/// `-a key=value` pairs.
+pub fn parse_annotation(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not key=value")),
+    }
+}
