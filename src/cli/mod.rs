@@ -13,6 +13,7 @@ mod login;
 mod ls;
 mod pull;
 mod push;
+mod sign;
 mod tag;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +31,8 @@ Credentials, first match wins:
   3. DOCKER_AUTH_CONFIG
   4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
-Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS.";
+Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS,
+5 verification failed (hoist verify).";
 
 /// hoist: build and push OCI images and Helm charts without a Docker daemon.
 #[derive(Debug, Parser)]
@@ -82,6 +84,15 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Remove a registry's credentials from docker's and Helm's config.
     Logout(login::LogoutArgs),
+    /// Sign images, indexes or charts in a registry with a key, as cosign does (by digest).
+    #[command(after_help = sign::SIGN_EXAMPLES)]
+    Sign(sign::SignArgs),
+    /// Check an image's cosign signatures against a public key.
+    #[command(after_help = sign::VERIFY_EXAMPLES)]
+    Verify(sign::VerifyArgs),
+    /// Write a new signing key pair (cosign.key, encrypted; cosign.pub) that cosign reads too.
+    #[command(after_help = sign::KEYGEN_EXAMPLES)]
+    GenerateKeyPair(sign::GenerateKeyPairArgs),
 }
 
 impl Cli {
@@ -104,6 +115,9 @@ impl Cli {
             Command::Doctor(args) => doctor::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
+            Command::Sign(args) => sign::sign(args).await,
+            Command::Verify(args) => sign::verify(args).await,
+            Command::GenerateKeyPair(args) => sign::generate_key_pair(args),
         }
     }
 }
