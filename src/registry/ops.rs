@@ -551,19 +551,27 @@ impl Repository {
     }
 
     /// The digest a tag points at now, `None` when the tag does not exist.
+    /// Retried like every read: distribution 2.8 answers 500 to a HEAD now and then while other
+    /// clients write the same tag.
     pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        let what = format!("checking manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
-        let resp =
-            self.client.send(&self.scopes, &|h| Ok(h.head(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT))).await?;
-        match resp.status() {
-            s if s.is_success() => Ok(resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|d| d.parse().ok())),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.client.fail(resp).await),
-        }
+        self.with_retries(&what, &NoProgress, || async {
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| Ok(h.head(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT)))
+                .await?;
+            match resp.status() {
+                s if s.is_success() => Ok(resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|d| d.parse().ok())),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.client.fail(resp).await),
+            }
+        })
+        .await
     }
 
     /// Reads a manifest or index (tag or digest) as the exact bytes the registry stores, asking for

@@ -18,4 +18,5 @@ mod push;
 mod realworld;
 mod resilience;
 mod secrets;
+mod sign;
 mod tls;
