@@ -182,7 +182,6 @@ pub async fn push_streamed(
     streamed: &Streamed,
 ) -> Result<PushReport> {
     let started = Instant::now();
-    let opts = clients.options();
     // Group references by repository, keeping the order they were given.
     let mut groups: Vec<(String, String, Vec<&Reference>)> = Vec::new();
     for r in dests {
@@ -196,37 +195,14 @@ pub async fn push_streamed(
     let mut pushed_repos: Vec<(String, String)> = Vec::new();
     for (host, name, refs) in &groups {
         let ctx = || format!("pushing to {host}/{name}");
-        let client = clients.get(host).await.with_context(ctx)?;
         // Mount candidates: --mount-from, repositories already pushed this run, and the repositories
         // remote blobs come from — all on this registry.
-        let mut mount_from = opts.mount_from.clone();
-        mount_from.extend(pushed_repos.iter().filter(|(h, _)| h == host).map(|(_, r)| r.clone()));
-        for b in &artifact.blobs {
-            if let BlobSource::Remote { registry, repository } = &b.source {
-                if api_host(registry) == host.as_str() && !mount_from.contains(repository) {
-                    mount_from.push(repository.clone());
-                }
-            }
-        }
-        let warn_to = reporter.clone();
-        let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
-            .with_chunk_size(opts.chunk_size)
-            .with_jobs(opts.jobs)
-            .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
+        let also: Vec<String> = pushed_repos.iter().filter(|(h, _)| h == host).map(|(_, r)| r.clone()).collect();
+        let (repo, mount_from) =
+            open_for_push(clients, host, name, &artifact.blobs, &also, reporter).await.with_context(ctx)?;
         repo.check_push_access().await.with_context(ctx)?;
-        let sources = RemoteSources::new(clients, opts.retry);
-        // Layers first, then configs (a manifest's config last, as registries and clients expect).
-        let (configs, layers): (Vec<&Blob>, Vec<&Blob>) =
-            artifact.blobs.iter().partition(|b| b.media_type.contains("config"));
-        for phase in [layers, configs] {
-            let results: Vec<BlobReport> = stream::iter(phase)
-                .map(|blob| push_one(&repo, blob, &mount_from, &sources, reporter, streamed))
-                .buffer_unordered(opts.jobs.max(1))
-                .try_collect()
-                .await
-                .with_context(ctx)?;
-            blob_reports.extend(results);
-        }
+        let results = blob_phases(&repo, &artifact.blobs, &mount_from, clients, reporter, streamed).await;
+        blob_reports.extend(results.with_context(ctx)?);
         let root = artifact.root();
         for m in &artifact.manifests[..artifact.manifests.len() - 1] {
             repo.put_manifest(m.digest.as_str(), m).await.with_context(ctx)?;
@@ -250,6 +226,75 @@ pub async fn push_streamed(
         seconds: started.elapsed().as_secs_f64(),
         retries,
     })
+}
+
+/// Opens `host`/`name` for pushing `blobs` as the push engine does: push and pull on it, pull on
+/// every repository a blob could be mounted from (`--mount-from`, `also`, and the repositories of
+/// remote blobs on this registry), `--jobs` uploads at a time, one-time events to `reporter`.
+/// Returns the repository and the mount candidates to give [`push_blobs`].
+pub async fn open_for_push(
+    clients: &Clients<'_>,
+    host: &str,
+    name: &str,
+    blobs: &[Blob],
+    also: &[String],
+    reporter: &Arc<Reporter>,
+) -> Result<(Repository, Vec<String>)> {
+    let opts = clients.options();
+    let client = clients.get(host).await?;
+    let mut mount_from = opts.mount_from.clone();
+    mount_from.extend(also.iter().filter(|r| !opts.mount_from.contains(r)).cloned());
+    for b in blobs {
+        if let BlobSource::Remote { registry, repository } = &b.source {
+            if api_host(registry) == host && !mount_from.contains(repository) {
+                mount_from.push(repository.clone());
+            }
+        }
+    }
+    let warn_to = reporter.clone();
+    let repo = Repository::new(client, name, "pull,push", &mount_from, opts.retry)
+        .with_chunk_size(opts.chunk_size)
+        .with_jobs(opts.jobs)
+        .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
+    Ok((repo, mount_from))
+}
+
+/// The push engine's blob step alone, for callers that put the manifest themselves (an attached
+/// artifact, whose PUT answer says who keeps the referrers list): every blob of `blobs` into `repo`
+/// (opened by [`open_for_push`]), layers then configs, `--jobs` at a time — skipped when there,
+/// mounted from `mount_from`, streamed from another registry, or uploaded.
+pub async fn push_blobs(
+    repo: &Repository,
+    blobs: &[Blob],
+    mount_from: &[String],
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+) -> Result<Vec<BlobReport>> {
+    blob_phases(repo, blobs, mount_from, clients, reporter, &Streamed::default()).await
+}
+
+async fn blob_phases(
+    repo: &Repository,
+    blobs: &[Blob],
+    mount_from: &[String],
+    clients: &Clients<'_>,
+    reporter: &Arc<Reporter>,
+    streamed: &Streamed,
+) -> Result<Vec<BlobReport>> {
+    let opts = clients.options();
+    let sources = RemoteSources::new(clients, opts.retry);
+    // Layers first, then configs (a manifest's config last, as registries and clients expect).
+    let (configs, layers): (Vec<&Blob>, Vec<&Blob>) = blobs.iter().partition(|b| b.media_type.contains("config"));
+    let mut reports = Vec::new();
+    for phase in [layers, configs] {
+        let results: Vec<BlobReport> = stream::iter(phase)
+            .map(|blob| push_one(repo, blob, mount_from, &sources, reporter, streamed))
+            .buffer_unordered(opts.jobs.max(1))
+            .try_collect()
+            .await?;
+        reports.extend(results);
+    }
+    Ok(reports)
 }
 
 async fn push_one(

@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::common::{reporter, RegistryArgs};
 use crate::ci::{Env, ProcessEnv};
-use crate::error::{Error, Result};
-use crate::model::{Digest, Reference};
+use crate::error::{Context, Error, Result};
+use crate::model::Reference;
 use crate::progress::Reporter;
 use crate::push::{Clients, PushOptions, PushReport};
+use crate::remote::referrers::Subject;
 use crate::sign::{keys::SigningKey, parse_annotation, source, SigFormat, SignOptions, SignReport};
 
 pub const SIGN_EXAMPLES: &str = "\
@@ -67,7 +69,7 @@ pub struct SignFlags {
     #[arg(long = "sign-annotation", value_name = "KEY=VALUE", value_parser = parse_annotation, requires = "sign")]
     pub sign_annotations: Vec<(String, String)>,
     /// Which signature forms to write.
-    #[arg(long, value_enum, default_value = "legacy", value_name = "FORMAT", requires = "sign")]
+    #[arg(long, value_enum, default_value = "both", value_name = "FORMAT", requires = "sign")]
     pub sig_format: SigFormat,
 }
 
@@ -93,7 +95,7 @@ pub async fn sign_pushed(
     report: &PushReport,
     opts: &PushOptions,
     env: &dyn Env,
-    reporter: &Reporter,
+    reporter: &Arc<Reporter>,
 ) -> Result<Vec<SignReport>> {
     let clients = Clients::new(opts, env);
     let mut repos: Vec<Reference> = Vec::new();
@@ -103,9 +105,10 @@ pub async fn sign_pushed(
             repos.push(r);
         }
     }
+    let subject = Subject { media_type: report.media_type.clone(), digest: report.digest.clone(), size: report.size };
     let mut out = Vec::new();
     for r in repos {
-        out.push(sign_one(&clients, &r, &report.digest, signer, reporter).await?);
+        out.push(sign_one(&clients, &r, &subject, signer, reporter).await?);
     }
     Ok(out)
 }
@@ -113,18 +116,12 @@ pub async fn sign_pushed(
 async fn sign_one(
     clients: &Clients<'_>,
     reference: &Reference,
-    digest: &Digest,
+    subject: &Subject,
     signer: &SignOptions,
-    reporter: &Reporter,
+    reporter: &Arc<Reporter>,
 ) -> Result<SignReport> {
-    let repo = crate::remote::open(clients, reference, "pull,push").await?;
-    let report = crate::sign::sign(&repo, &reference.name(), digest, signer).await?;
-    reporter.note(&format!(
-        "signed {} ({}{})",
-        report.reference,
-        report.tag,
-        if report.written { "" } else { ": this signature was there already" }
-    ));
+    let report = crate::sign::sign(clients, reference, subject, signer, reporter).await?;
+    reporter.note(&format!("signed {} ({})", report.reference, report.describe()));
     Ok(report)
 }
 
@@ -140,7 +137,7 @@ pub struct SignArgs {
     #[arg(long = "annotation", short = 'a', value_name = "KEY=VALUE", value_parser = parse_annotation)]
     pub annotations: Vec<(String, String)>,
     /// Which signature forms to write.
-    #[arg(long, value_enum, default_value = "legacy", value_name = "FORMAT")]
+    #[arg(long, value_enum, default_value = "both", value_name = "FORMAT")]
     pub sig_format: SigFormat,
     /// Write a JSON report of what was signed (reference, digest, signature tag) to FILE.
     #[arg(long, value_name = "FILE")]
@@ -165,8 +162,14 @@ pub async fn sign(args: SignArgs) -> Result<()> {
     let clients = Clients::new(&opts, &env);
     let mut reports = Vec::new();
     for reference in &references {
-        let digest = resolve(&clients, reference).await?;
-        let report = sign_one(&clients, reference, &digest, &signer, &reporter).await?;
+        // The legacy form needs only the digest: a pinned one is used as is, without reading anything.
+        let subject = match reference.digest() {
+            Some(d) if signer.format == SigFormat::Legacy => {
+                Subject { media_type: String::new(), digest: d.clone(), size: 0 }
+            }
+            _ => resolve(&clients, reference).await?,
+        };
+        let report = sign_one(&clients, reference, &subject, &signer, &reporter).await?;
         println!("{}", report.reference);
         reports.push(report);
     }
@@ -176,16 +179,29 @@ pub async fn sign(args: SignArgs) -> Result<()> {
     Ok(())
 }
 
-/// The digest of `reference`: its own when pinned, else a HEAD of the manifest (never a GET).
-async fn resolve(clients: &Clients<'_>, reference: &Reference) -> Result<Digest> {
-    if let Some(d) = reference.digest() {
-        return Ok(d.clone());
-    }
+/// What `reference` names — digest, media type, size — from a HEAD of the manifest (never a GET: the
+/// image is not read). A pinned digest must match what the registry answers.
+async fn resolve(clients: &Clients<'_>, reference: &Reference) -> Result<Subject> {
     let repo = crate::remote::open(clients, reference, "pull").await?;
-    repo.manifest_digest(&reference.manifest_reference())
+    let ctx = || format!("resolving {reference}");
+    let (digest, media_type, size) = repo
+        .manifest_head(&reference.manifest_reference())
         .await
-        .map_err(|e| e.context(format!("resolving {reference}")))?
-        .ok_or_else(|| Error::other(format!("{reference}: no such manifest")))
+        .map_err(|e| {
+            if !e.message().contains("412 Precondition") {
+                return e;
+            }
+            e.with_hint(
+                "Harbor answers 412 for images its signing policy keeps from being pulled: sign them as they are \
+                 pushed (--sign), or by digest with --sig-format legacy (no read at all)",
+            )
+        })
+        .with_context(ctx)?
+        .ok_or_else(|| Error::other(format!("{reference}: no such manifest")))?;
+    if reference.digest().is_some_and(|d| *d != digest) {
+        return Err(Error::other(format!("the registry answers {reference} with {digest}")).context(ctx()));
+    }
+    Ok(Subject { media_type, digest, size })
 }
 
 #[derive(Debug, Args)]
@@ -214,7 +230,7 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
     let want: BTreeMap<String, String> = args.annotations.iter().cloned().collect();
     let opts = args.registry.push_options(&env, 1, Vec::new())?;
     let clients = Clients::new(&opts, &env);
-    let digest = resolve(&clients, &reference).await?;
+    let digest = resolve(&clients, &reference).await?.digest;
     let repo = crate::remote::open(&clients, &reference, "pull").await?;
     let report = crate::sign::verify(&repo, &reference.name(), &digest, &key, &want)
         .await

@@ -550,10 +550,125 @@ impl Repository {
         .await
     }
 
+    /// Puts a manifest under `reference` only if `cond` holds (`If-Match` on an ETag, or
+    /// `If-None-Match: *` for a reference that must not exist yet), always sending it. A 412 answer is
+    /// [`Put::PreconditionFailed`] (someone else wrote first: re-read and try again); otherwise the
+    /// answer says whether the registry indexed the manifest's `subject` (`OCI-Subject`).
+    ///
+    /// Registries that ignore conditional headers (distribution 2.8 does) just store the manifest:
+    /// callers that need the guarantee re-read after writing.
+    pub async fn put_manifest_if(&self, reference: &str, manifest: &Manifest, cond: &PutIf) -> Result<Put> {
+        let what =
+            format!("pushing manifest {} to {}/{}:{reference}", manifest.digest.short(), self.client.host(), self.name);
+        let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
+        self.with_retries(&what, &NoProgress, || async {
+            let resp = self
+                .client
+                .send(&self.scopes, &|h| {
+                    let req = h
+                        .put(url.clone())
+                        .header(CONTENT_TYPE, manifest.media_type.as_str())
+                        .body(manifest.bytes.clone());
+                    Ok(match cond {
+                        PutIf::Always => req,
+                        PutIf::Match(etag) => req.header(reqwest::header::IF_MATCH, etag.as_str()),
+                        PutIf::NoneMatch => req.header(reqwest::header::IF_NONE_MATCH, "*"),
+                    })
+                })
+                .await?;
+            if resp.status() == StatusCode::PRECONDITION_FAILED && !matches!(cond, PutIf::Always) {
+                return Ok(Put::PreconditionFailed);
+            }
+            if !resp.status().is_success() {
+                return Err(self.client.fail(resp).await);
+            }
+            let oci_subject = resp.headers().get("oci-subject").and_then(|v| v.to_str().ok()).map(str::to_string);
+            Ok(Put::Stored { oci_subject })
+        })
+        .await
+    }
+
+    /// [`Repository::get_manifest`] with the `ETag` the registry sent (for a conditional write back),
+    /// or `None` when `reference` does not exist (404).
+    pub async fn get_manifest_etag(&self, reference: &str) -> Result<Option<(Manifest, Option<String>)>> {
+        self.fetch_manifest(reference, true).await
+    }
+
+    /// `GET /v2/<name>/referrers/<digest>` (OCI distribution-spec 1.1), with `?artifactType=` when
+    /// given. `None` when the registry has no referrers API (404, or 400/405/501 from registries that
+    /// route the path elsewhere); otherwise the index's bytes and the `OCI-Filters-Applied` header.
+    /// Follows `Link: rel="next"` pages and returns their entries merged into one index.
+    pub async fn get_referrers(&self, digest: &Digest, artifact_type: Option<&str>) -> Result<Option<ReferrersPage>> {
+        let what = format!("listing the referrers of {}/{}@{digest}", self.client.host(), self.name);
+        let mut url = self.client.url(&self.path(&format!("referrers/{digest}")))?;
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
+        let mut manifests: Vec<serde_json::Value> = Vec::new();
+        let mut filters_applied = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            if !seen.insert(url.to_string()) || seen.len() > 100 {
+                return Err(Error::other(format!("the registry's next page link loops back to {url}")).context(what));
+            }
+            let page = self
+                .with_retries(&what, &NoProgress, || async {
+                    let resp = self
+                        .client
+                        .send(&self.scopes, &|h| Ok(h.get(url.clone()).header(ACCEPT, media::OCI_INDEX)))
+                        .await?;
+                    match resp.status() {
+                        s if s.is_success() => {}
+                        StatusCode::NOT_FOUND
+                        | StatusCode::BAD_REQUEST
+                        | StatusCode::METHOD_NOT_ALLOWED
+                        | StatusCode::NOT_IMPLEMENTED => return Ok(None),
+                        _ => return Err(self.client.fail(resp).await),
+                    }
+                    let header =
+                        |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let filters = header("oci-filters-applied");
+                    let next = resp
+                        .headers()
+                        .get_all(reqwest::header::LINK)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(next_link);
+                    let body = super::error::read_capped(resp, MANIFEST_LIMIT).await?;
+                    let v: serde_json::Value = serde_json::from_slice(&body)
+                        .map_err(|e| Error::other(format!("the referrers answer is not a JSON index: {e}")))?;
+                    let entries = v.get("manifests").and_then(|m| m.as_array()).cloned().unwrap_or_default();
+                    Ok(Some((entries, filters, next)))
+                })
+                .await?;
+            let Some((entries, filters, next)) = page else {
+                // A first page missing means no API; a later one missing is an error of the registry's.
+                if manifests.is_empty() && filters_applied.is_none() && seen.len() == 1 {
+                    return Ok(None);
+                }
+                return Err(Error::other(format!("the registry's next referrers page {url} is missing")).context(what));
+            };
+            manifests.extend(entries);
+            filters_applied = filters_applied.or(filters).or(Some(String::new()));
+            match next {
+                Some(link) => url = self.client.url(&link).map_err(|e| e.context(&what))?,
+                None => {
+                    let filters_applied = filters_applied.filter(|f| !f.is_empty());
+                    return Ok(Some(ReferrersPage { manifests, filters_applied }));
+                }
+            }
+        }
+    }
+
     /// The digest a tag points at now, `None` when the tag does not exist.
-    /// Retried like every read: distribution 2.8 answers 500 to a HEAD now and then while other
-    /// clients write the same tag.
     pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        Ok(self.manifest_head(reference).await?.map(|(d, _, _)| d))
+    }
+
+    /// What a HEAD of the manifest says: its digest, media type (`Content-Type`) and size
+    /// (`Content-Length`); `None` when it does not exist. Retried like every read: distribution 2.8
+    /// answers 500 to a HEAD now and then while other clients write the same tag.
+    pub async fn manifest_head(&self, reference: &str) -> Result<Option<(Digest, String, u64)>> {
         let what = format!("checking manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         self.with_retries(&what, &NoProgress, || async {
@@ -562,11 +677,13 @@ impl Repository {
                 .send(&self.scopes, &|h| Ok(h.head(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT)))
                 .await?;
             match resp.status() {
-                s if s.is_success() => Ok(resp
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|d| d.parse().ok())),
+                s if s.is_success() => {
+                    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                    let digest = header("docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+                    let media_type = header(CONTENT_TYPE.as_str()).unwrap_or_default().to_string();
+                    let size = header(CONTENT_LENGTH.as_str()).and_then(|n| n.parse().ok()).unwrap_or(0);
+                    Ok(digest.map(|d| (d, media_type, size)))
+                }
                 StatusCode::NOT_FOUND => Ok(None),
                 _ => Err(self.client.fail(resp).await),
             }
@@ -580,12 +697,12 @@ impl Repository {
     /// the reference when it is one, and against `Docker-Content-Digest` when the registry sends it.
     /// Manifests over [`MANIFEST_LIMIT`] are refused (registries refuse to store them too).
     pub async fn get_manifest(&self, reference: &str) -> Result<Manifest> {
-        self.get_manifest_with_etag(reference).await.map(|(m, _)| m)
+        let found = self.fetch_manifest(reference, false).await?;
+        Ok(found.expect("a missing manifest is an error unless missing_ok").0)
     }
 
-    /// [`Repository::get_manifest`] with the `ETag` the registry sent, for a conditional write back
-    /// ([`Repository::put_manifest_conditional`]).
-    pub async fn get_manifest_with_etag(&self, reference: &str) -> Result<(Manifest, Option<String>)> {
+    /// [`Repository::get_manifest`], with the `ETag`; a 404 is `None` when `missing_ok`.
+    async fn fetch_manifest(&self, reference: &str, missing_ok: bool) -> Result<Option<(Manifest, Option<String>)>> {
         let what = format!("reading manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         self.with_retries(&what, &NoProgress, || async {
@@ -593,13 +710,16 @@ impl Repository {
                 .client
                 .send(&self.scopes, &|h| Ok(h.get(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT)))
                 .await?;
+            if missing_ok && resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
             if !resp.status().is_success() {
                 return Err(self.client.fail(resp).await);
             }
             let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
             let content_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
             let advertised = header("docker-content-digest");
-            let etag = header(reqwest::header::ETAG.as_str());
+            let etag = header("etag");
             if resp.content_length().is_some_and(|n| n > MANIFEST_LIMIT as u64) {
                 return Err(too_big());
             }
@@ -620,39 +740,7 @@ impl Repository {
                     "the registry says the manifest is {d} but its bytes hash to {}",
                     m.digest
                 ))),
-                _ => Ok((m, etag)),
-            }
-        })
-        .await
-    }
-
-    /// Puts a manifest under `tag` only if the tag is as it was read (`If-Match` on its ETag, or
-    /// `If-None-Match: *` for a tag that did not exist). `Ok(false)`: the registry answered 412 — someone
-    /// else wrote first; read again. Registries that ignore the headers (distribution 2.8, and so
-    /// Harbor's registry) just store it: callers re-read to see whether their write survived.
-    pub async fn put_manifest_conditional(&self, tag: &str, manifest: &Manifest, read: &Precondition) -> Result<bool> {
-        let what =
-            format!("pushing manifest {} to {}/{}:{tag}", manifest.digest.short(), self.client.host(), self.name);
-        let url = self.client.url(&self.path(&format!("manifests/{tag}")))?;
-        self.with_retries(&what, &NoProgress, || async {
-            let resp = self
-                .client
-                .send(&self.scopes, &|h| {
-                    let req = h
-                        .put(url.clone())
-                        .header(CONTENT_TYPE, manifest.media_type.as_str())
-                        .body(manifest.bytes.clone());
-                    Ok(match read {
-                        Precondition::Absent => req.header(reqwest::header::IF_NONE_MATCH, "*"),
-                        Precondition::Etag(etag) => req.header(reqwest::header::IF_MATCH, etag.as_str()),
-                        Precondition::Unknown => req,
-                    })
-                })
-                .await?;
-            match resp.status() {
-                s if s.is_success() => Ok(true),
-                StatusCode::PRECONDITION_FAILED => Ok(false),
-                _ => Err(self.client.fail(resp).await),
+                _ => Ok(Some((m, etag))),
             }
         })
         .await
@@ -768,15 +856,32 @@ impl Repository {
     }
 }
 
-/// What a tag was when it was read, for [`Repository::put_manifest_conditional`].
+/// The condition a manifest PUT is sent under ([`Repository::put_manifest_if`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Precondition {
-    /// The tag did not exist.
-    Absent,
-    /// The tag's manifest had this `ETag`.
-    Etag(String),
-    /// The registry sent no `ETag`: the write cannot be made conditional.
-    Unknown,
+pub enum PutIf {
+    /// No condition.
+    Always,
+    /// `If-Match: <etag>`: only over the version read.
+    Match(String),
+    /// `If-None-Match: *`: only where nothing is yet.
+    NoneMatch,
+}
+
+/// What a conditional manifest PUT did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Stored; `oci_subject` is the `OCI-Subject` header (the registry indexed the subject).
+    Stored { oci_subject: Option<String> },
+    /// 412: the condition did not hold.
+    PreconditionFailed,
+}
+
+/// A registry's answer to `GET /v2/<name>/referrers/<digest>`: the index entries (as JSON, every
+/// field kept) and `OCI-Filters-Applied` (e.g. `artifactType`).
+#[derive(Debug, Clone)]
+pub struct ReferrersPage {
+    pub manifests: Vec<serde_json::Value>,
+    pub filters_applied: Option<String>,
 }
 
 enum Mount {

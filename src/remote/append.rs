@@ -7,7 +7,8 @@
 //! headers, so a write can silently replace another job's: after writing, hoist waits a little longer
 //! than a read-modify-write takes and reads the tag again, twice; if its entry is gone it adds it again.
 //! A job that read before our write finishes its own write within that wait, so what we then see stays.
-//! Bounded: [`MAX_ROUNDS`] rounds.
+//! Bounded: [`MAX_ROUNDS`] rounds. (The referrers fallback index, `sha256-<hex>`, has the same
+//! read-merge-write loop specialised in [`super::referrers`]; one could serve both.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::model::{Blob, Manifest};
-use crate::registry::ops::{NoProgress, Precondition, Repository};
+use crate::registry::ops::{NoProgress, Put, PutIf, Repository};
 
 /// Read-modify-write rounds before giving up.
 pub const MAX_ROUNDS: usize = 20;
@@ -63,7 +64,7 @@ pub async fn append(
                 repo.upload_blob(blob, &[], None, Arc::new(NoProgress)).await?;
             }
         }
-        if !repo.put_manifest_conditional(tag, &manifest, &precondition).await? {
+        if repo.put_manifest_if(tag, &manifest, &precondition).await? == Put::PreconditionFailed {
             tokio::time::sleep(jitter(Duration::from_millis(50))).await;
             continue;
         }
@@ -94,12 +95,11 @@ pub async fn append(
 }
 
 /// The tag's manifest and what to make the write back conditional on.
-async fn read(repo: &Repository, tag: &str) -> Result<(Option<Manifest>, Precondition)> {
-    if repo.manifest_digest(tag).await?.is_none() {
-        return Ok((None, Precondition::Absent));
-    }
-    let (m, etag) = repo.get_manifest_with_etag(tag).await?;
-    Ok((Some(m), etag.map_or(Precondition::Unknown, Precondition::Etag)))
+async fn read(repo: &Repository, tag: &str) -> Result<(Option<Manifest>, PutIf)> {
+    Ok(match repo.get_manifest_etag(tag).await? {
+        None => (None, PutIf::NoneMatch),
+        Some((m, etag)) => (Some(m), etag.map_or(PutIf::Always, PutIf::Match)),
+    })
 }
 
 /// `base` plus up to half of it again, at random, so parallel jobs do not stay in step.

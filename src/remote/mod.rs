@@ -11,6 +11,7 @@ pub mod append;
 pub mod index;
 pub mod inspect;
 pub mod pull;
+pub mod referrers;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

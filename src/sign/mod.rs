@@ -7,7 +7,9 @@
 //!   refuses to serve unsigned images under a signing policy), and [`verify`] one.
 //!
 //! A signature is written as cosign's legacy `sha256-<hex>.sig` tag (read by cosign 2 and 3, podman,
-//! Harbor), signatures appended through [`crate::remote::append`] so parallel jobs lose none.
+//! Harbor), signatures appended through [`crate::remote::append`] so parallel jobs lose none, and as
+//! an OCI 1.1 referrer (artifactType `application/vnd.dev.cosign.artifact.sig.v1+json`, what Harbor
+//! 2.11+ shows as signed) through [`crate::remote::referrers::attach`], the one attach mechanism.
 
 pub mod keys;
 pub mod payload;
@@ -18,9 +20,15 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use crate::error::{Error, Result};
-use crate::model::{Blob, Digest};
+use std::sync::Arc;
+
+use crate::error::{Context, Error, Result};
+use crate::model::{Blob, Digest, Reference};
+use crate::progress::Reporter;
+use crate::push::Clients;
 use crate::registry::ops::Repository;
+use crate::remote::append::Merge;
+use crate::remote::referrers::{Attached, Attachment, Layer, Listing, Subject};
 use keys::{PublicKey, SigningKey};
 use payload::{sig_layers, sig_manifest, sig_tag, Payload, SignatureLayer, SIMPLE_SIGNING};
 
@@ -28,8 +36,21 @@ use payload::{sig_layers, sig_manifest, sig_tag, Payload, SignatureLayer, SIMPLE
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SigFormat {
-    /// cosign's `sha256-<hex>.sig` tag.
+    /// cosign's `sha256-<hex>.sig` tag (cosign 2 and 3, podman, Harbor read it).
     Legacy,
+    /// An OCI 1.1 referrer with artifactType application/vnd.dev.cosign.artifact.sig.v1+json.
+    Referrer,
+    /// Both.
+    Both,
+}
+
+impl SigFormat {
+    fn legacy(self) -> bool {
+        matches!(self, SigFormat::Legacy | SigFormat::Both)
+    }
+    fn referrer(self) -> bool {
+        matches!(self, SigFormat::Referrer | SigFormat::Both)
+    }
 }
 
 /// How to sign.
@@ -48,27 +69,97 @@ pub struct SignReport {
     /// `registry/repository@digest`.
     pub reference: String,
     pub digest: Digest,
-    /// The signature manifest's tag (`sha256-<hex>.sig`) and whether hoist added to it (false: the
-    /// same signature was there already).
-    pub tag: String,
-    pub written: bool,
     pub payload_digest: Digest,
+    /// The legacy form: the tag (`sha256-<hex>.sig`) and whether hoist added to it (false: the same
+    /// signature was there already).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<LegacyWritten>,
+    /// The referrer form: the artifact manifest and where it is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Attached>,
 }
 
-/// Signs `digest` in `repo` (its name as `repository`, `registry/name`): builds the payload, signs it,
-/// uploads it and appends the signature to the `.sig` tag. Needs push on `repo`; reads only the
-/// signature tag, never the image.
-pub async fn sign(repo: &Repository, repository: &str, digest: &Digest, opts: &SignOptions) -> Result<SignReport> {
-    let ctx = || format!("signing {repository}@{digest}");
-    let bytes = Payload::new(repository, digest, &opts.annotations).to_bytes();
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LegacyWritten {
+    pub tag: String,
+    pub written: bool,
+}
+
+impl SignReport {
+    /// `sha256-….sig, referrer sha256:… (fallback tag)` for the log line.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(l) = &self.legacy {
+            parts.push(if l.written { l.tag.clone() } else { format!("{}: this signature was there already", l.tag) });
+        }
+        if let Some(r) = &self.referrer {
+            let listed = match &r.listing {
+                Listing::Registry => "listed by the registry".to_string(),
+                Listing::FallbackTag { tag, .. } => format!("listed in {tag}"),
+                Listing::Unlisted { .. } => "not listed".to_string(),
+            };
+            parts.push(format!("referrer {} {listed}", r.descriptor.digest.short()));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Signs `subject` in `repository` (its tag or digest ignored): builds the payload, signs it, and
+/// writes the forms `opts.format` asks for — the payload blob and the `.sig` tag (signatures
+/// appended), and/or the referrer through [`crate::remote::referrers::attach`]. Needs push on the
+/// repository; reads only the signature tag, never the image.
+pub async fn sign(
+    clients: &Clients<'_>,
+    repository: &Reference,
+    subject: &Subject,
+    opts: &SignOptions,
+    reporter: &Arc<Reporter>,
+) -> Result<SignReport> {
+    let name = repository.name();
+    let digest = &subject.digest;
+    let ctx = || format!("signing {name}@{digest}");
+    let bytes = Payload::new(&name, digest, &opts.annotations).to_bytes();
     let layer = SignatureLayer {
         signature_b64: B64.encode(opts.key.sign(&bytes)),
-        payload: Blob::from_bytes(SIMPLE_SIGNING, bytes),
+        payload: Blob::from_bytes(SIMPLE_SIGNING, bytes.clone()),
     };
-    if !repo.blob_exists(&layer.payload.digest).await.map_err(|e| e.context(ctx()))? {
-        repo.upload_blob(&layer.payload, &[], None, std::sync::Arc::new(crate::registry::ops::NoProgress))
-            .await
-            .map_err(|e| e.context(ctx()))?;
+    let legacy = if opts.format.legacy() {
+        let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
+        Some(append_legacy(&repo, digest, &layer).await.with_context(ctx)?)
+    } else {
+        None
+    };
+    let referrer = if opts.format.referrer() {
+        let attachment = Attachment {
+            artifact_type: payload::SIGNATURE_ARTIFACT_TYPE.to_string(),
+            annotations: BTreeMap::new(),
+            layers: vec![Layer {
+                media_type: SIMPLE_SIGNING.to_string(),
+                bytes: bytes.into(),
+                annotations: [(payload::SIGNATURE_ANNOTATION.to_string(), layer.signature_b64.clone())].into(),
+            }],
+        };
+        Some(
+            crate::remote::referrers::attach(clients, repository, subject, &attachment, reporter)
+                .await
+                .with_context(ctx)?,
+        )
+    } else {
+        None
+    };
+    Ok(SignReport {
+        reference: format!("{name}@{digest}"),
+        digest: digest.clone(),
+        payload_digest: layer.payload.digest.clone(),
+        legacy,
+        referrer,
+    })
+}
+
+/// Uploads the payload and appends its signature layer to `digest`'s `.sig` tag.
+async fn append_legacy(repo: &Repository, digest: &Digest, layer: &SignatureLayer) -> Result<LegacyWritten> {
+    if !repo.blob_exists(&layer.payload.digest).await? {
+        repo.upload_blob(&layer.payload, &[], None, Arc::new(crate::registry::ops::NoProgress)).await?;
     }
     let tag = sig_tag(digest);
     let has = |m: &crate::model::Manifest| Ok(sig_layers(m)?.iter().any(|l| layer.is(l)));
@@ -78,27 +169,21 @@ pub async fn sign(repo: &Repository, repository: &str, digest: &Digest, opts: &S
             Some(m) => sig_layers(m).map_err(|e| e.context(format!("the tag {tag}")))?,
         };
         if layers.iter().any(|l| layer.is(l)) {
-            return Ok(crate::remote::append::Merge::Present);
+            return Ok(Merge::Present);
         }
         layers.push(layer.descriptor());
         let (manifest, config) = sig_manifest(&layers);
-        Ok(crate::remote::append::Merge::Write { manifest, blobs: vec![config] })
+        Ok(Merge::Write { manifest, blobs: vec![config] })
     };
-    let appended = crate::remote::append::append(repo, &tag, merge, has).await.map_err(|e| e.context(ctx()))?;
-    Ok(SignReport {
-        reference: format!("{repository}@{digest}"),
-        digest: digest.clone(),
-        tag,
-        written: appended.written,
-        payload_digest: layer.payload.digest.clone(),
-    })
+    let appended = crate::remote::append::append(repo, &tag, merge, has).await?;
+    Ok(LegacyWritten { tag, written: appended.written })
 }
 
 /// One signature found for an image, and whether it holds.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Checked {
-    /// Where it was found: `legacy` (the `.sig` tag).
+    /// Where it was found: `legacy` (the `.sig` tag) or `referrer` (an OCI 1.1 referrer).
     pub form: &'static str,
     pub payload_digest: Digest,
     /// `None` when valid; else why not.
@@ -139,7 +224,17 @@ pub async fn verify(
             if layer["mediaType"].as_str() != Some(SIMPLE_SIGNING) {
                 continue;
             }
-            signatures.push(check_layer(repo, &layer, digest, key, want).await?);
+            signatures.push(check_layer(repo, "legacy", &layer, digest, key, want).await?);
+        }
+    }
+    // The OCI 1.1 form: cosign signature referrers, from the registry's API or the fallback tag.
+    let listed = crate::remote::referrers::list(repo, digest, Some(payload::SIGNATURE_ARTIFACT_TYPE)).await?;
+    for r in listed.referrers {
+        let m = repo.get_manifest(r.digest.as_str()).await?;
+        for layer in sig_layers(&m)? {
+            if layer["mediaType"].as_str() == Some(SIMPLE_SIGNING) {
+                signatures.push(check_layer(repo, "referrer", &layer, digest, key, want).await?);
+            }
         }
     }
     let verified = signatures.iter().any(|s| s.problem.is_none());
@@ -148,6 +243,7 @@ pub async fn verify(
 
 async fn check_layer(
     repo: &Repository,
+    form: &'static str,
     layer: &serde_json::Value,
     digest: &Digest,
     key: &PublicKey,
@@ -158,7 +254,7 @@ async fn check_layer(
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| Error::other("a signature layer has no valid digest"))?;
     let mut checked = Checked {
-        form: "legacy",
+        form,
         payload_digest: payload_digest.clone(),
         problem: None,
         docker_reference: None,
