@@ -285,6 +285,16 @@ fn sign_eight_parallel_signers_lose_no_signature() {
     }
     let layers = sig_manifest(&reg, "proj/par", &image)["layers"].as_array().unwrap().clone();
     assert_eq!(layers.len(), 8, "signatures lost: {layers:#?}");
+    // The referrer form too: eight signature referrers in the fallback tag sha256-<hex>.
+    let fallback = reg.manifest_bytes("proj/par", &image.replace(':', "-")).expect("the fallback tag");
+    let index: serde_json::Value = serde_json::from_slice(&fallback).unwrap();
+    let sigs: Vec<&serde_json::Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["artifactType"] == "application/vnd.dev.cosign.artifact.sig.v1+json")
+        .collect();
+    assert_eq!(sigs.len(), 8, "referrers lost: {index:#}");
     for i in 0..8 {
         hoist_verify(&public, &r, &["-a", &format!("run={i}")]).assert_success();
     }
@@ -352,4 +362,43 @@ fn sign_generate_key_pair_is_cosign_readable_private_and_never_overwrites() {
     cmd.current_dir(work.path()).arg("generate-key-pair").env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
     Hoist::run_cmd(cmd, None).assert_code(2).assert_stderr_contains("never overwrites");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+}
+
+#[test]
+fn sign_each_form_alone_is_found_and_the_referrer_is_listed_by_oras() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let (key, public) = hoist_keys(work.path());
+    let legacy = push_image(&reg, work.path(), 351, "proj/forms", "legacy");
+    let referrer = push_image(&reg, work.path(), 352, "proj/forms", "referrer");
+    let rl = format!("{}/proj/forms@{legacy}", reg.host());
+    let rr = format!("{}/proj/forms@{referrer}", reg.host());
+    hoist_sign(&key, &rl, &["--sig-format", "legacy"]).assert_success();
+    hoist_sign(&key, &rr, &["--sig-format", "referrer"]).assert_success();
+    assert!(reg.manifest_bytes("proj/forms", &legacy.replace(':', "-")).is_none(), "legacy only: no fallback tag");
+    assert!(reg.manifest_bytes("proj/forms", &format!("{}.sig", referrer.replace(':', "-"))).is_none());
+    let forms = |r: &str| -> Vec<String> {
+        let out = hoist_verify(&public, r, &["--json"]);
+        out.assert_success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+        v["signatures"].as_array().unwrap().iter().map(|s| s["form"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(forms(&rl), ["legacy"]);
+    assert_eq!(forms(&rr), ["referrer"]);
+    assert_cosign_verifies(&public, &rl);
+    // cosign reads the referrer form when told to look for OCI 1.1 referrers.
+    for tool in ["cosign", "cosign2"] {
+        let out = cosign(
+            tool,
+            &["verify", "--experimental-oci11", "--key", public.to_str().unwrap(), "--insecure-ignore-tlog=true", &rr],
+        );
+        assert!(out.status.success(), "{tool} verify --experimental-oci11: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // oras lists the signature referrer with cosign's artifact type.
+    let mut cmd = Command::new(require_go_tool("oras"));
+    cmd.args(["discover", "--plain-http", "--format", "json", &rr]);
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "oras discover: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("application/vnd.dev.cosign.artifact.sig.v1+json"), "oras discover: {text}");
 }
