@@ -180,6 +180,18 @@ fn sign_cosign_signatures_and_keys_work_in_hoist() {
     );
     assert!(out.status.success(), "cosign2 sign: {}", String::from_utf8_lossy(&out.stderr));
     hoist_verify(&cpub, &r, &["-a", "team=core"]).assert_success();
+    // cosign 3 writes the same legacy form when asked for the old format without a signing config.
+    let three = push_image(&reg, work.path(), 313, "proj/cos3", "1");
+    let r3 = format!("{}/proj/cos3@{three}", reg.host());
+    let out = cosign(
+        "cosign",
+        &["sign", "--key", ckey.to_str().unwrap(), "--tlog-upload=false", "--new-bundle-format=false"]
+            .into_iter()
+            .chain(["--use-signing-config=false", "-y", "-a", "by=cosign3", r3.as_str()])
+            .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "cosign 3 sign: {}", String::from_utf8_lossy(&out.stderr));
+    hoist_verify(&cpub, &r3, &["-a", "by=cosign3"]).assert_success();
     let json = hoist_verify(&cpub, &r, &["--json"]);
     json.assert_success();
     let v: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
