@@ -16,7 +16,12 @@ Examples:
 
 Every platform of an index is copied (children first). On one registry blobs are mounted, between
 registries they stream GET → PUT one by one (never held in memory); blobs the destination has are
-skipped. Credentials are looked up per registry (--username applies to both).";
+skipped. Credentials are looked up per registry (--username applies to both).
+
+What is attached to the image and to each image of an index (signatures, SBOMs, provenance; and
+what is attached to those) is copied along, with the legacy cosign tags sha256-<hex>.sig/.att:
+the destination lists them through its referrers API or a rebuilt fallback tag. --no-referrers
+copies the image alone.";
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -27,6 +32,10 @@ pub struct CopyArgs {
     /// Blobs copied at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
+    /// Copy the image alone, without the artifacts attached to it (signatures, SBOMs) and the
+    /// cosign sha256-<hex>.sig/.att tags.
+    #[arg(long)]
+    pub no_referrers: bool,
     #[command(flatten)]
     pub mirrors: MirrorArgs,
     #[command(flatten)]
@@ -49,7 +58,7 @@ pub async fn run(args: CopyArgs) -> Result<()> {
     let signer = args.signing.load(&env)?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
-    let report = crate::remote::copy(&src, &dest, &mirrors, &clients, &reporter).await?;
+    let report = crate::remote::copy(&src, &dest, &mirrors, !args.no_referrers, &clients, &reporter).await?;
     reporter.summary(&report.summary());
     if let Some(signer) = &signer {
         super::sign::sign_pushed(signer, &report, &opts, &env, &reporter).await?;

@@ -34,7 +34,8 @@ Examples:
   hoist index create localhost:5000/app:1.0 localhost:5000/app:1.0-riscv64 --append
 
 Each image's platform is read from its config; an index given as a source adds all its entries.
-Manifests and blobs are mounted or skipped in DEST's repository, never downloaded.";
+Manifests and blobs are mounted or skipped in DEST's repository, never downloaded. What is attached
+to each image (signatures, SBOMs: `hoist referrers`) is copied along and stays attached to its digest.";
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {

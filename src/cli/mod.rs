@@ -13,6 +13,7 @@ mod login;
 mod ls;
 mod pull;
 mod push;
+mod referrers;
 mod sign;
 mod tag;
 
@@ -93,6 +94,12 @@ pub enum Command {
     /// Write a new signing key pair (cosign.key, encrypted; cosign.pub) that cosign reads too.
     #[command(after_help = sign::KEYGEN_EXAMPLES)]
     GenerateKeyPair(sign::GenerateKeyPairArgs),
+    /// List what is attached to an image (signatures, SBOMs, provenance), as `oras discover` does.
+    #[command(after_help = referrers::EXAMPLES)]
+    Referrers(referrers::ReferrersArgs),
+    /// Attach files to an image as an OCI 1.1 artifact (listed by `hoist referrers`).
+    #[command(after_help = referrers::ATTACH_EXAMPLES)]
+    Attach(referrers::AttachArgs),
 }
 
 impl Cli {
@@ -118,6 +125,8 @@ impl Cli {
             Command::Sign(args) => sign::sign(args).await,
             Command::Verify(args) => sign::verify(args).await,
             Command::GenerateKeyPair(args) => sign::generate_key_pair(args),
+            Command::Referrers(args) => referrers::run(args).await,
+            Command::Attach(args) => referrers::attach(args).await,
         }
     }
 }

@@ -218,7 +218,19 @@ impl Repository {
         progress: Arc<dyn Progress>,
     ) -> Result<BlobOutcome> {
         let mut session = None;
-        for from in mount_from.iter().filter(|r| **r != self.name) {
+        // The blob's own repository first: distribution answers a mount from a repository that lacks
+        // the blob with 202 (an upload session), which ends the search, so an index made from images of
+        // several repositories would otherwise try the wrong one first and have nothing to upload from.
+        let own = match &blob.source {
+            crate::model::BlobSource::Remote { registry, repository }
+                if crate::model::api_host(registry) == self.client.host() && mount_from.contains(repository) =>
+            {
+                Some(repository)
+            }
+            _ => None,
+        };
+        let candidates = own.into_iter().chain(mount_from.iter().filter(|r| Some(*r) != own));
+        for from in candidates.filter(|r| **r != self.name) {
             match self.try_mount(&blob.digest, from).await? {
                 Mount::Done => return Ok(BlobOutcome::Mounted),
                 Mount::Session(s) => {

@@ -105,7 +105,20 @@ pub async fn create(
     let platforms: Vec<&str> = entries.iter().map(|e| e.platform.as_str()).collect();
     reporter.note(&format!("index of {} image(s): {}", entries.len(), platforms.join(", ")));
     let artifact = Artifact { blobs, manifests };
-    crate::push::push_with(&artifact, std::slice::from_ref(dest), clients, reporter).await.with_context(ctx)
+    let mut report =
+        crate::push::push_with(&artifact, std::slice::from_ref(dest), clients, reporter).await.with_context(ctx)?;
+    // What is attached to each image taken in (signatures, SBOMs) stays attached to its digest: copied
+    // from its source repository into the index's, where the images now are too.
+    for src in sources {
+        let from = src.to_string();
+        let subjects: Vec<Digest> =
+            entries.iter().filter(|e| e.from.as_deref() == Some(from.as_str())).map(|e| e.digest.clone()).collect();
+        if !subjects.is_empty() {
+            let copied = super::referrers::copy(src, dest, &subjects, clients, reporter).await.with_context(ctx)?;
+            report.blobs.extend(copied.blobs);
+        }
+    }
+    Ok(report)
 }
 
 /// The index entry for image `m` of `src`: its descriptor with the platform its config states.

@@ -41,6 +41,9 @@ pub struct Description {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<Entry>,
     pub annotations: BTreeMap<String, String>,
+    /// Artifacts attached to this digest (first level; `hoist referrers` lists them), when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers: Option<usize>,
 }
 
 /// A descriptor in the description: an index entry or a layer.
@@ -173,6 +176,7 @@ pub async fn inspect(
         config: None,
         layers: Vec::new(),
         annotations: BTreeMap::new(),
+        referrers: None,
     };
     let entry = |x: &super::Descriptor| Entry {
         digest: x.digest.clone(),
@@ -201,6 +205,10 @@ pub async fn inspect(
     if show == Show::Raw {
         extra = Some(m.bytes.to_vec());
     }
+    if show == Show::Summary {
+        let found = super::referrers::list(&repo, &m.digest, None).await.with_context(ctx)?;
+        d.referrers = Some(found.referrers.len());
+    }
     Ok((d, extra))
 }
 
@@ -218,6 +226,9 @@ impl Description {
         }
         if media::is_index(&self.media_type) {
             line("Manifests", &self.manifests.len().to_string());
+        }
+        if let Some(n) = self.referrers {
+            line("Referrers", &n.to_string());
         }
         if let Some(c) = &self.config {
             if let Some(p) = &c.platform {

@@ -16,6 +16,7 @@ pub mod referrers;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -248,11 +249,12 @@ pub async fn copy(
     src: &Reference,
     dest: &Reference,
     mirrors: &Mirrors,
+    with_referrers: bool,
     clients: &Clients<'_>,
     reporter: &Arc<Reporter>,
 ) -> Result<PushReport> {
     let ctx = || format!("copying {src} to {dest}");
-    let (_, artifact) = read_via(clients, src, None, mirrors, reporter).await.with_context(ctx)?;
+    let (from, artifact) = read_via(clients, src, None, mirrors, reporter).await.with_context(ctx)?;
     let root = artifact.root();
     reporter.note(&format!(
         "{src} is {} {} ({} manifest{}, {} blob{}, {})",
@@ -264,7 +266,22 @@ pub async fn copy(
         plural(artifact.blobs.len()),
         crate::progress::human_bytes(artifact.blob_bytes())
     ));
-    crate::push::push_with(&artifact, std::slice::from_ref(dest), clients, reporter).await.with_context(ctx)
+    let mut report =
+        crate::push::push_with(&artifact, std::slice::from_ref(dest), clients, reporter).await.with_context(ctx)?;
+    if with_referrers {
+        // From the repository that served the image (a mirror has what the origin has attached, or
+        // nothing): the root and every manifest below it can have referrers.
+        let served = if from.client.host() == src.api_host() && from.name == src.repository() {
+            src.clone()
+        } else {
+            Reference::from_str(&format!("{}/{}", from.client.host(), from.name))
+                .map_err(|e| e.context("naming the mirror that served the image"))?
+        };
+        let subjects: Vec<Digest> = artifact.manifests.iter().rev().map(|m| m.digest.clone()).collect();
+        let copied = referrers::copy(&served, dest, &subjects, clients, reporter).await.with_context(ctx)?;
+        report.blobs.extend(copied.blobs);
+    }
+    Ok(report)
 }
 
 /// `hoist tag`: puts `reference`'s manifest, exact bytes, under each of `tags` in the same

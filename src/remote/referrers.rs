@@ -386,9 +386,15 @@ pub async fn list(repo: &Repository, subject: &Digest, artifact_type: Option<&st
         entries.into_iter().filter_map(|e| serde_json::from_value::<Referrer>(e).ok()).filter(keep).collect()
     };
     if let Some(page) = repo.get_referrers(subject, artifact_type).await? {
-        // Filtered or not, `keep` applies: a registry that says it filtered did, and one that did not
-        // gets filtered here.
-        return Ok(Referrers { source: Source::Api, referrers: parse(page.manifests) });
+        let filtered =
+            page.filters_applied.as_deref().is_some_and(|f| f.split(',').any(|x| x.trim() == "artifactType"));
+        let referrers = if filtered {
+            page.manifests.into_iter().filter_map(|e| serde_json::from_value::<Referrer>(e).ok()).collect()
+        } else {
+            // The registry ignored `?artifactType=` (it may: the spec makes filtering optional).
+            parse(page.manifests)
+        };
+        return Ok(Referrers { source: Source::Api, referrers });
     }
     let tag = fallback_tag(subject);
     let found = repo.get_manifest_etag(&tag).await?;
@@ -612,6 +618,111 @@ mod tests {
         let bytes = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.old.sig","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
         let r = Referrer::of(&Manifest::new(media::OCI_MANIFEST, &bytes[..])).unwrap();
         assert_eq!(r.artifact_type.as_deref(), Some("application/vnd.old.sig"));
+    }
+
+    /// A registry on loopback holding manifests in memory that honours conditional writes (`ETag` on
+    /// GET; `If-Match` / `If-None-Match: *` on PUT, 412 when they fail) and has no referrers API; counts
+    /// the 412s it answered.
+    async fn conditional_registry() -> (Repository, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::http::{HeaderMap, StatusCode as S};
+        use axum::routing::get;
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        type Store = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+        let store: Store = Arc::default();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (get_store, put_store, put_refused) = (store.clone(), store.clone(), refused.clone());
+        let router = axum::Router::new()
+            .route(
+                "/v2/app/manifests/{reference}",
+                get(move |axum::extract::Path(r): axum::extract::Path<String>| {
+                    let store = get_store.clone();
+                    async move {
+                        match store.lock().unwrap().get(&r) {
+                            Some((ct, b)) => {
+                                let etag = format!("\"{}\"", Digest::sha256_of(b));
+                                (S::OK, [("content-type", ct.clone()), ("etag", etag)], b.clone())
+                            }
+                            None => (
+                                S::NOT_FOUND,
+                                [("content-type", "application/json".into()), ("etag", String::new())],
+                                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.to_vec(),
+                            ),
+                        }
+                    }
+                })
+                .put(
+                    move |axum::extract::Path(r): axum::extract::Path<String>, h: HeaderMap, body: Bytes| {
+                        let (store, refused) = (put_store.clone(), put_refused.clone());
+                        async move {
+                            // A slow registry: racing writers overlap.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            let mut map = store.lock().unwrap();
+                            let current = map.get(&r).map(|(_, b)| format!("\"{}\"", Digest::sha256_of(b)));
+                            let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+                            let ok = match (header("if-match"), header("if-none-match")) {
+                                (Some(m), _) => current.as_deref() == Some(m.as_str()),
+                                (None, Some(_)) => current.is_none(),
+                                (None, None) => true,
+                            };
+                            if !ok {
+                                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                return S::PRECONDITION_FAILED;
+                            }
+                            let ct = header("content-type").unwrap_or_default();
+                            map.insert(r, (ct, body.to_vec()));
+                            S::CREATED
+                        }
+                    },
+                ),
+            )
+            .route("/v2/", get(|| async { "{}" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let client = crate::registry::Client::connect(&host, &Default::default(), None).await.unwrap();
+        let retry = crate::registry::ops::RetryPolicy { retries: 0, ..Default::default() };
+        (Repository::new(client, "app", "pull,push", &[], retry), refused)
+    }
+
+    #[tokio::test]
+    async fn eight_racing_writers_with_conditional_writes_lose_nothing() {
+        let (repo, refused) = conditional_registry().await;
+        let repo = Arc::new(repo);
+        let subject = Digest::sha256_of(b"image");
+        let entries: Vec<Referrer> = (0..8)
+            .map(|i| Referrer {
+                media_type: media::OCI_MANIFEST.into(),
+                digest: Digest::sha256_of(format!("artifact {i}").as_bytes()),
+                size: 100,
+                artifact_type: Some(format!("application/vnd.example.{i}")),
+                annotations: BTreeMap::from([("i".to_string(), i.to_string())]),
+            })
+            .collect();
+        let tasks: Vec<_> = entries
+            .iter()
+            .cloned()
+            .map(|e| {
+                let (repo, subject) = (repo.clone(), subject.clone());
+                tokio::spawn(async move { add_to_fallback_tag(&repo, &subject, &e).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap().unwrap(), Listing::FallbackTag { .. }));
+        }
+        let listed = list(&repo, &subject, None).await.unwrap();
+        assert_eq!(listed.source, Source::FallbackTag { tag: fallback_tag(&subject) });
+        let mut got: Vec<Digest> = listed.referrers.iter().map(|r| r.digest.clone()).collect();
+        let mut want: Vec<Digest> = entries.iter().map(|r| r.digest.clone()).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "every entry once");
+        assert_eq!(listed.referrers.iter().find(|r| r.digest == entries[3].digest), Some(&entries[3]));
+        // The writers did race (the registry refused stale writes) and recovered by re-reading.
+        assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > 0, "no write was ever refused");
+        // Filtering by artifact type, client-side (no API).
+        let one = list(&repo, &subject, Some("application/vnd.example.5")).await.unwrap();
+        assert_eq!(one.referrers, vec![entries[5].clone()]);
     }
 
     #[test]

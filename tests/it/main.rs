@@ -16,6 +16,7 @@ mod ops;
 mod proxy_selftest;
 mod push;
 mod realworld;
+mod referrers;
 mod resilience;
 mod secrets;
 mod sign;

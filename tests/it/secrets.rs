@@ -143,6 +143,15 @@ const VERBS: &[Verb] = &[
             args
         },
     },
+    Verb { name: "referrers", writes: false, args: |c| vec!["referrers".into(), c.base.clone(), "--json".into()] },
+    Verb {
+        name: "attach",
+        writes: false,
+        args: |c| {
+            let file = format!("{}/Dockerfile", c.context);
+            vec!["attach".into(), c.base.clone(), file, "--artifact-type".into(), "application/vnd.example.note".into()]
+        },
+    },
 ];
 
 /// `user:password` as a Basic header carries it.

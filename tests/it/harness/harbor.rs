@@ -12,6 +12,15 @@
 //!   `GET /users/current/permissions?scope=/project/{id}&relative=true`, `GET /projects/{name}/immutabletagrules`,
 //!   `GET /projects/{name}/summary` (quota) — with Harbor's `{"errors":[{"code","message"}]}` error shapes.
 //!
+//! - Referrers (Harbor 2.9+): a manifest PUT whose body has a `subject` is answered with `OCI-Subject` and
+//!   recorded as an accessory of the subject, classified as Harbor does (`signature.cosign` for cosign's
+//!   `application/vnd.dev.cosign.artifact.sig.v1+json`, `signature.notation`, `harbor.sbom`, else
+//!   `subject.accessory`); `GET /v2/<name>/referrers/<digest>` serves them as an index (200 with an empty
+//!   index for an unknown subject, never 404; `?artifactType=` filters and says so in `OCI-Filters-Applied`;
+//!   401 when the registry refuses the caller a HEAD of the subject);
+//!   `GET /api/v2.0/projects/{p}/repositories/{r}/artifacts/{digest}/accessories` lists them with their `type`.
+//!   Kept in memory only: what is attached before the fake started, or by legacy `.sig` tags, is not seen.
+//!
 //! Robots are plain users here (`robot$proj+name`); their permissions are Harbor's (resource, action) pairs.
 
 use super::http::{self, HttpAuth};
@@ -110,6 +119,29 @@ struct Shared {
     registry_host: String,
     issuer_host: String,
     self_host: String,
+    /// Accessories recorded from manifest PUTs with a `subject`, in push order.
+    accessories: std::sync::Mutex<Vec<FakeAccessory>>,
+}
+
+/// A manifest pushed with a `subject`, as the fake recorded it.
+#[derive(Debug, Clone)]
+struct FakeAccessory {
+    repository: String,
+    subject: String,
+    /// Harbor's accessory type (`signature.cosign`, `signature.notation`, `harbor.sbom`, `subject.accessory`).
+    kind: String,
+    /// The descriptor the referrers API lists (mediaType, digest, size, artifactType, annotations).
+    descriptor: serde_json::Value,
+}
+
+/// Harbor's accessory type for an artifact type (its subject middleware's classification).
+pub fn harbor_accessory_type(artifact_type: &str) -> &'static str {
+    match artifact_type {
+        "application/vnd.dev.cosign.artifact.sig.v1+json" => "signature.cosign",
+        "application/vnd.cncf.notary.signature" => "signature.notation",
+        "application/vnd.goharbor.harbor.sbom.v1" => "harbor.sbom",
+        _ => "subject.accessory",
+    }
 }
 
 /// The running fake Harbor (and its registry); stops on drop.
@@ -150,6 +182,7 @@ impl HarborFake {
             registry_host: registry.host(),
             issuer_host: registry.token_issuer().host(),
             self_host: format!("127.0.0.1:{port}"),
+            accessories: std::sync::Mutex::new(Vec::new()),
         });
         let app =
             axum::Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::disable()).with_state(shared);
@@ -235,7 +268,25 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         };
     }
     if path.starts_with("/v2/") {
-        return proxy(&s, &parts.method, &parts.uri, &parts.headers, body).await;
+        if parts.method == Method::GET {
+            if let Some((name, digest)) = path.strip_prefix("/v2/").and_then(|p| p.rsplit_once("/referrers/")) {
+                return referrers(&s, name, digest, param("artifactType"), &parts.headers).await;
+            }
+        }
+        let with_subject = (parts.method == Method::PUT)
+            .then(|| path.strip_prefix("/v2/").and_then(|p| p.rsplit_once("/manifests/")))
+            .flatten()
+            .and_then(|(name, _)| accessory_of(name, &parts.headers, &body));
+        let mut resp = proxy(&s, &parts.method, &parts.uri, &parts.headers, body).await;
+        if let Some(acc) = with_subject.filter(|_| resp.status() == StatusCode::CREATED) {
+            resp.headers_mut().insert("oci-subject", acc.subject.parse().expect("digest header"));
+            let mut all = s.accessories.lock().expect("accessories lock");
+            if !all.iter().any(|a| a.repository == acc.repository && a.descriptor["digest"] == acc.descriptor["digest"])
+            {
+                all.push(acc);
+            }
+        }
+        return resp;
     }
     let Some(api) = path.strip_prefix("/api/v2.0") else {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html")], "<html>fake Harbor portal</html>")
@@ -286,6 +337,33 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 })
                 .collect();
             json(serde_json::Value::Array(perms))
+        }
+        (Method::GET, ["projects", project, "repositories", repo, "artifacts", reference, "accessories"]) => {
+            let Some(p) = s.project(project, true) else {
+                return errors(StatusCode::NOT_FOUND, "NOT_FOUND", &format!("project {project} not found"));
+            };
+            if !(p.public || user.is_some_and(|u| u.has(&p.name, "repository", "pull"))) {
+                return errors(StatusCode::FORBIDDEN, "FORBIDDEN", "forbidden");
+            }
+            // Harbor's repository_name is URL-encoded twice (`a%252Fb`); the path was decoded once here.
+            let repo = repo.replace("%2F", "/").replace("%2f", "/");
+            let full = format!("{project}/{repo}");
+            let list: Vec<serde_json::Value> = s
+                .accessories
+                .lock()
+                .expect("accessories lock")
+                .iter()
+                .filter(|a| a.repository == full && a.subject == *reference)
+                .enumerate()
+                .map(|(i, a)| {
+                    serde_json::json!({
+                        "id": i + 1, "artifact_id": i + 1, "subject_artifact_digest": a.subject,
+                        "subject_artifact_repo": full, "size": a.descriptor["size"],
+                        "digest": a.descriptor["digest"], "type": a.kind, "icon": ""
+                    })
+                })
+                .collect();
+            json(serde_json::Value::Array(list))
         }
         (Method::GET, ["projects", name, rest @ ..]) => {
             let Some(p) = s.project(name, by_name) else {
@@ -376,4 +454,69 @@ async fn proxy(s: &Shared, method: &Method, uri: &axum::http::Uri, headers: &Hea
         out = out.header(k, v);
     }
     out.body(axum::body::Body::from(r.body)).expect("response")
+}
+
+/// The accessory a manifest PUT to `name` records when its body has a `subject`.
+fn accessory_of(name: &str, headers: &HeaderMap, body: &Bytes) -> Option<FakeAccessory> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let subject = v.pointer("/subject/digest")?.as_str()?.to_string();
+    let artifact_type = v
+        .get("artifactType")
+        .and_then(|t| t.as_str())
+        .or_else(|| v.pointer("/config/mediaType").and_then(|t| t.as_str()))
+        .unwrap_or_default()
+        .to_string();
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let mut descriptor = serde_json::json!({
+        "mediaType": media_type, "digest": super::sha256_digest(body), "size": body.len(),
+        "artifactType": artifact_type,
+    });
+    if let Some(a) = v.get("annotations").filter(|a| a.is_object()) {
+        descriptor["annotations"] = a.clone();
+    }
+    Some(FakeAccessory {
+        repository: name.to_string(),
+        subject,
+        kind: harbor_accessory_type(&artifact_type).to_string(),
+        descriptor,
+    })
+}
+
+/// `GET /v2/<name>/referrers/<digest>`: the accessories of the subject as an image index. The caller's token
+/// is checked by asking the registry for the subject (`HEAD`) with it: a 401 there is this answer too.
+async fn referrers(
+    s: &Shared,
+    name: &str,
+    digest: &str,
+    artifact_type: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let head: axum::http::Uri = format!("/v2/{name}/manifests/{digest}").parse().expect("uri");
+    let check = proxy(s, &Method::HEAD, &head, headers, Bytes::new()).await;
+    if check.status() == StatusCode::UNAUTHORIZED || check.status() == StatusCode::FORBIDDEN {
+        return check;
+    }
+    let manifests: Vec<serde_json::Value> = s
+        .accessories
+        .lock()
+        .expect("accessories lock")
+        .iter()
+        .filter(|a| a.repository == name && a.subject == digest)
+        .filter(|a| artifact_type.as_ref().is_none_or(|t| a.descriptor["artifactType"] == *t))
+        .map(|a| a.descriptor.clone())
+        .collect();
+    let body = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests
+    });
+    let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "application/vnd.oci.image.index.v1+json")], body.to_string())
+        .into_response();
+    if artifact_type.is_some() {
+        r.headers_mut().insert("oci-filters-applied", "artifactType".parse().expect("header"));
+    }
+    r
 }

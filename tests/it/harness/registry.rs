@@ -43,6 +43,8 @@ pub struct RegistryOpts {
     pub auth: Auth,
     /// Extra YAML appended verbatim at the top level of config.yml (e.g. `validation:` or `proxy:`).
     pub extra_config: String,
+    /// The registry binary: `None` is distribution 2.8's `docker-registry`.
+    pub binary: Option<std::path::PathBuf>,
 }
 
 impl RegistryOpts {
@@ -57,6 +59,12 @@ impl RegistryOpts {
 
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Runs distribution v3's `registry` (built by scripts/go-tools.sh) instead of 2.8's `docker-registry`.
+    pub fn distribution_v3(mut self) -> Self {
+        self.binary = Some(super::require_go_tool("registry"));
         self
     }
 }
@@ -109,7 +117,7 @@ impl Registry {
 
     /// Starts a registry; panics (with the log) if it does not answer within [`START_TIMEOUT`].
     pub fn start(opts: RegistryOpts) -> Registry {
-        let bin = super::require_tool("docker-registry");
+        let bin = opts.binary.clone().unwrap_or_else(|| super::require_tool("docker-registry"));
         let dir = tempfile::Builder::new().prefix("hoist-registry").tempdir().expect("tempdir for registry");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("create storage dir");
