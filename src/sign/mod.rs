@@ -218,8 +218,7 @@ pub async fn verify(
 ) -> Result<VerifyReport> {
     let tag = sig_tag(digest);
     let mut signatures = Vec::new();
-    if repo.manifest_digest(&tag).await?.is_some() {
-        let m = repo.get_manifest(&tag).await?;
+    if let Some((m, _)) = repo.get_manifest_etag(&tag).await? {
         for layer in sig_layers(&m).map_err(|e| e.context(format!("the tag {tag}")))? {
             if layer["mediaType"].as_str() != Some(SIMPLE_SIGNING) {
                 continue;
