@@ -414,3 +414,29 @@ fn sign_each_form_alone_is_found_and_the_referrer_is_listed_by_oras() {
     assert!(out.status.success(), "oras discover: {}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("application/vnd.dev.cosign.artifact.sig.v1+json"), "oras discover: {text}");
 }
+
+#[test]
+fn sign_copy_carries_signatures_along_and_tag_sign_signs_in_place() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let (key, public) = hoist_keys(work.path());
+    let image = push_image(&reg, work.path(), 361, "proj/src", "1");
+    hoist_sign(&key, &format!("{}/proj/src@{image}", reg.host()), &["-a", "stage=built"]).assert_success();
+    // Promotion by copy (no --sign): both signature forms arrive with the image and still verify.
+    let dest = format!("{}/prod/app:1", reg.host());
+    Hoist::run(["copy", &format!("{}/proj/src:1", reg.host()), &dest, "-q"]).assert_success();
+    let out = hoist_verify(&public, &dest, &["-a", "stage=built", "--json"]);
+    out.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    let forms: Vec<&str> = v["signatures"].as_array().unwrap().iter().map(|s| s["form"].as_str().unwrap()).collect();
+    assert_eq!(forms, ["legacy", "referrer"], "{v:#}");
+    assert_cosign_verifies(&public, &dest);
+    // Promotion by tag with --sign: one more signature (other annotations) on the same digest.
+    let mut cmd = Hoist::cmd();
+    cmd.args(["tag", &dest, "stable", "--sign", "--signing-key", key.to_str().unwrap()])
+        .args(["--sign-annotation", "stage=promoted"])
+        .env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
+    Hoist::run_cmd(cmd, None).assert_success().assert_stderr_contains("signed ");
+    hoist_verify(&public, &format!("{}/prod/app:stable", reg.host()), &["-a", "stage=promoted"]).assert_success();
+    assert_eq!(sig_manifest(&reg, "prod/app", &image)["layers"].as_array().unwrap().len(), 2);
+}
