@@ -440,3 +440,46 @@ fn sign_copy_carries_signatures_along_and_tag_sign_signs_in_place() {
     hoist_verify(&public, &format!("{}/prod/app:stable", reg.host()), &["-a", "stage=promoted"]).assert_success();
     assert_eq!(sig_manifest(&reg, "prod/app", &image)["layers"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn sign_on_the_fake_harbor_the_referrer_is_kept_by_its_referrers_api() {
+    let h = HarborFake::start(
+        vec![FakeProject::new(1, "proj")],
+        vec![FakeRobot::new("robot$proj+ci", "harbor-pw").can("proj", &["repository:pull", "repository:push"])],
+    );
+    let work = tmp();
+    let (key, public) = hoist_keys(work.path());
+    let layout = work.path().join("l");
+    let info = oci_layout(&layout, &LayoutSpec::new(371).layer_sizes(&[1000]));
+    let image = format!("{}/proj/app:1", h.host());
+    let mut cmd = Hoist::cmd();
+    cmd.args(["push", &format!("oci:{}", layout.display()), &image, "-u", "robot$proj+ci", "--password-stdin"])
+        .args(["--sign", "--signing-key", key.to_str().unwrap()])
+        .env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
+    Hoist::run_cmd(cmd, Some(b"harbor-pw")).assert_success().assert_stderr_contains("listed by the registry");
+    // Harbor keeps the list (OCI-Subject): no fallback tag; the .sig tag is there for cosign and podman.
+    let tags = h.registry().tags("proj/app");
+    assert!(tags.iter().all(|t| !t.starts_with("sha256-") || t.ends_with(".sig")), "{tags:?}");
+    assert!(tags.contains(&format!("{}.sig", info.manifest_digest.replace(':', "-"))), "{tags:?}");
+    let out = Hoist::run_with_stdin(
+        ["verify", &image, "--key", public.to_str().unwrap(), "--json", "-u", "robot$proj+ci", "--password-stdin"],
+        b"harbor-pw",
+    );
+    out.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    let forms: Vec<&str> = v["signatures"].as_array().unwrap().iter().map(|s| s["form"].as_str().unwrap()).collect();
+    assert_eq!(forms, ["legacy", "referrer"], "{v:#}");
+    // Harbor classifies the referrer as a cosign signature.
+    let acc = http::request(
+        "GET",
+        &h.host(),
+        &format!("/api/v2.0/projects/proj/repositories/app/artifacts/{}/accessories", info.manifest_digest),
+        None,
+        &HttpAuth::Basic("robot$proj+ci".into(), "harbor-pw".into()),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(acc.status, 200, "{}", acc.text());
+    assert!(acc.text().contains("signature.cosign"), "{}", acc.text());
+}
