@@ -483,3 +483,32 @@ fn sign_on_the_fake_harbor_the_referrer_is_kept_by_its_referrers_api() {
     assert_eq!(acc.status, 200, "{}", acc.text());
     assert!(acc.text().contains("signature.cosign"), "{}", acc.text());
 }
+
+#[test]
+fn sign_generate_key_pair_prompts_on_a_terminal_without_echo() {
+    // `script` gives hoist a pseudo-terminal; the password is typed twice and never echoed.
+    let script = require_tool("script");
+    let work = tmp();
+    let typed = "Pty-Typed-Pass-Gecko-17";
+    let feeder = format!("sleep 1; printf '%s\\n' {typed}; sleep 1; printf '%s\\n' {typed}; sleep 1");
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(work.path()).arg("-c").arg(format!(
+        "({feeder}) | {} -qec 'env -u HOIST_SIGNING_PASSWORD -u COSIGN_PASSWORD {} generate-key-pair' /dev/null",
+        script.display(),
+        Hoist::bin().display()
+    ));
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Enter password for private key again"), "{text}");
+    assert!(!text.contains(typed), "the typed password was echoed: {text}");
+    // The typed password is the key's: cosign derives the same public key with it.
+    let mut cmd = Command::new(require_go_tool("cosign"));
+    cmd.args(["public-key", "--key"]).arg(work.path().join("cosign.key")).env("COSIGN_PASSWORD", typed);
+    let pk = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(pk.status.success(), "{}", String::from_utf8_lossy(&pk.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&pk.stdout).trim(),
+        std::fs::read_to_string(work.path().join("cosign.pub")).unwrap().trim()
+    );
+}
