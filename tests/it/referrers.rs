@@ -484,14 +484,12 @@ fn distribution_v3_attach_and_list() {
     let out = Hoist::run(["attach", &image, "--artifact-type", SBOM, &f]);
     out.assert_success();
     let artifact = digest_of(out.stdout().trim());
+    // Found out here: v3.1.2 has no referrers API (404) and sends no OCI-Subject, so the fallback tag
+    // is used. Should a later v3 serve the API, this fails: switch the assertions and docs/referrers.md.
+    assert_eq!(probe.status, 404, "distribution v3 now answers the referrers API: {probe:?}");
+    out.assert_stderr_contains("listed in the fallback tag");
     let v = referrers_json(&[&image]);
+    assert_eq!(v["source"]["kind"], "fallback-tag");
     assert_eq!(digests(&v["referrers"]), vec![artifact.clone()]);
-    if probe.status == 200 {
-        assert_eq!(v["source"]["kind"], "api");
-        out.assert_stderr_contains("listed by the registry");
-    } else {
-        assert_eq!(probe.status, 404, "no API must mean 404: {probe:?}");
-        assert_eq!(v["source"]["kind"], "fallback-tag");
-        assert_eq!(digests(&fallback_index(&reg, "app", &subject)["manifests"]), vec![artifact]);
-    }
+    assert_eq!(digests(&fallback_index(&reg, "app", &subject)["manifests"]), vec![artifact]);
 }
