@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Auth,
     /// The registry could not be reached or talked to: DNS, connect, TLS, timeouts, 5xx after retries.
     Network,
+    /// A check found what it looks for missing or wrong: `hoist verify` found no valid signature.
+    Verification,
     /// `hoist scan --fail-on SEVERITY`: a finding at or above it remains (the scan itself worked).
     Findings,
 }
@@ -29,7 +31,8 @@ impl ErrorKind {
             ErrorKind::Usage => 2,
             ErrorKind::Auth => 3,
             ErrorKind::Network => 4,
-            ErrorKind::Findings => 5,
+            ErrorKind::Verification => 5,
+            ErrorKind::Findings => 6,
         }
     }
 }
@@ -62,6 +65,9 @@ impl Error {
     }
     pub fn network(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Network, message)
+    }
+    pub fn verification(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Verification, message)
     }
     /// An I/O error on a path, as "reading PATH: cause".
     pub fn io(what: impl fmt::Display, err: std::io::Error) -> Self {
@@ -129,9 +135,16 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct_and_documented() {
-        let codes = [ErrorKind::Other, ErrorKind::Usage, ErrorKind::Auth, ErrorKind::Network, ErrorKind::Findings]
-            .map(ErrorKind::exit_code);
-        assert_eq!(codes, [1, 2, 3, 4, 5]);
+        let codes = [
+            ErrorKind::Other,
+            ErrorKind::Usage,
+            ErrorKind::Auth,
+            ErrorKind::Network,
+            ErrorKind::Verification,
+            ErrorKind::Findings,
+        ]
+        .map(ErrorKind::exit_code);
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

@@ -38,3 +38,4 @@ pub mod registry;
 pub mod remote;
 pub mod rootfs;
 pub mod scan;
+pub mod sign;

@@ -89,3 +89,13 @@ pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// The image a build or push job pushed, `repository@digest` (its dotenv report; later jobs get it as a
 /// variable): what `hoist scan` scans when no REF is given.
 pub const HOIST_IMAGE_REF: &str = "HOIST_IMAGE_REF";
+/// `hoist sign`'s private key: the PEM itself, or a path to it (a GitLab CI/CD variable of type File).
+pub const HOIST_SIGNING_KEY: &str = "HOIST_SIGNING_KEY";
+/// The password of `HOIST_SIGNING_KEY` (or `--key`) when it is cosign's encrypted key.
+pub const HOIST_SIGNING_PASSWORD: &str = "HOIST_SIGNING_PASSWORD";
+/// cosign's private key variable (PEM or path), read after `HOIST_SIGNING_KEY`.
+pub const COSIGN_PRIVATE_KEY: &str = "COSIGN_PRIVATE_KEY";
+/// cosign's key password variable, read after `HOIST_SIGNING_PASSWORD`.
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// `hoist verify`'s public key: the PEM itself, or a path to it.
+pub const HOIST_VERIFY_KEY: &str = "HOIST_VERIFY_KEY";

@@ -87,6 +87,8 @@ pub struct BuildArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output_args: OutputArgs,
+    #[command(flatten)]
+    pub signing: super::sign::SignFlags,
 }
 
 fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -186,6 +188,10 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             args.ci.destinations(&ci_context, &args.tags)?
         };
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        let signer = args.signing.load(&env)?;
+        if signer.is_some() && dests.is_empty() {
+            return Err(Error::usage("--sign signs what is pushed to a registry: add -t REGISTRY/REPO:TAG"));
+        }
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
@@ -238,6 +244,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 push_streamed(&artifact, &dests, &clients, &reporter, &streamed).await?
             };
             reporter.summary(&report.summary());
+            if let Some(signer) = &signer {
+                super::sign::sign_pushed(signer, &report, &push_opts, &env, &reporter).await?;
+            }
             report
         };
         if let Some(output) = output {

@@ -88,6 +88,8 @@ pub struct PushArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub signing: super::sign::SignFlags,
 }
 
 pub async fn run(args: ChartArgs) -> Result<()> {
@@ -144,6 +146,7 @@ async fn push(args: PushArgs) -> Result<()> {
     let env = ProcessEnv;
     let reporter = reporter(&args.registry, args.output.quiet);
     let opts = args.registry.push_options(&env, 4, Vec::new())?;
+    let signer = args.signing.load(&env)?;
     let dest = match &args.dest {
         Some(d) => d.clone(),
         None => {
@@ -197,6 +200,9 @@ async fn push(args: PushArgs) -> Result<()> {
         crate::push::push(&artifact, std::slice::from_ref(&reference), &opts, &env, &reporter).await?
     };
     reporter.summary(&report.summary());
+    if let Some(signer) = &signer {
+        super::sign::sign_pushed(signer, &report, &opts, &env, &reporter).await?;
+    }
     args.output.emit_with(&report, chart_dotenv(&metadata.name, &metadata.version, &reference, &report.digest))
 }
 

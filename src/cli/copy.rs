@@ -42,6 +42,8 @@ pub struct CopyArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub signing: super::sign::SignFlags,
 }
 
 pub async fn run(args: CopyArgs) -> Result<()> {
@@ -53,9 +55,13 @@ pub async fn run(args: CopyArgs) -> Result<()> {
     let env = ProcessEnv;
     let mirrors = args.mirrors.load(&env)?;
     let opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+    let signer = args.signing.load(&env)?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
     let report = crate::remote::copy(&src, &dest, &mirrors, !args.no_referrers, &clients, &reporter).await?;
     reporter.summary(&report.summary());
+    if let Some(signer) = &signer {
+        super::sign::sign_pushed(signer, &report, &opts, &env, &reporter).await?;
+    }
     args.output.emit(&report)
 }

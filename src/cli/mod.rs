@@ -15,6 +15,7 @@ mod pull;
 mod push;
 mod referrers;
 mod scan;
+mod sign;
 mod tag;
 
 use clap::{Parser, Subcommand};
@@ -33,7 +34,8 @@ Credentials, first match wins:
   4. $DOCKER_CONFIG/config.json or ~/.docker/config.json (auths, credHelpers, credsStore)
 
 Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or permission, 4 network or TLS,
-5 hoist scan --fail-on: a finding at or above the severity remains.";
+5 verification failed (hoist verify).
+6 hoist scan --fail-on: a finding at or above the severity remains.";
 
 /// hoist: build and push OCI images and Helm charts without a Docker daemon.
 #[derive(Debug, Parser)]
@@ -88,6 +90,15 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Remove a registry's credentials from docker's and Helm's config.
     Logout(login::LogoutArgs),
+    /// Sign images, indexes or charts in a registry with a key, as cosign does (by digest).
+    #[command(after_help = sign::SIGN_EXAMPLES)]
+    Sign(sign::SignArgs),
+    /// Check an image's cosign signatures against a public key.
+    #[command(after_help = sign::VERIFY_EXAMPLES)]
+    Verify(sign::VerifyArgs),
+    /// Write a new signing key pair (cosign.key, encrypted; cosign.pub) that cosign reads too.
+    #[command(after_help = sign::KEYGEN_EXAMPLES)]
+    GenerateKeyPair(sign::GenerateKeyPairArgs),
     /// List what is attached to an image (signatures, SBOMs, provenance), as `oras discover` does.
     #[command(after_help = referrers::EXAMPLES)]
     Referrers(referrers::ReferrersArgs),
@@ -117,6 +128,9 @@ impl Cli {
             Command::Scan(args) => scan::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
+            Command::Sign(args) => sign::sign(args).await,
+            Command::Verify(args) => sign::verify(args).await,
+            Command::GenerateKeyPair(args) => sign::generate_key_pair(args),
             Command::Referrers(args) => referrers::run(args).await,
             Command::Attach(args) => referrers::attach(args).await,
         }

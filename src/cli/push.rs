@@ -42,6 +42,8 @@ pub struct PushArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub signing: super::sign::SignFlags,
 }
 
 pub async fn run(args: PushArgs) -> Result<()> {
@@ -53,6 +55,7 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let ci = args.ci.context(&env);
     let dests = args.ci.destinations(&ci, &args.dest)?;
     let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
+    let signer = args.signing.load(&env)?;
     let reporter = Reporter::for_env(Mode::detect(args.output.quiet), &env);
     args.ci.warn(&ci, &env, &reporter);
     let loaded = {
@@ -67,5 +70,8 @@ pub async fn run(args: PushArgs) -> Result<()> {
         crate::push::push(&artifact, &dests, &opts, &env, &reporter).await?
     };
     reporter.summary(&report.summary());
+    if let Some(signer) = &signer {
+        super::sign::sign_pushed(signer, &report, &opts, &env, &reporter).await?;
+    }
     args.output.emit(&report)
 }

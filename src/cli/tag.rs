@@ -28,6 +28,8 @@ pub struct TagArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub signing: super::sign::SignFlags,
 }
 
 pub async fn run(args: TagArgs) -> Result<()> {
@@ -42,8 +44,12 @@ pub async fn run(args: TagArgs) -> Result<()> {
     }
     let env = ProcessEnv;
     let opts = args.registry.push_options(&env, 1, Vec::new())?;
+    let signer = args.signing.load(&env)?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
     let report = crate::remote::tag(&reference, &args.tags, &clients, &reporter).await?;
+    if let Some(signer) = &signer {
+        super::sign::sign_pushed(signer, &report, &opts, &env, &reporter).await?;
+    }
     args.output.emit(&report)
 }

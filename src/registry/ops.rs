@@ -672,17 +672,31 @@ impl Repository {
         }
     }
 
-    /// The digest a tag points at now, `None` when the tag does not exist.
+    /// The digest a tag points at now, `None` when the tag does not exist. One HEAD, not retried.
     pub async fn manifest_digest(&self, reference: &str) -> Result<Option<Digest>> {
+        Ok(self.head_once(reference).await?.map(|(d, _, _)| d))
+    }
+
+    /// What a HEAD of the manifest says: its digest, media type (`Content-Type`) and size
+    /// (`Content-Length`); `None` when it does not exist. Retried like every read: distribution 2.8
+    /// answers 500 to a HEAD now and then while other clients write the same tag.
+    pub async fn manifest_head(&self, reference: &str) -> Result<Option<(Digest, String, u64)>> {
+        let what = format!("checking manifest {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
+        self.with_retries(&what, &NoProgress, || self.head_once(reference)).await
+    }
+
+    async fn head_once(&self, reference: &str) -> Result<Option<(Digest, String, u64)>> {
         let url = self.client.url(&self.path(&format!("manifests/{reference}")))?;
         let resp =
             self.client.send(&self.scopes, &|h| Ok(h.head(url.clone()).header(ACCEPT, media::MANIFEST_ACCEPT))).await?;
         match resp.status() {
-            s if s.is_success() => Ok(resp
-                .headers()
-                .get("docker-content-digest")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|d| d.parse().ok())),
+            s if s.is_success() => {
+                let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+                let digest = header("docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+                let media_type = header(CONTENT_TYPE.as_str()).unwrap_or_default().to_string();
+                let size = header(CONTENT_LENGTH.as_str()).and_then(|n| n.parse().ok()).unwrap_or(0);
+                Ok(digest.map(|d| (d, media_type, size)))
+            }
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(self.client.fail(resp).await),
         }

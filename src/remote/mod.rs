@@ -7,6 +7,7 @@
 //! (another registry), and `pull` downloads them into a layout. Everything goes through the one
 //! transport ([`Repository`]) and the push engine; nothing here speaks HTTP.
 
+pub mod append;
 pub mod index;
 pub mod inspect;
 pub mod pull;

@@ -514,7 +514,7 @@ impl Outcome {
         out
     }
 
-    /// The `--fail-on` verdict as the error to exit with (exit code 5).
+    /// The `--fail-on` verdict as the error to exit with (exit code 6).
     pub fn verdict(&self) -> Result<()> {
         match self.fail_on {
             Some(t) if self.failing > 0 => Err(Error::new(

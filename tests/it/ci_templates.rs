@@ -574,3 +574,56 @@ fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn ci_sign_input_signs_the_build_and_the_promoted_copy() {
+    let reg = harbor();
+    let yaml = r#"stages: [build, deploy]
+include:
+  - local: ci-templates/templates/build.yml
+    inputs:
+      sign: true
+  - local: ci-templates/templates/promote.yml
+    inputs:
+      job_name: copy-to-prod
+      destination: $HARBOR_HOST_PORT/prod/web-app:$CI_COMMIT_TAG
+      sign: true
+"#;
+    let dir = tmp();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY app.txt /\n").unwrap();
+    std::fs::write(dir.path().join("app.txt"), "release\n").unwrap();
+    let p = project("web-app", Some(dir.path()), Some(yaml));
+    // The key as a CI/CD variable of type File gives it: a path; the password a masked variable.
+    let keys = tmp();
+    let key_password = "Sign-Pw-in-CI-Heron-88";
+    let mut gen = Hoist::cmd();
+    gen.current_dir(keys.path()).arg("generate-key-pair").env("HOIST_SIGNING_PASSWORD", key_password);
+    Hoist::run_cmd(gen, None).assert_success();
+    let key_var = format!("HOIST_SIGNING_KEY={}", keys.path().join("cosign.key").display());
+    let pw_var = format!("HOIST_SIGNING_PASSWORD={key_password}");
+    let host_port = format!("HARBOR_HOST_PORT={}", reg.host());
+    let run = gitlab_ci_local(
+        p.path(),
+        Some(&reg),
+        &[
+            "--variable",
+            "CI_COMMIT_TAG=v1.2.3",
+            "--variable",
+            &host_port,
+            "--variable",
+            &key_var,
+            "--variable",
+            &pw_var,
+        ],
+    );
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    assert!(!run.log.contains(key_password), "the key password leaked into the pipeline log:\n{}", run.log);
+    let public = keys.path().join("cosign.pub");
+    for r in [format!("{}/team/web-app:1.2.3", reg.host()), format!("{}/prod/web-app:v1.2.3", reg.host())] {
+        Hoist::run_with_stdin(
+            ["verify", &r, "--key", public.to_str().unwrap(), "-u", ROBOT, "--password-stdin"],
+            PASSWORD.as_bytes(),
+        )
+        .assert_success();
+    }
+}

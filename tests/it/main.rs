@@ -23,4 +23,5 @@ mod referrers;
 mod resilience;
 mod scan;
 mod secrets;
+mod sign;
 mod tls;

@@ -1,7 +1,7 @@
 //! `hoist scan` against the **fake Harbor** (harness/harbor.rs: Harbor's documented scan API in front of a real
 //! registry, not Harbor itself): a scan that goes Pending → Running → Success, scan-on-push's 409, a finished scan
 //! reused, a repository name with `/`, an index's children merged, the CVE allowlist (and an expired one),
-//! `--ignore-unfixed`, `--fail-on` (exit 5), a scan that ends in Error (its log quoted), one that never ends
+//! `--ignore-unfixed`, `--fail-on` (exit 6), a scan that ends in Error (its log quoted), one that never ends
 //! (`--timeout`), 412 / 400 / 403 / not-Harbor in words, and `hoist doctor --scan`. Every GitLab report is
 //! validated with `check-jsonschema --schemafile` against GitLab's schema 15.0.7 (tests/data/gitlab), every JUnit
 //! file is parsed by Python's XML parser.
@@ -117,7 +117,7 @@ fn scan_waits_for_success_writes_valid_reports_and_fails_on_high() {
         "--fail-on",
         "high",
     ]);
-    out.assert_code(5)
+    out.assert_code(6)
         .assert_stderr_contains(&format!("scan: Harbor started scanning {target} ({digest})"))
         .assert_stderr_contains("scan: Pending")
         .assert_stderr_contains("scan: Running 66%")
@@ -276,7 +276,7 @@ fn scan_merges_an_index_and_applies_the_allowlist_and_ignore_unfixed() {
 
     // An expired allowlist counts for nothing: the Critical fails.
     push_image(&fake, "old/app:1", 504);
-    scan(&[&format!("{}/old/app:1", fake.host()), "--fail-on", "critical"]).assert_code(5).assert_stderr_contains(
+    scan(&[&format!("{}/old/app:1", fake.host()), "--fail-on", "critical"]).assert_code(6).assert_stderr_contains(
         "project old's CVE allowlist expired at 1970-01-01T00:16:40Z: its 1 CVE(s) count again",
     );
 }

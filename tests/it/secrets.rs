@@ -15,6 +15,8 @@ const USER: &str = "robot$proj+ci";
 /// Distinctive, so a leak cannot hide behind a common substring.
 const PASSWORD: &str = "Hx7-pw-QuokkaZebra-91f3e2";
 const WRONG: &str = "Hx7-wrong-PelicanOtter-5a0c";
+/// The signing key's password (HOIST_SIGNING_PASSWORD in every run).
+const KEY_PASSWORD: &str = "Hx7-keypw-NarwhalYak-3d9b";
 
 /// One hoist run's setting: the registry, whether the password is right, where its outputs go.
 struct Case<'a> {
@@ -32,6 +34,9 @@ struct Case<'a> {
     base: String,
     /// A directory the verb writes its files into (scanned afterwards, every file).
     out: PathBuf,
+    /// cosign.key (encrypted with [`KEY_PASSWORD`]) and cosign.pub, from `hoist generate-key-pair`.
+    key: String,
+    public: String,
 }
 
 impl Case<'_> {
@@ -109,6 +114,35 @@ const VERBS: &[Verb] = &[
     },
     Verb { name: "doctor", writes: false, args: |c| vec!["doctor".into(), c.base.clone()] },
     Verb { name: "login", writes: false, args: |c| vec!["login".into(), c.reg.host()] },
+    // Signing: the key file's contents and its password must not leak either (scanned as secrets).
+    Verb {
+        name: "sign",
+        writes: false,
+        args: |c| {
+            vec![
+                "sign".into(),
+                c.base.clone(),
+                "--key".into(),
+                c.key.clone(),
+                "--metadata-file".into(),
+                c.file("sign.json"),
+            ]
+        },
+    },
+    Verb {
+        name: "verify",
+        writes: false,
+        args: |c| vec!["verify".into(), c.base.clone(), "--key".into(), c.public.clone()],
+    },
+    Verb {
+        name: "push-sign",
+        writes: true,
+        args: |c| {
+            let mut args = with_reports(c, vec!["push".into(), c.layout.clone(), c.dest("push-sign")]);
+            args.extend(["--sign".into(), "--signing-key".into(), c.key.clone()]);
+            args
+        },
+    },
     Verb { name: "referrers", writes: false, args: |c| vec!["referrers".into(), c.base.clone(), "--json".into()] },
     Verb {
         name: "attach",
@@ -185,6 +219,21 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
     std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: demo\nversion: 0.1.0\n").unwrap();
     std::fs::write(chart.join("templates/cm.yaml"), "kind: ConfigMap\n").unwrap();
 
+    // A signing key pair; its password and every base64 line of the private key are secrets too.
+    let keys = work.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut gen = Hoist::cmd();
+    gen.current_dir(&keys).arg("generate-key-pair").env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
+    let out = Hoist::run_cmd(gen, None);
+    out.assert_success().assert_no_leak(KEY_PASSWORD);
+    let key_text = std::fs::read_to_string(keys.join("cosign.key")).unwrap();
+    let key_lines: Vec<String> =
+        key_text.lines().filter(|l| !l.starts_with("-----") && l.len() > 16).map(str::to_string).collect();
+    assert!(!key_lines.is_empty());
+    for l in &key_lines {
+        out.assert_no_leak(l);
+    }
+
     let mut runs = 0;
     for right in [true, false] {
         let pass = if right { PASSWORD } else { WRONG };
@@ -201,10 +250,13 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
                     chart: chart.display().to_string(),
                     base: base.clone(),
                     out: out_dir.clone(),
+                    key: keys.join("cosign.key").display().to_string(),
+                    public: keys.join("cosign.pub").display().to_string(),
                 };
                 let mut cmd = Hoist::cmd();
                 cmd.arg("-v").args((verb.args)(&case));
                 cmd.env("CI_DEBUG_TRACE", "true").env("CI", "true").env("GITLAB_CI", "true");
+                cmd.env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
                 let stdin = if via_stdin {
                     cmd.args(["-u", USER, "--password-stdin"]);
                     Some(pass.as_bytes())
@@ -228,6 +280,8 @@ fn run_matrix(reg: &Registry, kind: &'static str) {
                 // Verbose mode really spoke, so the scan looked at what it says.
                 assert!(out.stderr().contains("[http] GET "), "no verbose output\n{}", report());
                 let mut secrets = vec![PASSWORD.to_string(), WRONG.to_string(), basic(PASSWORD), basic(WRONG)];
+                secrets.push(KEY_PASSWORD.to_string());
+                secrets.extend(key_lines.iter().cloned());
                 if let Some(issuer) = reg.token_issuer_opt() {
                     let issued: Vec<String> =
                         issuer.requests()[before..].iter().filter_map(|r| r.token.clone()).collect();
