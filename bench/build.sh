@@ -408,7 +408,8 @@ if "hoist" in per and "layout" in per:
 if "hoist" in per and "layout" in per:
     # The machine's limit for the build + push: it cannot finish before the same build to a layout,
     # nor before the client's and the registry's CPU (same 2 cores) have run on every core.
-    cores = int(facts.split("CORES=")[1].split()[0]) if "CORES=" in facts else 2
+    import re
+    cores = int(re.search(r"CORES=(\d+)", facts).group(1)) if "CORES=" in facts else 2
     lim = []
     for rnd, h, l in zip(rounds, per["hoist"], per["layout"]):
         reg = get("registry-hoist", rnd)
