@@ -73,7 +73,8 @@ impl Codec {
     fn member(self, block: &[u8]) -> Vec<u8> {
         match self {
             Codec::Zlib(l) => {
-                let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2), flate2::Compression::new(l));
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(block.len() / 2), flate2::Compression::new(l));
                 std::io::Write::write_all(&mut e, block).unwrap();
                 e.finish().unwrap()
             }
@@ -232,8 +233,17 @@ fn table(data: &[u8], blocks: &[&[u8]]) {
     println!();
     println!("| decoder | MiB/s |");
     println!("|---|---|");
-    println!("| flate2/zlib-rs MultiGzDecoder, streaming (hoist's reader) | {:.0} |", mibs(len, inflate_streaming(&stream, data)));
-    println!("| libdeflate, whole member into a known-size buffer | {:.0} |", mibs(len, inflate_whole(&members, data, "libdeflate")));
+    println!(
+        "| flate2/zlib-rs MultiGzDecoder, streaming (hoist's reader) | {:.0} |",
+        mibs(len, inflate_streaming(&stream, data))
+    );
+    println!(
+        "| libdeflate, whole member into a known-size buffer | {:.0} |",
+        mibs(len, inflate_whole(&members, data, "libdeflate"))
+    );
     #[cfg(feature = "isal")]
-    println!("| ISA-L, whole member into a known-size buffer | {:.0} |", mibs(len, inflate_whole(&members, data, "isal")));
+    println!(
+        "| ISA-L, whole member into a known-size buffer | {:.0} |",
+        mibs(len, inflate_whole(&members, data, "isal"))
+    );
 }
