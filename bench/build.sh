@@ -48,7 +48,9 @@
 #   The table shows the median per step over the rounds; per-round numbers are printed as they come
 #   and kept in bench/work/build-raw.tsv, logs in bench/work/build-logs/. The targets:
 #     wall  hoist build + push / the same build to an OCI layout ≤ 1.15×
-#     wall  hoist build + push / buildah (bud + push) ≤ 0.13×
+#     wall  hoist build + push / buildah (bud + push) ≤ 0.10× (issue 19)
+#     wall  hoist build + push / the machine's limit ≤ 1.10×: the limit is the larger of the same build
+#           to an OCI layout and (hoist's CPU + the registry's CPU during the push) / cores
 #     rebuild of the unchanged context ≤ 0.3 s wall, 0 blobs uploaded
 #     peak RSS of hoist building a context with a 2 GiB file ≤ 64 MiB
 #   The registry runs on the same 2 cores as the client; buildah's bud also writes the unpacked base
@@ -139,7 +141,7 @@ $(machine_line)
 - $(hoist_version), $(buildah --version | awk '{print $1, $3}') (vfs storage, chroot isolation), $(skopeo --version), $(registry_version)
 - $ROUNDS rounds, median shown; buildah's time includes pulling and unpacking the ~80 MiB base, hoist never downloads it (but for the OCI layout)
 - $cache_note
-- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(load_average)
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(load_average); CORES=$(nproc)
 EOF
 )
 echo "# hoist build benchmark"
@@ -248,11 +250,21 @@ timed() {
             r, c, w, u + s, u, s, m / 1024 }'
 }
 
+# registry_cpu: the registry process's user+sys CPU seconds so far (/proc/PID/stat, clock ticks).
+registry_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$REG_PID/stat"
+}
+
 hoist_build() { # STEP ROUND CONTEXT [EXTRA ARGS...]: hoist build, pushing to app/x:1
     local step=$1 round=$2 ctx=$3
     shift 3
+    local reg0
+    reg0=$(registry_cpu)
     timed "$step" "$round" env XDG_CACHE_HOME="$CACHE_DIR" "$HOIST" build -q "$ctx" -f "$DOCKERFILE" \
         -t "127.0.0.1:$PORT/$REPO:$TAG" --metadata-file "$LOGS/$step-$round.json" "$@"
+    # The registry's CPU during the step (a row of its own: wall 0, CPU as user), for the machine's limit.
+    printf '%s\t%s\t0\t%s\t0\t0\n' "registry-$step" "$round" \
+        "$(awk -v a="$reg0" -v b="$(registry_cpu)" 'BEGIN { printf "%.2f", b - a }')" >>"$RAW"
     verify "$step"
 }
 
@@ -393,9 +405,23 @@ if "hoist" in per and "layout" in per:
     r = med("hoist", 0) / med("layout", 0)
     out.append(f"| wall, hoist build + push / the same build to an OCI layout ≤ 1.15× | {r:.2f}×{verdict(r <= 1.15)} "
                f"(rounds: {per_round('hoist', 'layout')}) |")
+if "hoist" in per and "layout" in per:
+    # The machine's limit for the build + push: it cannot finish before the same build to a layout,
+    # nor before the client's and the registry's CPU (same 2 cores) have run on every core.
+    import re
+    cores = int(re.search(r"CORES=(\d+)", facts).group(1)) if "CORES=" in facts else 2
+    lim = []
+    for rnd, h, l in zip(rounds, per["hoist"], per["layout"]):
+        reg = get("registry-hoist", rnd)
+        lim.append((h[0] / max(l[0], (h[1] + (reg[1] if reg else 0)) / cores), reg[1] if reg else None))
+    r = statistics.median(x[0] for x in lim)
+    out.append(f"| wall, hoist build + push / the machine's limit (max of the layout build's wall and "
+               f"(hoist CPU + registry CPU) / {cores} cores) ≤ 1.10× | {r:.2f}×{verdict(r <= 1.10)} "
+               f"(rounds: {', '.join(f'{x[0]:.2f}' for x in lim)}; registry CPU s: "
+               f"{', '.join(f'{x[1]:.2f}' for x in lim if x[1] is not None)}) |")
 if "hoist" in per and "buildah" in per:
     r = med("hoist", 0) / med("buildah", 0)
-    out.append(f"| wall, hoist build + push / buildah bud + push ≤ 0.13× | {r:.2f}×{verdict(r <= 0.13)} "
+    out.append(f"| wall, hoist build + push / buildah bud + push ≤ 0.10× | {r:.2f}×{verdict(r <= 0.10)} "
                f"(rounds: {per_round('hoist', 'buildah')}) |")
     c = med("hoist", 1) / max(med("buildah", 1), 1e-9)
     out.append(f"| (CPU, hoist / buildah, no target) | {c:.2f}× |")

@@ -69,7 +69,8 @@ pub struct BuildArgs {
     /// (smaller and faster; needs containerd ≥ 1.5, podman or docker ≥ 23 to pull).
     #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"], value_name = "ALGO")]
     pub compression: String,
-    /// The compression level: gzip 1–9 (default 1, see GZIP_LEVEL), zstd 1–19 (default 3).
+    /// The compression level, fast … small: gzip 1–9 (default 1; libdeflate's levels 1–9, each 4 MiB
+    /// block on its own core), zstd 1–19 (default 3). See docs/compression.md.
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
     /// Do not use the local layer cache ($HOIST_CACHE_DIR, else $XDG_CACHE_HOME/hoist, else

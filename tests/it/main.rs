@@ -7,6 +7,7 @@ mod build_stream;
 mod chart;
 mod ci;
 mod ci_templates;
+mod compress;
 mod dockerfile_conformance;
 mod doctor;
 mod harness;

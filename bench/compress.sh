@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# bench/compress.sh — the layer compressors side by side, and libdeflate's CPU-dispatch check.
+#
+#   bench/compress.sh [table]    the table in docs/compression.md: flate2/zlib-rs levels 1–6, 9,
+#                                libdeflate 1–6, 9, 12, ISA-L igzip 0, 1, 3 (when it builds: needs nasm,
+#                                autoconf, automake, libtool) over 100 MiB of /usr/lib/x86_64-linux-gnu cut
+#                                into independent 4 MiB blocks (hoist's layer writer: one gzip member per
+#                                block): MiB/s on 1 and 2 threads, compressed/original, size against
+#                                zlib 1, inflate MiB/s of each output through hoist's streaming reader, and
+#                                the decoders side by side. One run, printed as markdown.
+#   bench/compress.sh dispatch   libdeflate's output (sha256 of all members, levels 0–9 and 12, 32 MiB of
+#                                the same files) from: the normal build; a build with libdeflate's test
+#                                hook (TEST_SUPPORT__DO_NOT_USE) run with every run-time CPU feature on,
+#                                then with LIBDEFLATE_DISABLE_CPU_FEATURES turning off each group; and a
+#                                build for x86-64-v3 (AVX2, BMI2 at compile time). Fails unless all agree.
+#
+# DATA=DIR (default /usr/lib/x86_64-linux-gnu) and MIB=N change the input. The bench is its own cargo
+# package (bench/compress), built in target/compress-bench*, so `cargo test` never builds it.
+set -euo pipefail
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+DATA=${DATA:-/usr/lib/x86_64-linux-gnu}
+mode=${1:-table}
+
+build() { # build TARGET_SUFFIX [cargo args...] → prints the binary's path
+    local dir=$ROOT/target/compress-bench$1; shift
+    (cd "$BENCH/compress" && CARGO_TARGET_DIR=$dir cargo build -q --release "$@") >&2
+    echo "$dir/release/hoist-compress-bench"
+}
+
+case $mode in
+table)
+    features=()
+    if command -v nasm >/dev/null && command -v autoreconf >/dev/null && command -v libtoolize >/dev/null; then
+        features=(--features isal)
+    else
+        echo "compress.sh: ISA-L left out (needs: apt-get install -y nasm autoconf automake libtool)" >&2
+    fi
+    bin=$(build "" "${features[@]}")
+    "$bin" table "$DATA" "${MIB:-100}"
+    ;;
+dispatch)
+    mib=${MIB:-32}
+    ref=$(build "" )
+    "$ref" digests "$DATA" "$mib" > /tmp/compress-dispatch-ref.txt
+    echo "reference (baseline x86-64 build, every run-time path this CPU has):"
+    cat /tmp/compress-dispatch-ref.txt
+    fail=0
+    check() { # check LABEL FILE
+        if diff -q /tmp/compress-dispatch-ref.txt "$2" >/dev/null; then
+            echo "same bytes: $1"
+        else
+            echo "DIFFERENT: $1"; diff /tmp/compress-dispatch-ref.txt "$2" || true; fail=1
+        fi
+    }
+    hook=$(CFLAGS="-O2 -DTEST_SUPPORT__DO_NOT_USE" build -hook)
+    for off in "" pclmulqdq,vpclmulqdq avx512bw,avx512vl,zmm,avx512_vnni avx2,avx,avx_vnni bmi2 \
+        pclmulqdq,avx,avx2,bmi2,zmm,avx512bw,avx512vl,vpclmulqdq,avx512_vnni,avx_vnni; do
+        LIBDEFLATE_DISABLE_CPU_FEATURES=$off "$hook" digests "$DATA" "$mib" > /tmp/compress-dispatch-cmp.txt
+        check "run-time features off: ${off:-none}" /tmp/compress-dispatch-cmp.txt
+    done
+    v3=$(CFLAGS="-O2 -march=x86-64-v3" build -v3)
+    "$v3" digests "$DATA" "$mib" > /tmp/compress-dispatch-cmp.txt
+    check "built for x86-64-v3 (AVX2 match-finder tables, BMI2 at compile time)" /tmp/compress-dispatch-cmp.txt
+    exit $fail
+    ;;
+*) echo "usage: bench/compress.sh [table|dispatch]" >&2; exit 2 ;;
+esac
