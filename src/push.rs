@@ -18,9 +18,10 @@ use tokio::sync::Mutex;
 
 use crate::builder::layer::Sink;
 use crate::ci::Env;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::growing::GrowingFile;
-use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
+use crate::model::media::ArtifactKind;
+use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Manifest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
 use crate::registry::Event;
@@ -39,6 +40,8 @@ pub struct PushOptions {
     pub credential: Option<Credential>,
     /// Upload chunk size in bytes; 0 = one streaming PUT per blob (switched on after a 413).
     pub chunk_size: u64,
+    /// Move a tag even when it holds another kind of artifact (see [`guard_tag`]).
+    pub force: bool,
 }
 
 impl Default for PushOptions {
@@ -50,6 +53,7 @@ impl Default for PushOptions {
             client: ClientOptions::default(),
             credential: None,
             chunk_size: 0,
+            force: false,
         }
     }
 }
@@ -214,6 +218,12 @@ pub async fn push_streamed(
             .with_jobs(opts.jobs)
             .with_warn(Arc::new(move |e: &Event| warn_to.event(e)));
         repo.check_push_access().await.with_context(ctx)?;
+        // Before a byte moves: no tag is silently turned into another kind of artifact.
+        for r in refs {
+            if let Some(tag) = r.tag() {
+                guard_tag(&repo, r, tag, artifact.root(), opts.force, reporter).await?;
+            }
+        }
         let sources = RemoteSources::new(clients, opts.retry);
         // Layers first, then configs (a manifest's config last, as registries and clients expect).
         let (configs, layers): (Vec<&Blob>, Vec<&Blob>) =
@@ -250,6 +260,44 @@ pub async fn push_streamed(
         seconds: started.elapsed().as_secs_f64(),
         retries,
     })
+}
+
+/// Refuses to move `tag` (of `target`, in `repo`) to `new` when the tag holds another kind of
+/// artifact ([`ArtifactKind`]: an image, a Helm chart, another artifact type) — a chart pushed under
+/// the release tag of the project's image would otherwise replace the image without a word. With
+/// `force` it is replaced, and said so. A tag that does not exist, or already holds the same kind,
+/// passes; it costs one HEAD (and one GET when the digest differs).
+pub async fn guard_tag(
+    repo: &Repository,
+    target: &Reference,
+    tag: &str,
+    new: &Manifest,
+    force: bool,
+    reporter: &Reporter,
+) -> Result<()> {
+    let ctx = || format!("checking what {target} holds now");
+    let Some(current) = repo.manifest_digest(tag).await.with_context(ctx)? else { return Ok(()) };
+    if current == new.digest {
+        return Ok(());
+    }
+    let old = repo.get_manifest(current.as_str()).await.with_context(ctx)?;
+    let (was, will) = (ArtifactKind::of(&old.media_type, &old.bytes), ArtifactKind::of(&new.media_type, &new.bytes));
+    if was == will {
+        return Ok(());
+    }
+    if force {
+        reporter.warn(&format!("{target} held {was} ({}); replacing it with {will} (--force)", current.short()));
+        return Ok(());
+    }
+    let hint = match (&was, &will) {
+        (ArtifactKind::Image, ArtifactKind::HelmChart) => {
+            "push the chart to its own repository (hoist chart push's CI default is \
+             $HARBOR_HOST/$HARBOR_PROJECT/charts/<chart>), or pass --force to replace the image"
+        }
+        _ => "push to another tag or repository, or pass --force to replace it",
+    };
+    Err(Error::usage(format!("{target} holds {was} ({}); pushing {will} there would replace it", current.short()))
+        .with_hint(hint))
 }
 
 async fn push_one(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{CiArgs, MirrorArgs, OutputArgs, RegistryArgs};
+use super::common::{CiArgs, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
@@ -85,6 +85,8 @@ pub struct BuildArgs {
     pub mirrors: MirrorArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub force: ForceArgs,
     #[command(flatten)]
     pub output_args: OutputArgs,
 }
@@ -185,7 +187,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         } else {
             args.ci.destinations(&ci_context, &args.tags)?
         };
-        let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        let mut push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        push_opts.force = args.force.force;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);

@@ -38,6 +38,15 @@ pub struct ConnectArgs {
     pub insecure: bool,
 }
 
+/// `--force`, for the verbs that move tags.
+#[derive(Debug, Clone, Args)]
+pub struct ForceArgs {
+    /// Move a tag even when it holds another kind of artifact (a container image, a Helm chart,
+    /// another artifactType). Without it hoist refuses, naming both, before sending anything.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// [`ConnectArgs`] and how transfers behave: for the verbs that move manifests and blobs.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Registry")]
@@ -190,6 +199,7 @@ impl ConnectArgs {
             },
             credential,
             chunk_size: 0,
+            force: false,
         })
     }
 }

@@ -282,6 +282,7 @@ pub async fn tag(
     let mut references = Vec::new();
     for t in tags {
         let target = reference.with_tag(t)?;
+        crate::push::guard_tag(&repo, &target, t, &m, clients.options().force, reporter).await?;
         if repo.put_manifest_if_changed(t, &m).await.with_context(ctx)? {
             reporter.note(&format!("tagged {target} → {}", m.digest));
         } else {
