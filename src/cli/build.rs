@@ -209,6 +209,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
             reporter.warn(&w);
         }
+        for n in images.iter().flat_map(|(_, b)| b.notes.iter()) {
+            reporter.note(n);
+        }
         let (hits, total) = images.iter().fold((0, 0), |(h, t), (_, b)| (h + b.cached_layers.0, t + b.cached_layers.1));
         if hits > 0 {
             reporter.note(&format!("{hits} of {total} layers came from the cache (--no-cache to rebuild them)"));
