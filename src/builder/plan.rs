@@ -495,7 +495,10 @@ impl Evaluator<'_> {
                 let (uid, gid) = self.user_ids();
                 let mut tree = Tree::new();
                 if !path.is_empty() {
-                    let why = format!("{}:{} WORKDIR makes it {uid}:{gid} when the base lacks it", self.input.file_name, ins.line);
+                    let why = format!(
+                        "{}:{} WORKDIR makes it {uid}:{gid} when the base lacks it",
+                        self.input.file_name, ins.line
+                    );
                     self.mkdir_all(&path, (uid, gid), &why, &mut tree);
                 }
                 if !tree.is_empty() {
@@ -1184,7 +1187,9 @@ mod tests {
     #[test]
     fn new_directories_get_buildkits_owner_and_mode() {
         let mut base = Tree::new();
-        for (p, mode, uid) in [("etc", 0o755, 0), ("home", 0o755, 0), ("home/nonroot", 0o700, 65532), ("tmp", 0o1777, 0)] {
+        for (p, mode, uid) in
+            [("etc", 0o755, 0), ("home", 0o755, 0), ("home/nonroot", 0o700, 65532), ("tmp", 0o1777, 0)]
+        {
             base.insert(p.into(), Node::dir(mode, uid, uid));
         }
         let images = FakeImages(HashMap::from([("example.com/base:1".to_string(), base)]));

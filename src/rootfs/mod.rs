@@ -20,5 +20,6 @@ mod unpack;
 
 pub use crate::model::OciDescriptor;
 pub use unpack::{
-    apply_layers, list, lookup, resolve, Entry, EntryKind, Filter, Found, Listing, Lookup, Options, Report, ACCOUNT_FILES,
+    apply_layers, list, lookup, resolve, Entry, EntryKind, Filter, Found, Listing, Lookup, Options, Report,
+    ACCOUNT_FILES,
 };

@@ -333,8 +333,7 @@ pub fn list<R: Read>(reader: R) -> Result<Listing> {
         } else {
             'o'
         };
-        let (mode, uid, gid) =
-            (h.mode().unwrap_or(0o755) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let (mode, uid, gid) = (h.mode().unwrap_or(0o755) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
         if t.is_file() && ACCOUNT_FILES.contains(&path.as_str()) {
             let mut buf = Vec::new();
             (&mut entry).take(MAX_ACCOUNTS).read_to_end(&mut buf).map_err(read_err)?;
