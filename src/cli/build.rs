@@ -189,6 +189,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         };
         let mut push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         push_opts.force = args.force.force;
+        push_opts.client.insecure_hosts = opts.mirrors.insecure_hosts();
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);

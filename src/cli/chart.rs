@@ -109,9 +109,11 @@ async fn package_dir(
 ) -> Result<chart::Package> {
     let epoch = build_epoch(env)?;
     if flags.dependency_update {
-        let clients = Clients::new(opts, env);
         let mirrors = flags.mirrors.load(env)?;
-        chart::deps::update(dir, &clients, opts, reporter, &mirrors, epoch).await?;
+        let mut opts = opts.clone();
+        opts.client.insecure_hosts = mirrors.insecure_hosts();
+        let clients = Clients::new(&opts, env);
+        chart::deps::update(dir, &clients, &opts, reporter, &mirrors, epoch).await?;
     }
     let popts = PackageOptions { version: flags.version.clone(), app_version: flags.app_version.clone(), epoch };
     let dir = dir.to_path_buf();

@@ -196,6 +196,7 @@ impl ConnectArgs {
                     certs_d: env.non_empty(vars::HOIST_CERTS_DIR).map(PathBuf::from),
                 },
                 max_idle: jobs,
+                insecure_hosts: Vec::new(),
             },
             credential,
             chunk_size: 0,

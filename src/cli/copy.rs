@@ -47,6 +47,7 @@ pub async fn run(args: CopyArgs) -> Result<()> {
     let mirrors = args.mirrors.load(&env)?;
     let mut opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
     opts.force = args.force.force;
+    opts.client.insecure_hosts = mirrors.insecure_hosts();
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
     let report = crate::remote::copy(&src, &dest, &mirrors, &clients, &reporter).await?;

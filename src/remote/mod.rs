@@ -151,7 +151,7 @@ pub async fn read_via(
     mirrors: &Mirrors,
     reporter: &Reporter,
 ) -> Result<(Repository, Artifact)> {
-    let candidates = mirrors.candidates(reference);
+    let candidates = mirrors.candidates(reference)?;
     let last = candidates.len() - 1;
     let mut failed = Vec::new();
     for (i, source) in candidates.iter().enumerate() {
