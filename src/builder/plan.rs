@@ -179,6 +179,18 @@ pub struct Stage {
     shell: Vec<String>,
     args: BTreeMap<String, String>,
     cmd_set: bool,
+    /// Root-owned WORKDIRs on a registry base left to the base (see `Evaluator::settle_workdirs`).
+    pending_workdirs: Vec<PendingDir>,
+}
+
+/// A WORKDIR directory whose entry depends on the base, settled when the stage is done.
+#[derive(Debug, Clone)]
+struct PendingDir {
+    path: String,
+    why: String,
+    /// Where its layer goes in `Stage::layers`, and its history entry.
+    layer_pos: usize,
+    history_pos: usize,
 }
 
 fn usage_at(file: &str, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -337,6 +349,7 @@ pub fn evaluate(input: &PlanInput<'_>, outline: &Outline, bases: &HashMap<usize,
         for ins in &input.dockerfile.instructions[header.body.clone()] {
             ev.instruction(ins)?;
         }
+        ev.settle_workdirs();
         done[header.index] = Some(ev.stage);
     }
     Ok(done[outline.target].take().expect("target evaluated"))
@@ -368,6 +381,7 @@ fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
         implied: Default::default(),
         args: BTreeMap::new(),
         cmd_set: false,
+        pending_workdirs: Vec::new(),
     }
 }
 
@@ -494,17 +508,27 @@ impl Evaluator<'_> {
                 // owned by the user; one that exists, in this build or in the base, is left as it is.
                 let (uid, gid) = self.user_ids();
                 let mut tree = Tree::new();
+                let known = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
+                let why = format!(
+                    "{}:{} WORKDIR makes it {uid}:{gid} when the base lacks it",
+                    self.input.file_name, ins.line
+                );
                 if !path.is_empty() {
-                    let why = format!(
-                        "{}:{} WORKDIR makes it {uid}:{gid} when the base lacks it",
-                        self.input.file_name, ins.line
-                    );
                     self.mkdir_all(&path, (uid, gid), &why, &mut tree);
                 }
                 if !tree.is_empty() {
                     self.add_layer(tree);
                     self.history(ins, false);
                 } else {
+                    if !known && !path.is_empty() && self.stage.remote_base && (uid, gid) == (0, 0) {
+                        let pending = PendingDir {
+                            path,
+                            why,
+                            layer_pos: self.stage.layers.len(),
+                            history_pos: self.stage.history.len(),
+                        };
+                        self.stage.pending_workdirs.push(pending);
+                    }
                     self.history(ins, true);
                 }
             }
@@ -729,6 +753,55 @@ impl Evaluator<'_> {
                 missing = true;
             }
             tree.insert(p, Node::dir(0o755, owner.0, owner.1));
+        }
+    }
+
+    /// Root-owned WORKDIRs on a registry base, once the stage is done. The directory (and the parents
+    /// it needs) is what `mkdir -p` as root makes — 0755 root, the same as extraction makes of a parent
+    /// with no entry — so it needs no entry of its own when this build puts anything below it, and
+    /// the base is not read. Only a WORKDIR left empty shows in the image whether the base had it: the
+    /// base is asked then, and a directory it lacks gets its entries, in the WORKDIR's own layer.
+    fn settle_workdirs(&mut self) {
+        let pending = std::mem::take(&mut self.stage.pending_workdirs);
+        // Settled in order (a parent goes into the first layer that needs it), inserted from the
+        // last so the positions stay right.
+        let mut settled: Vec<(usize, usize, Tree)> = Vec::new();
+        for p in pending {
+            let below = format!("{}/", p.path);
+            if self.stage.fs.range(below.clone()..).next().is_some_and(|(k, _)| k.starts_with(&below)) {
+                continue;
+            }
+            let mut prefixes = layer::parents(&p.path);
+            prefixes.push(p.path.clone());
+            let mut tree = Tree::new();
+            for dir in prefixes {
+                if !tree.is_empty() {
+                    tree.insert(dir, Node::dir(0o755, 0, 0));
+                    continue;
+                }
+                if self.stage.fs.get(&dir).is_some_and(Node::is_dir) {
+                    continue;
+                }
+                match self.base_has_dir(&dir, &p.why) {
+                    Some(true) => {}
+                    Some(false) => {
+                        tree.insert(dir, Node::dir(0o755, 0, 0));
+                    }
+                    // Not known yet: the build plans again once it is.
+                    None => break,
+                }
+            }
+            if !tree.contains_key(&p.path) {
+                continue;
+            }
+            for (k, n) in &tree {
+                self.stage.fs.insert(k.clone(), n.clone());
+            }
+            settled.push((p.layer_pos, p.history_pos, tree));
+        }
+        for (layer_pos, history_pos, tree) in settled.into_iter().rev() {
+            self.stage.layers.insert(layer_pos, tree);
+            self.stage.history[history_pos].1 = false;
         }
     }
 
@@ -1219,6 +1292,24 @@ mod tests {
         assert_eq!(meta("work/dir"), Some((0o755, 1000, 1000)));
         let empty: Vec<bool> = s.history.iter().filter(|(c, _)| c.contains("WORKDIR")).map(|(_, e)| *e).collect();
         assert_eq!(empty, [true, true, false]);
+        // A root WORKDIR left empty shows whether the base had it: made (parents too) when it lacks it.
+        let s = plan_with(
+            "FROM example.com/base:1\nWORKDIR /var/lib/x\nWORKDIR /home/nonroot\nWORKDIR /srv\nCOPY a .\n",
+            &[("a", "a")],
+            &images,
+        )
+        .unwrap();
+        let meta = |p: &str| s.fs.get(p).map(|n| (n.mode, n.uid, n.gid));
+        for p in ["var", "var/lib", "var/lib/x"] {
+            assert_eq!(meta(p), Some((0o755, 0, 0)), "{p}");
+        }
+        assert_eq!(meta("home/nonroot"), None, "the base has it");
+        assert_eq!(meta("srv"), None, "a file below it: extraction makes it as mkdir would");
+        assert!(s.fs.contains_key("srv/a"));
+        let empty: Vec<bool> = s.history.iter().filter(|(c, _)| c.contains("WORKDIR")).map(|(_, e)| *e).collect();
+        assert_eq!(empty, [false, true, true]);
+        assert_eq!(s.layers.len(), 2);
+        assert!(s.layers[0].contains_key("var/lib/x"), "in the WORKDIR's own layer, before the COPY's");
     }
 
     #[test]
