@@ -275,21 +275,56 @@ pub async fn guard_tag(
     force: bool,
     reporter: &Reporter,
 ) -> Result<()> {
+    let will = ArtifactKind::of(&new.media_type, &new.bytes);
+    guard_tag_kind(repo, target, tag, &will, Some(&new.digest), force, reporter).await
+}
+
+/// [`guard_tag`] for every tagged reference in `dests`, before the manifest exists — by the kind it
+/// will be (`hoist build` checks before its layers stream). With `--force` it leaves the word to the
+/// push.
+pub async fn guard_tags_before(
+    clients: &Clients<'_>,
+    dests: &[Reference],
+    will: &ArtifactKind,
+    reporter: &Reporter,
+) -> Result<()> {
+    let opts = clients.options();
+    if opts.force {
+        return Ok(());
+    }
+    for r in dests {
+        let Some(tag) = r.tag() else { continue };
+        let client = clients.get(r.api_host()).await.with_context(|| format!("pushing to {r}"))?;
+        let repo = Repository::new(client, r.repository(), "pull,push", &[], opts.retry);
+        guard_tag_kind(&repo, r, tag, will, None, false, reporter).await?;
+    }
+    Ok(())
+}
+
+async fn guard_tag_kind(
+    repo: &Repository,
+    target: &Reference,
+    tag: &str,
+    will: &ArtifactKind,
+    new_digest: Option<&Digest>,
+    force: bool,
+    reporter: &Reporter,
+) -> Result<()> {
     let ctx = || format!("checking what {target} holds now");
-    let Some(current) = repo.manifest_digest(tag).await.with_context(ctx)? else { return Ok(()) };
-    if current == new.digest {
+    let Some(current) = repo.manifest_digest_retried(tag).await.with_context(ctx)? else { return Ok(()) };
+    if Some(&current) == new_digest {
         return Ok(());
     }
     let old = repo.get_manifest(current.as_str()).await.with_context(ctx)?;
-    let (was, will) = (ArtifactKind::of(&old.media_type, &old.bytes), ArtifactKind::of(&new.media_type, &new.bytes));
-    if was == will {
+    let was = ArtifactKind::of(&old.media_type, &old.bytes);
+    if was == *will {
         return Ok(());
     }
     if force {
         reporter.warn(&format!("{target} held {was} ({}); replacing it with {will} (--force)", current.short()));
         return Ok(());
     }
-    let hint = match (&was, &will) {
+    let hint = match (&was, will) {
         (ArtifactKind::Image, ArtifactKind::HelmChart) => {
             "push the chart to its own repository (hoist chart push's CI default is \
              $HARBOR_HOST/$HARBOR_PROJECT/charts/<chart>), or pass --force to replace the image"

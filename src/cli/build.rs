@@ -193,6 +193,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
+        // A tag that holds a chart (or another artifact) is refused before a layer streams.
+        crate::push::guard_tags_before(&clients, &dests, &crate::model::media::ArtifactKind::Image, &reporter).await?;
         // Layers go to the first destination while they are compressed; the push counts them.
         let streams = match dests.first() {
             Some(dest) => Some(LayerStreams::open(dest, &clients, &reporter).await?),

@@ -786,10 +786,14 @@ fn a_chart_never_silently_replaces_an_image_tag_nor_an_image_a_chart() {
 
     // Image over chart: build, copy and tag refuse too; --force replaces.
     let target = format!("{}/proj/demo:0.1.0", reg.host());
+    let mark = reg.log_mark();
     build_image(work.path(), &target, &[])
         .assert_code(2)
         .assert_stderr_contains("holds a Helm chart")
         .assert_stderr_contains("pushing a container image there would replace it");
+    let uploads: Vec<_> =
+        reg.access_log_since(mark).into_iter().filter(|l| l.method != "GET" && l.method != "HEAD").collect();
+    assert!(uploads.is_empty(), "refused before a layer streamed: {uploads:?}");
     assert_eq!(config_type(&reg, "proj/demo", "0.1.0"), CHART);
     build_image(work.path(), &format!("{}/proj/app:1", reg.host()), &[]).assert_success();
     Hoist::run(["copy", &format!("{}/proj/app:1", reg.host()), &target])
