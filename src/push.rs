@@ -18,9 +18,10 @@ use tokio::sync::Mutex;
 
 use crate::builder::layer::Sink;
 use crate::ci::Env;
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::growing::GrowingFile;
-use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Reference};
+use crate::model::media::ArtifactKind;
+use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Manifest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};
 use crate::registry::ops::{BlobOutcome, Repository, RetryPolicy};
 use crate::registry::Event;
@@ -39,6 +40,8 @@ pub struct PushOptions {
     pub credential: Option<Credential>,
     /// Upload chunk size in bytes; 0 = one streaming PUT per blob (switched on after a 413).
     pub chunk_size: u64,
+    /// Move a tag even when it holds another kind of artifact (see [`guard_tag`]).
+    pub force: bool,
 }
 
 impl Default for PushOptions {
@@ -50,6 +53,7 @@ impl Default for PushOptions {
             client: ClientOptions::default(),
             credential: None,
             chunk_size: 0,
+            force: false,
         }
     }
 }
@@ -201,6 +205,12 @@ pub async fn push_streamed(
         let (repo, mount_from) =
             open_for_push(clients, host, name, &artifact.blobs, &also, reporter).await.with_context(ctx)?;
         repo.check_push_access().await.with_context(ctx)?;
+        // Before a byte moves: no tag is silently turned into another kind of artifact.
+        for r in refs {
+            if let Some(tag) = r.tag() {
+                guard_tag(&repo, r, tag, artifact.root(), clients.options().force, reporter).await?;
+            }
+        }
         let results = blob_phases(&repo, &artifact.blobs, &mount_from, clients, reporter, streamed).await;
         blob_reports.extend(results.with_context(ctx)?);
         let root = artifact.root();
@@ -295,6 +305,79 @@ async fn blob_phases(
         reports.extend(results);
     }
     Ok(reports)
+}
+
+/// Refuses to move `tag` (of `target`, in `repo`) to `new` when the tag holds another kind of
+/// artifact ([`ArtifactKind`]: an image, a Helm chart, another artifact type) — a chart pushed under
+/// the release tag of the project's image would otherwise replace the image without a word. With
+/// `force` it is replaced, and said so. A tag that does not exist, or already holds the same kind,
+/// passes; it costs one HEAD (and one GET when the digest differs).
+pub async fn guard_tag(
+    repo: &Repository,
+    target: &Reference,
+    tag: &str,
+    new: &Manifest,
+    force: bool,
+    reporter: &Reporter,
+) -> Result<()> {
+    let will = ArtifactKind::of(&new.media_type, &new.bytes);
+    guard_tag_kind(repo, target, tag, &will, Some(&new.digest), force, reporter).await
+}
+
+/// [`guard_tag`] for every tagged reference in `dests`, before the manifest exists — by the kind it
+/// will be (`hoist build` checks before its layers stream). With `--force` it leaves the word to the
+/// push.
+pub async fn guard_tags_before(
+    clients: &Clients<'_>,
+    dests: &[Reference],
+    will: &ArtifactKind,
+    reporter: &Reporter,
+) -> Result<()> {
+    let opts = clients.options();
+    if opts.force {
+        return Ok(());
+    }
+    for r in dests {
+        let Some(tag) = r.tag() else { continue };
+        let client = clients.get(r.api_host()).await.with_context(|| format!("pushing to {r}"))?;
+        let repo = Repository::new(client, r.repository(), "pull,push", &[], opts.retry);
+        guard_tag_kind(&repo, r, tag, will, None, false, reporter).await?;
+    }
+    Ok(())
+}
+
+async fn guard_tag_kind(
+    repo: &Repository,
+    target: &Reference,
+    tag: &str,
+    will: &ArtifactKind,
+    new_digest: Option<&Digest>,
+    force: bool,
+    reporter: &Reporter,
+) -> Result<()> {
+    let ctx = || format!("checking what {target} holds now");
+    let Some(current) = repo.manifest_digest_retried(tag).await.with_context(ctx)? else { return Ok(()) };
+    if Some(&current) == new_digest {
+        return Ok(());
+    }
+    let old = repo.get_manifest(current.as_str()).await.with_context(ctx)?;
+    let was = ArtifactKind::of(&old.media_type, &old.bytes);
+    if was == *will {
+        return Ok(());
+    }
+    if force {
+        reporter.warn(&format!("{target} held {was} ({}); replacing it with {will} (--force)", current.short()));
+        return Ok(());
+    }
+    let hint = match (&was, will) {
+        (ArtifactKind::Image, ArtifactKind::HelmChart) => {
+            "push the chart to its own repository (hoist chart push's CI default is \
+             $HARBOR_HOST/$HARBOR_PROJECT/charts/<chart>), or pass --force to replace the image"
+        }
+        _ => "push to another tag or repository, or pass --force to replace it",
+    };
+    Err(Error::usage(format!("{target} holds {was} ({}); pushing {will} there would replace it", current.short()))
+        .with_hint(hint))
 }
 
 async fn push_one(

@@ -51,7 +51,7 @@ pub async fn resolve(
 ) -> Result<(BaseImage, Vec<String>)> {
     let reference: Reference =
         image.parse().map_err(|e: Error| Error::usage(format!("FROM {image}: {}", e.message())))?;
-    let candidates = mirrors.candidates(&reference);
+    let candidates = mirrors.candidates(&reference)?;
     let mut notes = Vec::new();
     let last = candidates.len() - 1;
     for (i, source) in candidates.into_iter().enumerate() {

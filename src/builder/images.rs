@@ -3,14 +3,19 @@
 //! (`CACHE/blobs/sha256/HEX`, so a rebuild downloads nothing), and only the requested paths are
 //! unpacked with [`crate::rootfs`] into `CACHE/rootfs/KEY/` (KEY = the image's manifest digest and
 //! the paths; reused as is by the next build, so the files' stats — and the layer cache keys made
-//! from them — stay the same). For `--chown`, `/etc/passwd` and `/etc/group` are found by reading
-//! the layers top-down and stopping at the first that has them: the rest of a final stage's base is
-//! still never downloaded. Without a cache directory (`--no-cache`) all of it lives in a temporary
+//! from them — stay the same).
+//!
+//! What a build needs to know of a final stage's base — `/etc/passwd` and `/etc/group` for `--chown`
+//! names, whether a directory a `--chown` copy or a non-root `WORKDIR` would make is already there —
+//! comes from its layers' [`Listing`]s (tar headers only): read top-down, stopping as soon as the
+//! answer is known, each layer at most once per build, and each listing kept in the cache by the
+//! layer's digest (`CACHE/listings/sha256/HEX.json`) so a runner reads a base layer once ever. The
+//! blob itself is not kept. Without a cache directory (`--no-cache`) all of it lives in a temporary
 //! directory for the build.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
 
@@ -20,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::Digest;
 use crate::push::Clients;
 use crate::registry::ops::RetryPolicy;
-use crate::rootfs::{self, EntryKind, Filter, Lookup, Options};
+use crate::rootfs::{self, EntryKind, Filter, Found, Listing, Options, ACCOUNT_FILES};
 
 /// `/etc/passwd` and `/etc/group` of an image (`None` when it has none).
 #[derive(Debug, Clone, Default)]
@@ -36,6 +41,12 @@ pub trait ImageFiles {
     fn files(&self, image: &str, paths: &[String]) -> Result<Tree>;
     /// The image's account files.
     fn accounts(&self, image: &str) -> Result<Accounts>;
+    /// Whether the image has a directory (or a symlink, followed as one) at `path`; `None` when that
+    /// is not known yet: the question is kept, with `why`, for the build to read the base's layers
+    /// ([`ImageSources::learn`]) and plan again.
+    fn base_dir(&self, _image: &str, _path: &str, _why: &str) -> Option<bool> {
+        Some(false)
+    }
 }
 
 /// Downloaded images and where their files go.
@@ -47,6 +58,15 @@ pub struct ImageSources {
     /// Images whose layers were all downloaded.
     complete: std::collections::HashSet<String>,
     accounts: HashMap<String, Accounts>,
+    listing_dir: PathBuf,
+    /// Layer listings read this build, by layer digest.
+    listings: Mutex<HashMap<String, Arc<Listing>>>,
+    /// What [`ImageFiles::base_dir`] knows: (image, path) → has a directory there.
+    facts: Mutex<HashMap<(String, String), bool>>,
+    /// Questions not answered yet: (image, path) → why.
+    asked: Mutex<BTreeMap<(String, String), String>>,
+    /// Which base layers were read and why, for the log.
+    notes: Mutex<Vec<String>>,
 }
 
 impl ImageSources {
@@ -70,6 +90,11 @@ impl ImageSources {
             images: HashMap::new(),
             complete: Default::default(),
             accounts: HashMap::new(),
+            listing_dir: root.join("listings/sha256"),
+            listings: Default::default(),
+            facts: Default::default(),
+            asked: Default::default(),
+            notes: Default::default(),
         })
     }
 
@@ -113,8 +138,78 @@ impl ImageSources {
         Ok(())
     }
 
-    /// Finds `/etc/passwd` and `/etc/group` of `image` reading its layers top-down, downloading
-    /// each only when the layers above did not answer.
+    /// The listing of layer `index` of `image` (known as `name`): from this build's memory, else the
+    /// cache, else the blob store, else downloaded — through a temporary file deleted once read — and
+    /// kept in the cache. Each read is noted with `why`.
+    async fn listing(
+        &self,
+        clients: &Clients<'_>,
+        name: &str,
+        image: &BaseImage,
+        index: usize,
+        why: &str,
+        retry: RetryPolicy,
+    ) -> Result<Arc<Listing>> {
+        let d = &image.layers[index];
+        let digest: Digest = d.digest.parse()?;
+        if let Some(l) = self.listings.lock().expect("listings").get(digest.as_str()) {
+            return Ok(l.clone());
+        }
+        let ctx = || format!("reading layer {} of {name}", index + 1);
+        let file = self.listing_dir.join(format!("{}.json", digest.hex()));
+        let cached = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Listing>(&b).ok());
+        let (listing, how) = match cached {
+            Some(l) => (l, "its listing from the cache"),
+            None => {
+                let read = |path: &Path| -> Result<Listing> {
+                    let f = std::fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
+                    rootfs::list(std::io::BufReader::new(f)).map_err(|e| e.context(ctx()))
+                };
+                let blob = self.blob_path(&digest);
+                let (l, how) = if std::fs::metadata(&blob).is_ok_and(|m| m.len() == d.size as u64) {
+                    (read(&blob)?, "its headers, from the blob in the cache")
+                } else {
+                    std::fs::create_dir_all(&self.listing_dir).map_err(|e| Error::io(ctx(), e))?;
+                    let tmp = tempfile::NamedTempFile::new_in(&self.listing_dir).map_err(|e| Error::io(ctx(), e))?;
+                    let src = &image.source;
+                    super::base::download_blob(
+                        clients,
+                        src.registry(),
+                        src.repository(),
+                        &digest,
+                        d.size as u64,
+                        tmp.path(),
+                        retry,
+                    )
+                    .await?;
+                    (read(tmp.path())?, "downloaded, its headers read")
+                };
+                // A cache that cannot be written only costs the next build a download.
+                if std::fs::create_dir_all(&self.listing_dir).is_ok() {
+                    if let Ok(mut f) = tempfile::NamedTempFile::new_in(&self.listing_dir) {
+                        let json = serde_json::to_vec(&l).expect("listing serializes");
+                        if std::io::Write::write_all(&mut f, &json).is_ok() {
+                            let _ = f.persist(&file);
+                        }
+                    }
+                }
+                (l, how)
+            }
+        };
+        self.notes.lock().expect("notes").push(format!(
+            "base layer {}/{} of {name} ({}, {}): {how}, {why}",
+            index + 1,
+            image.layers.len(),
+            digest.short(),
+            crate::progress::human_bytes(d.size as u64)
+        ));
+        let listing = Arc::new(listing);
+        self.listings.lock().expect("listings").insert(digest.to_string(), listing.clone());
+        Ok(listing)
+    }
+
+    /// Finds `/etc/passwd` and `/etc/group` of `image` in its layers' listings, top-down, reading a
+    /// layer only when the layers above did not answer.
     pub async fn fetch_accounts(
         &mut self,
         clients: &Clients<'_>,
@@ -122,26 +217,75 @@ impl ImageSources {
         image: Arc<BaseImage>,
         retry: RetryPolicy,
     ) -> Result<()> {
-        let mut found: BTreeMap<String, Lookup> = BTreeMap::new();
+        let mut found: BTreeMap<&str, Option<Vec<u8>>> = BTreeMap::new();
         for i in (0..image.layers.len()).rev() {
-            let path = self.ensure_blob(clients, &image, i, retry).await?;
-            let f = std::fs::File::open(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let hits = rootfs::lookup(f, &["etc/passwd", "etc/group"])
-                .map_err(|e| e.context(format!("reading layer {} of {name}", i + 1)))?;
-            for (k, v) in hits {
-                found.entry(k).or_insert(v);
+            let why = "to find /etc/passwd and /etc/group for --chown by name";
+            let l = self.listing(clients, name, &image, i, why, retry).await?;
+            for f in ACCOUNT_FILES {
+                if found.contains_key(f) {
+                    continue;
+                }
+                match (l.accounts.get(f), l.find(f)) {
+                    (Some(bytes), _) => {
+                        found.insert(f, Some(bytes.clone()));
+                    }
+                    // Deleted here, or not a regular file: not readable as one.
+                    (None, Some(_)) => {
+                        found.insert(f, None);
+                    }
+                    (None, None) => {}
+                }
             }
-            if found.len() == 2 {
+            if found.len() == ACCOUNT_FILES.len() {
                 break;
             }
         }
-        let take = |k: &str| match found.get(k) {
-            Some(Lookup::File(b)) => Some(b.clone()),
-            _ => None,
-        };
+        let take = |k: &str| found.get(k).cloned().flatten();
         self.accounts.insert(name.to_string(), Accounts { passwd: take("etc/passwd"), group: take("etc/group") });
         self.images.entry(name.to_string()).or_insert(image);
         Ok(())
+    }
+
+    /// The [`ImageFiles::base_dir`] questions asked since the last call, by image: (path, why).
+    pub fn take_asked(&self) -> BTreeMap<String, Vec<(String, String)>> {
+        let mut by_image: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for ((image, path), why) in std::mem::take(&mut *self.asked.lock().expect("asked")) {
+            by_image.entry(image).or_default().push((path, why));
+        }
+        by_image
+    }
+
+    /// Answers `questions` (path, why) about `image` (known as `name`) from its layers' listings:
+    /// each path top-down, stopping at the first layer that has it or deletes it.
+    pub async fn learn(
+        &self,
+        clients: &Clients<'_>,
+        name: &str,
+        image: &BaseImage,
+        questions: &[(String, String)],
+        retry: RetryPolicy,
+    ) -> Result<()> {
+        for (path, why) in questions {
+            let why = format!("to learn whether /{path} exists ({why})");
+            let mut answer = false;
+            for i in (0..image.layers.len()).rev() {
+                match self.listing(clients, name, image, i, &why, retry).await?.find(path) {
+                    Some(Found::Entry(kind, ..)) => {
+                        answer = kind == 'd' || kind == 'l';
+                        break;
+                    }
+                    Some(Found::Gone) => break,
+                    None => {}
+                }
+            }
+            self.facts.lock().expect("facts").insert((name.to_string(), path.clone()), answer);
+        }
+        Ok(())
+    }
+
+    /// Which base layers were read and why (for the log), since the last call.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().expect("notes"))
     }
 
     /// Unpacks `paths` of a fully downloaded image (or reuses an earlier unpack of the same).
@@ -231,6 +375,15 @@ impl ImageFiles for ImageSources {
             _ => None,
         };
         Ok(Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
+    }
+
+    fn base_dir(&self, image: &str, path: &str, why: &str) -> Option<bool> {
+        let key = (image.to_string(), path.to_string());
+        if let Some(b) = self.facts.lock().expect("facts").get(&key) {
+            return Some(*b);
+        }
+        self.asked.lock().expect("asked").entry(key).or_insert_with(|| why.to_string());
+        None
     }
 }
 

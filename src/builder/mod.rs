@@ -78,6 +78,8 @@ pub struct Built {
     pub warnings: Vec<String>,
     /// How many of the layers this build made came from the layer cache, of how many.
     pub cached_layers: (usize, usize),
+    /// Which base layers were read and why (for the log).
+    pub notes: Vec<String>,
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -228,7 +230,26 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     }
     let mut input = input_of(&prepared.dockerfile, &prepared.file_name, &prepared.context, opts);
     input.images = Some(&sources);
-    let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
+    // Planning asks of the base what its result depends on (whether a directory a `--chown` copy or
+    // a non-root WORKDIR would make is there); the answers come from the base's layer listings and
+    // the plan is made again, until nothing new is asked (each round answers at least one question).
+    let mut rounds = 0;
+    let stage = loop {
+        let stage = plan::evaluate(&input, &prepared.outline, &bases)?;
+        let asked = sources.take_asked();
+        if asked.is_empty() {
+            break stage;
+        }
+        rounds += 1;
+        if rounds > 64 {
+            return Err(Error::other("internal: planning kept asking about the base image's directories"));
+        }
+        for (name, questions) in asked {
+            let image = resolve_once(&mut resolved, &mut notes, clients, &name, opts, retry).await?;
+            sources.learn(clients, &name, &image, &questions, retry).await?;
+        }
+    };
+    let layer_notes = sources.take_notes();
     // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running.
     let mut built = match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::CurrentThread => assemble(&stage, opts)?,
@@ -239,6 +260,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
         .chain(notes)
         .collect();
+    built.notes = layer_notes;
     Ok(built)
 }
 
@@ -373,6 +395,7 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
         spool,
         warnings: Vec::new(),
         cached_layers,
+        notes: Vec::new(),
     })
 }
 

@@ -179,6 +179,18 @@ pub struct Stage {
     shell: Vec<String>,
     args: BTreeMap<String, String>,
     cmd_set: bool,
+    /// Root-owned WORKDIRs on a registry base left to the base (see `Evaluator::settle_workdirs`).
+    pending_workdirs: Vec<PendingDir>,
+}
+
+/// A WORKDIR directory whose entry depends on the base, settled when the stage is done.
+#[derive(Debug, Clone)]
+struct PendingDir {
+    path: String,
+    why: String,
+    /// Where its layer goes in `Stage::layers`, and its history entry.
+    layer_pos: usize,
+    history_pos: usize,
 }
 
 fn usage_at(file: &str, line: usize, msg: impl std::fmt::Display) -> Error {
@@ -337,6 +349,7 @@ pub fn evaluate(input: &PlanInput<'_>, outline: &Outline, bases: &HashMap<usize,
         for ins in &input.dockerfile.instructions[header.body.clone()] {
             ev.instruction(ins)?;
         }
+        ev.settle_workdirs();
         done[header.index] = Some(ev.stage);
     }
     Ok(done[outline.target].take().expect("target evaluated"))
@@ -368,6 +381,7 @@ fn new_stage(header: &StageHeader, base: Option<Arc<BaseImage>>) -> Stage {
         implied: Default::default(),
         args: BTreeMap::new(),
         cmd_set: false,
+        pending_workdirs: Vec::new(),
     }
 }
 
@@ -490,14 +504,31 @@ impl Evaluator<'_> {
                 // kept), a relative one joined to the current directory and cleaned.
                 let stored = if text.starts_with('/') { text.clone() } else { format!("/{path}") };
                 self.set("WorkingDir", json!(stored));
-                let exists = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
-                if !path.is_empty() && !exists {
-                    let (uid, gid) = self.user_ids();
-                    let mut tree = Tree::new();
-                    tree.insert(path, Node::dir(0o755, uid, gid));
+                // BuildKit: `mkdir -p` as the USER — the directories it makes (parents too) 0755 and
+                // owned by the user; one that exists, in this build or in the base, is left as it is.
+                let (uid, gid) = self.user_ids();
+                let mut tree = Tree::new();
+                let known = self.stage.fs.get(&path).is_some_and(Node::is_dir) || self.stage.implied.contains(&path);
+                let why = format!(
+                    "{}:{} WORKDIR makes it {uid}:{gid} when the base lacks it",
+                    self.input.file_name, ins.line
+                );
+                if !path.is_empty() {
+                    self.mkdir_all(&path, (uid, gid), &why, &mut tree);
+                }
+                if !tree.is_empty() {
                     self.add_layer(tree);
                     self.history(ins, false);
                 } else {
+                    if !known && !path.is_empty() && self.stage.remote_base && (uid, gid) == (0, 0) {
+                        let pending = PendingDir {
+                            path,
+                            why,
+                            layer_pos: self.stage.layers.len(),
+                            history_pos: self.stage.history.len(),
+                        };
+                        self.stage.pending_workdirs.push(pending);
+                    }
                     self.history(ins, true);
                 }
             }
@@ -685,6 +716,105 @@ impl Evaluator<'_> {
         self.stage.layers.push(tree);
     }
 
+    /// `mkdir -p path` as BuildKit's file operations do it (fsutil's MkdirAll), into `tree`: the
+    /// directories missing from the stage, top-down, each 0755 and owned by `owner`; one that exists
+    /// is left as it is. On a registry base the base is asked only when the answer changes the
+    /// result: a missing directory made 0755 root is what extraction makes of a parent with no entry,
+    /// so those are left implied and the base's layers are not read. Otherwise the question goes to
+    /// the base's layer listings (see [`super::images::ImageSources::learn`]) with `why`; until it is
+    /// answered the directory is taken as there, and the build plans again once it knows.
+    fn mkdir_all(&mut self, path: &str, owner: (u64, u64), why: &str, tree: &mut Tree) {
+        let mut prefixes = layer::parents(path);
+        prefixes.push(path.to_string());
+        let mut missing = false;
+        for p in prefixes {
+            if tree.contains_key(&p) {
+                continue;
+            }
+            if !missing {
+                if self.stage.fs.get(&p).is_some_and(Node::is_dir) || self.stage.implied.contains(&p) {
+                    continue;
+                }
+                if self.stage.remote_base {
+                    if owner == (0, 0) {
+                        self.stage.implied.insert(p);
+                        continue;
+                    }
+                    match self.base_has_dir(&p, why) {
+                        Some(true) => {
+                            self.stage.implied.insert(p);
+                            continue;
+                        }
+                        Some(false) => {}
+                        // Not known yet: the rest waits for the answer.
+                        None => return,
+                    }
+                }
+                missing = true;
+            }
+            tree.insert(p, Node::dir(0o755, owner.0, owner.1));
+        }
+    }
+
+    /// Root-owned WORKDIRs on a registry base, once the stage is done. The directory (and the parents
+    /// it needs) is what `mkdir -p` as root makes — 0755 root, the same as extraction makes of a parent
+    /// with no entry — so it needs no entry of its own when this build puts anything below it, and
+    /// the base is not read. Only a WORKDIR left empty shows in the image whether the base had it: the
+    /// base is asked then, and a directory it lacks gets its entries, in the WORKDIR's own layer.
+    fn settle_workdirs(&mut self) {
+        let pending = std::mem::take(&mut self.stage.pending_workdirs);
+        // Settled in order (a parent goes into the first layer that needs it), inserted from the
+        // last so the positions stay right.
+        let mut settled: Vec<(usize, usize, Tree)> = Vec::new();
+        for p in pending {
+            let below = format!("{}/", p.path);
+            if self.stage.fs.range(below.clone()..).next().is_some_and(|(k, _)| k.starts_with(&below)) {
+                continue;
+            }
+            let mut prefixes = layer::parents(&p.path);
+            prefixes.push(p.path.clone());
+            let mut tree = Tree::new();
+            for dir in prefixes {
+                if !tree.is_empty() {
+                    tree.insert(dir, Node::dir(0o755, 0, 0));
+                    continue;
+                }
+                if self.stage.fs.get(&dir).is_some_and(Node::is_dir) {
+                    continue;
+                }
+                match self.base_has_dir(&dir, &p.why) {
+                    Some(true) => {}
+                    Some(false) => {
+                        tree.insert(dir, Node::dir(0o755, 0, 0));
+                    }
+                    // Not known yet: the build plans again once it is.
+                    None => break,
+                }
+            }
+            if !tree.contains_key(&p.path) {
+                continue;
+            }
+            for (k, n) in &tree {
+                self.stage.fs.insert(k.clone(), n.clone());
+            }
+            settled.push((p.layer_pos, p.history_pos, tree));
+        }
+        for (layer_pos, history_pos, tree) in settled.into_iter().rev() {
+            self.stage.layers.insert(layer_pos, tree);
+            self.stage.history[history_pos].1 = false;
+        }
+    }
+
+    /// Whether this stage's registry base has a directory at `path` (`None` until the build has read
+    /// the base for it). Under `--check` nothing is read: taken as missing.
+    fn base_has_dir(&self, path: &str, why: &str) -> Option<bool> {
+        let from = &self.outline.stages[self.outline.root_of(self.index)].from;
+        match self.input.images {
+            Some(images) => images.base_dir(from, path, why),
+            None => Some(false),
+        }
+    }
+
     fn copy(&mut self, ins: &Instruction, is_add: bool) -> Result<()> {
         let name = if is_add { "ADD" } else { "COPY" };
         let mut from: Option<String> = None;
@@ -815,19 +945,32 @@ impl Evaluator<'_> {
         if items.len() + extracted.len() > 1 && !dest_dir_syntax {
             return Err(self.err(ins, format!("When using {name} with more than one source file, the destination must be a directory and end with a /")));
         }
-        let dest_is_dir = dest_dir_syntax || self.stage.fs.get(&dest_abs).is_some_and(Node::is_dir);
+        let dest_is_dir = dest_dir_syntax
+            || self.stage.fs.get(&dest_abs).is_some_and(Node::is_dir)
+            || self.stage.implied.contains(&dest_abs);
         let mut tree = Tree::new();
-        // Destination directories made for the copy: owned as --chown says, but --chmod is for the
-        // copied files.
-        let mut created: Vec<String> = Vec::new();
+        // BuildKit's copy (fsutil's Copy): first `mkdir -p` of the destination (written with a
+        // trailing `/`, or a directory copied into it) or else of its parent; the directories it
+        // makes are 0755 and owned as --chown says (--chmod is for the copied entries only), and one
+        // that exists keeps its mode and owner.
+        let has_dir_item = items.iter().any(|(_, _, is_dir)| *is_dir);
+        let mkdir = if dest_dir_syntax || has_dir_item {
+            dest_abs.clone()
+        } else {
+            dest_abs.rsplit_once('/').map_or(String::new(), |(p, _)| p.to_string())
+        };
+        let ids = owner.unwrap_or((0, 0));
+        if !mkdir.is_empty() {
+            let why = format!(
+                "{}:{} {name} --chown makes it {}:{} when the base lacks it",
+                self.input.file_name, ins.line, ids.0, ids.1
+            );
+            self.mkdir_all(&mkdir, ids, &why, &mut tree);
+        }
+        let created: std::collections::BTreeSet<String> = tree.keys().cloned().collect();
         for (base, entries, is_dir) in items {
             if is_dir {
-                // Into a directory that may be the base's (see add_layer): its metadata stays.
-                let maybe_base_dir = self.stage.remote_base && !self.stage.fs.contains_key(&dest_abs);
-                if !dest_abs.is_empty() && !maybe_base_dir {
-                    let mode = entries.get("").map_or(0o755, |n| n.mode);
-                    tree.insert(dest_abs.clone(), Node::dir(mode, 0, 0));
-                }
+                // The directory's contents; the directory itself is the destination made above.
                 for (rel, node) in entries {
                     if !rel.is_empty() {
                         tree.insert(layer::join(&dest_abs, &rel), node);
@@ -838,27 +981,21 @@ impl Evaluator<'_> {
                 if target.is_empty() {
                     return Err(self.err(ins, format!("{name}: cannot copy a file onto /")));
                 }
-                if dest_is_dir
-                    && !dest_abs.is_empty()
-                    && !tree.contains_key(&dest_abs)
-                    && !self.stage.fs.contains_key(&dest_abs)
-                    && !self.stage.remote_base
-                {
-                    tree.insert(dest_abs.clone(), Node::dir(0o755, 0, 0));
-                    created.push(dest_abs.clone());
-                }
                 for (rel, node) in entries {
                     tree.insert(layer::join(&target, &rel), node);
                 }
             }
         }
         for (k, n) in tree.iter_mut() {
+            if created.contains(k) {
+                continue;
+            }
             if let Some((u, g)) = owner {
                 n.uid = u;
                 n.gid = g;
             }
             if let Some(m) = chmod {
-                if !matches!(n.kind, Kind::Symlink(_)) && !created.contains(k) {
+                if !matches!(n.kind, Kind::Symlink(_)) {
                     n.mode = m;
                 }
             }
@@ -1088,6 +1225,9 @@ mod tests {
             };
             Ok(super::super::images::Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
         }
+        fn base_dir(&self, image: &str, path: &str, _why: &str) -> Option<bool> {
+            Some(self.0.get(image).and_then(|t| t.get(path)).is_some_and(Node::is_dir))
+        }
     }
 
     fn file(text: &str, mode: u32, uid: u64) -> Node {
@@ -1097,6 +1237,7 @@ mod tests {
     fn plan_with(dockerfile: &str, files: &[(&str, &str)], images: &FakeImages) -> Result<Stage> {
         let dir = tempfile::tempdir().unwrap();
         for (p, c) in files {
+            std::fs::create_dir_all(dir.path().join(p).parent().unwrap()).unwrap();
             std::fs::write(dir.path().join(p), c).unwrap();
         }
         let ctx = BuildContext::open(dir.path()).unwrap();
@@ -1114,6 +1255,61 @@ mod tests {
         };
         let o = outline(&input)?;
         evaluate(&input, &o, &HashMap::new())
+    }
+
+    #[test]
+    fn new_directories_get_buildkits_owner_and_mode() {
+        let mut base = Tree::new();
+        for (p, mode, uid) in
+            [("etc", 0o755, 0), ("home", 0o755, 0), ("home/nonroot", 0o700, 65532), ("tmp", 0o1777, 0)]
+        {
+            base.insert(p.into(), Node::dir(mode, uid, uid));
+        }
+        let images = FakeImages(HashMap::from([("example.com/base:1".to_string(), base)]));
+        let s = plan_with(
+            "FROM example.com/base:1\nCOPY --chown=65532:65532 d/ /app/config/\nCOPY --chown=65532 a /home/nonroot/new/a\n\
+             COPY --chmod=600 d /srv/data\nCOPY --chown=7:7 --chmod=640 d /opt/x\nWORKDIR /tmp\nUSER 1000\nWORKDIR /home/nonroot\nWORKDIR /work/dir\n",
+            &[("d/f", "f"), ("a", "a")],
+            &images,
+        )
+        .unwrap();
+        let meta = |p: &str| s.fs.get(p).map(|n| (n.mode, n.uid, n.gid));
+        // A new directory and the parents a --chown copy makes: 0755, the --chown owner.
+        assert_eq!(meta("app"), Some((0o755, 65532, 65532)));
+        assert_eq!(meta("app/config"), Some((0o755, 65532, 65532)));
+        assert_eq!(meta("app/config/f").map(|m| m.1), Some(65532));
+        // An existing one keeps its own (no entry over the base's).
+        assert_eq!(meta("home/nonroot"), None);
+        assert_eq!(meta("home/nonroot/new"), Some((0o755, 65532, 65532)));
+        // --chmod is for the copied entries; a directory made root-owned is left to extraction.
+        assert_eq!(meta("srv/data"), None);
+        assert_eq!(meta("srv/data/f").map(|m| m.0), Some(0o600));
+        assert_eq!(meta("opt/x"), Some((0o755, 7, 7)));
+        assert_eq!(meta("opt/x/f"), Some((0o640, 7, 7)));
+        // WORKDIR of a directory the base has leaves it; a new one (and its parents) is the USER's.
+        assert_eq!(meta("tmp"), None);
+        assert_eq!(meta("work"), Some((0o755, 1000, 1000)));
+        assert_eq!(meta("work/dir"), Some((0o755, 1000, 1000)));
+        let empty: Vec<bool> = s.history.iter().filter(|(c, _)| c.contains("WORKDIR")).map(|(_, e)| *e).collect();
+        assert_eq!(empty, [true, true, false]);
+        // A root WORKDIR left empty shows whether the base had it: made (parents too) when it lacks it.
+        let s = plan_with(
+            "FROM example.com/base:1\nWORKDIR /var/lib/x\nWORKDIR /home/nonroot\nWORKDIR /srv\nCOPY a .\n",
+            &[("a", "a")],
+            &images,
+        )
+        .unwrap();
+        let meta = |p: &str| s.fs.get(p).map(|n| (n.mode, n.uid, n.gid));
+        for p in ["var", "var/lib", "var/lib/x"] {
+            assert_eq!(meta(p), Some((0o755, 0, 0)), "{p}");
+        }
+        assert_eq!(meta("home/nonroot"), None, "the base has it");
+        assert_eq!(meta("srv"), None, "a file below it: extraction makes it as mkdir would");
+        assert!(s.fs.contains_key("srv/a"));
+        let empty: Vec<bool> = s.history.iter().filter(|(c, _)| c.contains("WORKDIR")).map(|(_, e)| *e).collect();
+        assert_eq!(empty, [false, true, true]);
+        assert_eq!(s.layers.len(), 2);
+        assert!(s.layers[0].contains_key("var/lib/x"), "in the WORKDIR's own layer, before the COPY's");
     }
 
     #[test]

@@ -191,7 +191,7 @@ async fn from_oci(base: &str, dep: &Dependency, want: &Want, source: &Source<'_>
         Want::Range(..) => "latest".into(), // only to pick the mirrors; the tag comes from the tag list
     };
     let origin: Reference = format!("{}/{}:{tag}", base.trim_end_matches('/'), dep.name).parse()?;
-    let candidates = source.mirrors.candidates(&origin);
+    let candidates = source.mirrors.candidates(&origin)?;
     let last = candidates.len() - 1;
     for (i, at) in candidates.into_iter().enumerate() {
         match from_oci_at(&at, want, source).await {

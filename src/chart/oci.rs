@@ -13,7 +13,7 @@ use super::metadata::{go_json, Metadata};
 use crate::error::{Error, Result};
 use crate::model::{media, Artifact, Blob, Manifest, Reference};
 
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const CONFIG_MEDIA_TYPE: &str = crate::model::media::HELM_CONFIG;
 pub const CHART_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 pub const PROV_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.provenance.v1.prov";
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{CiArgs, MirrorArgs, OutputArgs, RegistryArgs};
+use super::common::{CiArgs, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
@@ -86,6 +86,8 @@ pub struct BuildArgs {
     pub mirrors: MirrorArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub force: ForceArgs,
     #[command(flatten)]
     pub output_args: OutputArgs,
     #[command(flatten)]
@@ -188,7 +190,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         } else {
             args.ci.destinations(&ci_context, &args.tags)?
         };
-        let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        let mut push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+        push_opts.force = args.force.force;
+        push_opts.client.insecure_hosts = opts.mirrors.insecure_hosts();
         let signer = args.signing.load(&env)?;
         if signer.is_some() && dests.is_empty() {
             return Err(Error::usage("--sign signs what is pushed to a registry: add -t REGISTRY/REPO:TAG"));
@@ -196,6 +200,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
+        // A tag that holds a chart (or another artifact) is refused before a layer streams.
+        crate::push::guard_tags_before(&clients, &dests, &crate::model::media::ArtifactKind::Image, &reporter).await?;
         // Layers go to the first destination while they are compressed; the push counts them.
         let streams = match dests.first() {
             Some(dest) => Some(LayerStreams::open(dest, &clients, &reporter).await?),
@@ -212,6 +218,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
             reporter.warn(&w);
+        }
+        for n in images.iter().flat_map(|(_, b)| b.notes.iter()) {
+            reporter.note(n);
         }
         let (hits, total) = images.iter().fold((0, 0), |(h, t), (_, b)| (h + b.cached_layers.0, t + b.cached_layers.1));
         if hits > 0 {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::common::{chart_dotenv, reporter, MirrorArgs, OutputArgs, RegistryArgs};
+use super::common::{chart_dotenv, reporter, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::config::{build_epoch, rfc3339};
 use crate::chart::{self, PackageOptions};
 use crate::ci::{chart_dest, Env, ProcessEnv};
@@ -80,12 +80,14 @@ pub struct PushArgs {
     /// A chart directory (packaged first) or a chart archive (.tgz, pushed as is; a .prov beside it goes too).
     pub chart: PathBuf,
     /// oci://HOST[:PORT]/PATH; the chart lands at PATH/NAME:VERSION. Default in GitLab CI:
-    /// $HARBOR_OCI/$HARBOR_PROJECT, else oci://$CI_REGISTRY_IMAGE.
+    /// $HARBOR_OCI/$HARBOR_PROJECT/charts (apart from the project's images), else oci://$CI_REGISTRY_IMAGE.
     pub dest: Option<String>,
     #[command(flatten)]
     pub build: BuildFlags,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub force: ForceArgs,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -109,9 +111,11 @@ async fn package_dir(
 ) -> Result<chart::Package> {
     let epoch = build_epoch(env)?;
     if flags.dependency_update {
-        let clients = Clients::new(opts, env);
         let mirrors = flags.mirrors.load(env)?;
-        chart::deps::update(dir, &clients, opts, reporter, &mirrors, epoch).await?;
+        let mut opts = opts.clone();
+        opts.client.insecure_hosts = mirrors.insecure_hosts();
+        let clients = Clients::new(&opts, env);
+        chart::deps::update(dir, &clients, &opts, reporter, &mirrors, epoch).await?;
     }
     let popts = PackageOptions { version: flags.version.clone(), app_version: flags.app_version.clone(), epoch };
     let dir = dir.to_path_buf();
@@ -145,7 +149,8 @@ async fn package(args: PackageArgs) -> Result<()> {
 async fn push(args: PushArgs) -> Result<()> {
     let env = ProcessEnv;
     let reporter = reporter(&args.registry, args.output.quiet);
-    let opts = args.registry.push_options(&env, 4, Vec::new())?;
+    let mut opts = args.registry.push_options(&env, 4, Vec::new())?;
+    opts.force = args.force.force;
     let signer = args.signing.load(&env)?;
     let dest = match &args.dest {
         Some(d) => d.clone(),

@@ -15,10 +15,11 @@ use crate::registry::ops::RetryPolicy;
 use crate::registry::tls::TlsOptions;
 use crate::registry::{ClientOptions, Credential};
 
-/// How to reach and log in to registries.
+/// How to reach and log in to a registry: what every verb that talks to one takes (`doctor` and
+/// `login` take only this; the verbs that move blobs add [`RegistryArgs`]' transfer flags).
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Registry")]
-pub struct RegistryArgs {
+pub struct ConnectArgs {
     /// Username for the registry (robot accounts: 'robot$project+name', in single quotes).
     #[arg(long, short = 'u', requires = "password_stdin")]
     pub username: Option<String>,
@@ -35,6 +36,23 @@ pub struct RegistryArgs {
     /// Skip TLS certificate verification (dangerous; a warning is printed every run).
     #[arg(long)]
     pub insecure: bool,
+}
+
+/// `--force`, for the verbs that move tags.
+#[derive(Debug, Clone, Args)]
+pub struct ForceArgs {
+    /// Move a tag even when it holds another kind of artifact (a container image, a Helm chart,
+    /// another artifactType). Without it hoist refuses, naming both, before sending anything.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// [`ConnectArgs`] and how transfers behave: for the verbs that move manifests and blobs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Registry")]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Attempts after the first for retryable failures (network errors, 408, 429, 5xx).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
@@ -128,8 +146,19 @@ impl CiArgs {
 }
 
 impl RegistryArgs {
-    /// Push options from these flags (reads the password from stdin when asked). Every verb that talks
-    /// to registries comes through here, so this is where `--insecure` warns — every run, even with `-q`.
+    /// Push options from these flags: [`ConnectArgs::push_options`] with `--retries` and `--chunk-size`.
+    pub fn push_options(&self, env: &dyn Env, jobs: usize, mount_from: Vec<String>) -> Result<PushOptions> {
+        let mut opts = self.connect.push_options(env, jobs, mount_from)?;
+        opts.retry = RetryPolicy { retries: self.retries, ..RetryPolicy::default() };
+        opts.chunk_size = self.chunk_size.unwrap_or(0);
+        Ok(opts)
+    }
+}
+
+impl ConnectArgs {
+    /// Push options from these flags (reads the password from stdin when asked), with the default
+    /// retries and streaming uploads. Every verb that talks to registries comes through here, so this
+    /// is where `--insecure` warns — every run, even with `-q`.
     pub fn push_options(&self, env: &dyn Env, jobs: usize, mount_from: Vec<String>) -> Result<PushOptions> {
         if self.insecure {
             eprintln!(
@@ -158,7 +187,7 @@ impl RegistryArgs {
         Ok(PushOptions {
             jobs,
             mount_from,
-            retry: RetryPolicy { retries: self.retries, ..RetryPolicy::default() },
+            retry: RetryPolicy::default(),
             client: ClientOptions {
                 plain_http: self.plain_http,
                 tls: TlsOptions {
@@ -167,9 +196,11 @@ impl RegistryArgs {
                     certs_d: env.non_empty(vars::HOIST_CERTS_DIR).map(PathBuf::from),
                 },
                 max_idle: jobs,
+                insecure_hosts: Vec::new(),
             },
             credential,
-            chunk_size: self.chunk_size.unwrap_or(0),
+            chunk_size: 0,
+            force: false,
         })
     }
 }
@@ -195,7 +226,7 @@ impl MirrorArgs {
 pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::progress::Reporter> {
     use crate::progress::{Mode, Reporter};
     let reporter = Reporter::for_env(Mode::detect(quiet), &crate::ci::ProcessEnv);
-    if registry.insecure {
+    if registry.connect.insecure {
         reporter
             .warn("--insecure: TLS certificates are not verified; anyone on the path can read and change this traffic");
     }

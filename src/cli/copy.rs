@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{reporter, MirrorArgs, OutputArgs, RegistryArgs};
+use super::common::{reporter, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;
@@ -41,6 +41,8 @@ pub struct CopyArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
+    pub force: ForceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub signing: super::sign::SignFlags,
@@ -54,7 +56,9 @@ pub async fn run(args: CopyArgs) -> Result<()> {
     }
     let env = ProcessEnv;
     let mirrors = args.mirrors.load(&env)?;
-    let opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+    let mut opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+    opts.force = args.force.force;
+    opts.client.insecure_hosts = mirrors.insecure_hosts();
     let signer = args.signing.load(&env)?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::RegistryArgs;
+use super::common::ConnectArgs;
 use crate::ci::ProcessEnv;
 use crate::doctor::{self, Target};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub scan: bool,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub registry: ConnectArgs,
 }
 
 pub async fn run(args: DoctorArgs) -> Result<()> {

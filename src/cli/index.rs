@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::common::{reporter, OutputArgs, RegistryArgs};
+use super::common::{reporter, ForceArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::Reference;
@@ -50,6 +50,8 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
+    pub force: ForceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -66,7 +68,8 @@ async fn create(args: CreateArgs) -> Result<()> {
         return Err(Error::usage("the index destination needs a tag, not a digest (the index's digest is new)"));
     }
     let env = ProcessEnv;
-    let opts = args.registry.push_options(&env, 4, Vec::new())?;
+    let mut opts = args.registry.push_options(&env, 4, Vec::new())?;
+    opts.force = args.force.force;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);
     let report = crate::remote::index::create(&dest, &sources, args.append, &clients, &reporter).await?;

@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use super::common::RegistryArgs;
+use super::common::ConnectArgs;
 use crate::ci::{Env, ProcessEnv};
 use crate::doctor::Target;
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_helm: bool,
     #[command(flatten)]
-    pub registry_args: RegistryArgs,
+    pub registry_args: ConnectArgs,
 }
 
 #[derive(Debug, Args)]

@@ -54,7 +54,8 @@ pub async fn run(args: PullArgs) -> Result<()> {
     }
     let env = ProcessEnv;
     let mirrors = args.mirrors.load(&env)?;
-    let opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+    let mut opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
+    opts.client.insecure_hosts = mirrors.insecure_hosts();
     let reporter = reporter(&args.registry, args.output_args.quiet);
     let clients = Clients::new(&opts, &env);
     if let Some(dir) = &args.rootfs {

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{CiArgs, OutputArgs, RegistryArgs};
+use super::common::{CiArgs, ForceArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::layout::Source;
@@ -41,6 +41,8 @@ pub struct PushArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
+    pub force: ForceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub signing: super::sign::SignFlags,
@@ -54,7 +56,8 @@ pub async fn run(args: PushArgs) -> Result<()> {
     let env = ProcessEnv;
     let ci = args.ci.context(&env);
     let dests = args.ci.destinations(&ci, &args.dest)?;
-    let opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
+    let mut opts = args.registry.push_options(&env, args.jobs, args.mount_from.clone())?;
+    opts.force = args.force.force;
     let signer = args.signing.load(&env)?;
     let reporter = Reporter::for_env(Mode::detect(args.output.quiet), &env);
     args.ci.warn(&ci, &env, &reporter);

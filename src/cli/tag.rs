@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::common::{reporter, OutputArgs, RegistryArgs};
+use super::common::{reporter, ForceArgs, OutputArgs, RegistryArgs};
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::model::{validate_tag, Reference};
@@ -27,6 +27,8 @@ pub struct TagArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
+    pub force: ForceArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub signing: super::sign::SignFlags,
@@ -43,7 +45,8 @@ pub async fn run(args: TagArgs) -> Result<()> {
         validate_tag(t)?;
     }
     let env = ProcessEnv;
-    let opts = args.registry.push_options(&env, 1, Vec::new())?;
+    let mut opts = args.registry.push_options(&env, 1, Vec::new())?;
+    opts.force = args.force.force;
     let signer = args.signing.load(&env)?;
     let reporter = reporter(&args.registry, args.output.quiet);
     let clients = Clients::new(&opts, &env);

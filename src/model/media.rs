@@ -83,3 +83,70 @@ mod tests {
         assert_eq!(detect("text/plain", br#"{"schemaVersion":2,"config":{}}"#), OCI_MANIFEST);
     }
 }
+
+/// What kind of artifact a manifest holds, for refusing to move a tag across kinds: the manifest's
+/// `artifactType` when it has one, else its config's media type (both image config types are one
+/// kind, "container image"); an index takes its `artifactType`, else the kind of what it lists is
+/// taken to be an image (multi-platform images are what indexes hold in practice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactKind {
+    Image,
+    HelmChart,
+    /// Any other artifact, by its `artifactType` or config media type.
+    Other(String),
+}
+
+/// The config media type of a Helm chart (as helm pushes it).
+pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+
+impl ArtifactKind {
+    /// The kind of manifest `bytes` (of media type `media_type`).
+    pub fn of(media_type: &str, bytes: &[u8]) -> ArtifactKind {
+        let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        let artifact_type = v.get("artifactType").and_then(|a| a.as_str()).filter(|a| !a.is_empty());
+        let config = v.pointer("/config/mediaType").and_then(|c| c.as_str());
+        let t = match (artifact_type, config) {
+            (Some(a), _) => a,
+            (None, _) if is_index(media_type) => return ArtifactKind::Image,
+            (None, Some(c)) => c,
+            (None, None) => return ArtifactKind::Image,
+        };
+        match t {
+            OCI_CONFIG | DOCKER_CONFIG => ArtifactKind::Image,
+            HELM_CONFIG => ArtifactKind::HelmChart,
+            other => ArtifactKind::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArtifactKind::Image => f.write_str("a container image"),
+            ArtifactKind::HelmChart => f.write_str("a Helm chart"),
+            ArtifactKind::Other(t) => write!(f, "an artifact of type {t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_artifact_type_then_config() {
+        let m = |config: &str| format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"{config}"}},"layers":[]}}"#);
+        assert_eq!(ArtifactKind::of(OCI_MANIFEST, m(OCI_CONFIG).as_bytes()), ArtifactKind::Image);
+        assert_eq!(ArtifactKind::of(DOCKER_MANIFEST, m(DOCKER_CONFIG).as_bytes()), ArtifactKind::Image);
+        assert_eq!(ArtifactKind::of(OCI_MANIFEST, m(HELM_CONFIG).as_bytes()), ArtifactKind::HelmChart);
+        let sbom =
+            r#"{"artifactType":"application/spdx+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"}}"#;
+        assert_eq!(
+            ArtifactKind::of(OCI_MANIFEST, sbom.as_bytes()),
+            ArtifactKind::Other("application/spdx+json".into())
+        );
+        assert_eq!(ArtifactKind::of(OCI_INDEX, br#"{"manifests":[]}"#), ArtifactKind::Image);
+        assert_eq!(ArtifactKind::HelmChart.to_string(), "a Helm chart");
+        assert_ne!(ArtifactKind::Image, ArtifactKind::HelmChart);
+    }
+}

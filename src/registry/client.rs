@@ -30,6 +30,21 @@ pub struct ClientOptions {
     pub tls: TlsOptions,
     /// Idle connections kept per host (the push concurrency).
     pub max_idle: usize,
+    /// Hosts registries.conf marks `insecure = true` (`*.example.com` patterns too): for them alone,
+    /// certificates are not verified and plain HTTP is tried when HTTPS fails, as containers/image
+    /// does (see [`super::mirrors::Mirrors::insecure_hosts`]).
+    pub insecure_hosts: Vec<String>,
+}
+
+impl ClientOptions {
+    /// Whether registries.conf marks `host` insecure.
+    pub fn is_insecure_host(&self, host: &str) -> bool {
+        let bare = host.split(':').next().unwrap_or_default();
+        self.insecure_hosts.iter().any(|h| match h.strip_prefix('*') {
+            Some(domain) => bare.ends_with(domain) && bare.len() > domain.len(),
+            None => h == host,
+        })
+    }
 }
 
 /// A connected registry: scheme known, credentials (if any) checked.
@@ -68,6 +83,15 @@ impl Client {
         opts: &ClientOptions,
         credential: Option<(Credential, CredentialSource)>,
     ) -> Result<Arc<Client>> {
+        let insecure_opts;
+        let opts = if opts.is_insecure_host(host) && !opts.tls.insecure {
+            // registries.conf `insecure = true` for this host: said every run, as --insecure is.
+            eprintln!("warning: {host} is marked insecure in registries.conf: its TLS certificate is not verified, and plain HTTP is used when HTTPS fails");
+            insecure_opts = ClientOptions { tls: TlsOptions { insecure: true, ..opts.tls.clone() }, ..opts.clone() };
+            &insecure_opts
+        } else {
+            opts
+        };
         let http = build_http(host, opts)?;
         let (base, resp) = open(host, opts, &http).await?;
         if base.scheme() == "http" && !is_loopback_host(host) && credential.is_some() {
@@ -93,6 +117,15 @@ impl Client {
     /// `GET /v2/` on `host` exactly as [`Client::connect`] sends it, reported as seen rather than judged
     /// (`hoist doctor` diagnoses a web UI's HTML or 404 from it).
     pub async fn ping(host: &str, opts: &ClientOptions) -> Result<Ping> {
+        let insecure_opts;
+        let opts = if opts.is_insecure_host(host) && !opts.tls.insecure {
+            // registries.conf `insecure = true` for this host: said every run, as --insecure is.
+            eprintln!("warning: {host} is marked insecure in registries.conf: its TLS certificate is not verified, and plain HTTP is used when HTTPS fails");
+            insecure_opts = ClientOptions { tls: TlsOptions { insecure: true, ..opts.tls.clone() }, ..opts.clone() };
+            &insecure_opts
+        } else {
+            opts
+        };
         let http = build_http(host, opts)?;
         let (base, resp) = open(host, opts, &http).await?;
         let status = resp.status().as_u16();
@@ -400,7 +433,12 @@ impl Client {
 /// back to plain HTTP, as docker treats `localhost`; other hosts use HTTPS unless `--plain-http`.
 async fn open(host: &str, opts: &ClientOptions, http: &reqwest::Client) -> Result<(Url, Response)> {
     let mut first_err = None;
-    for scheme in schemes_to_try(host, opts.plain_http) {
+    let schemes: &[&str] = if opts.is_insecure_host(host) && !opts.plain_http {
+        &["https", "http"]
+    } else {
+        schemes_to_try(host, opts.plain_http)
+    };
+    for scheme in schemes {
         let base = Url::parse(&format!("{scheme}://{host}/"))
             .map_err(|e| Error::usage(format!("invalid registry host {host:?}: {e}")))?;
         match execute(http, http.get(base.join("v2/").expect("static path"))).await {

@@ -12,7 +12,12 @@
 //! matches a reference's `registry/repository` at a path boundary (`docker.io` matches
 //! `docker.io/library/node`); the part after it is appended to the DEST, so
 //! `docker.io=harbor.example.com/dh` sends `node:20` to `harbor.example.com/dh/library/node:20`.
-//! For `registries.conf`, as containers/image does, only the longest matching prefix applies.
+//! For `registries.conf`, as containers/image does, only the longest matching prefix applies; a
+//! prefix `*.example.com` matches every host under example.com (not example.com itself), and the
+//! part after the host is what a mirror's location gets. `blocked = true` refuses to pull any
+//! matching image (mirrors included), naming the file; `insecure = true` on a `[[registry]]` or a
+//! `[[registry.mirror]]` lets that endpoint's host be reached with an unverified certificate or plain
+//! HTTP (HTTPS first) — see [`Mirrors::insecure_hosts`].
 //! The reference the Dockerfile wrote is what the image's `org.opencontainers.image.base.name`
 //! keeps; only the fetching goes elsewhere.
 
@@ -36,12 +41,18 @@ struct Rule {
     from_conf: bool,
     /// registries.conf `mirror-by-digest-only`: the mirrors serve digest references only.
     by_digest_only: bool,
+    /// registries.conf `blocked = true`: pulling matching images is refused; the file that said so.
+    blocked: Option<String>,
+    /// registries.conf `insecure = true`: the origin's host may skip TLS verification and use HTTP.
+    insecure: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mirror {
     location: String,
     digest_only: bool,
+    /// registries.conf `insecure = true` for this mirror.
+    insecure: bool,
 }
 
 /// Every mirror rule in effect.
@@ -56,11 +67,27 @@ fn full_name(r: &Reference) -> String {
     format!("{}/{}", r.registry(), r.repository())
 }
 
-/// The rest of `name` after `prefix` at a path boundary (`""` for an exact match).
+/// The rest of `name` after `prefix` at a path boundary (`""` for an exact match). A prefix
+/// `*.example.com` matches a host under example.com, as containers/image matches it: the rest is
+/// what follows the host.
 fn strip_prefix<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    if let Some(domain) = prefix.strip_prefix('*') {
+        let host_end = name.find('/').unwrap_or(name.len());
+        let host = name[..host_end].split(':').next().unwrap_or_default();
+        return (host.ends_with(domain) && host.len() > domain.len()).then(|| &name[host.len()..]);
+    }
     let prefix = prefix.trim_end_matches('/');
     let rest = name.strip_prefix(prefix)?;
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// The length by which matches of `prefix` are ranked (longest wins): a wildcard ranks by the host
+/// it matched, as containers/image ranks it.
+fn match_len(name: &str, prefix: &str) -> usize {
+    match strip_prefix(name, prefix) {
+        Some(rest) => name.len() - rest.len(),
+        None => 0,
+    }
 }
 
 /// The registry a prefix names, normalized (`index.docker.io`, `registry-1.docker.io` → docker.io).
@@ -98,10 +125,12 @@ impl Mirrors {
             }
             rules.push(Rule {
                 prefix: normalize_prefix(src),
-                mirrors: vec![Mirror { location: dest.to_string(), digest_only: false }],
+                mirrors: vec![Mirror { location: dest.to_string(), digest_only: false, insecure: false }],
                 location: None,
                 from_conf: false,
                 by_digest_only: false,
+                blocked: None,
+                insecure: false,
             });
         }
         Ok(Mirrors { rules })
@@ -139,12 +168,14 @@ impl Mirrors {
                             location: None,
                             from_conf: true,
                             by_digest_only: false,
+                            blocked: None,
+                            insecure: false,
                         });
                         Section::Registry
                     }
                     "[[registry.mirror]]" => {
                         let r = rules.last_mut().ok_or_else(|| err("[[registry.mirror]] before any [[registry]]"))?;
-                        r.mirrors.push(Mirror { location: String::new(), digest_only: false });
+                        r.mirrors.push(Mirror { location: String::new(), digest_only: false, insecure: false });
                         Section::Mirror
                     }
                     _ => Section::Other,
@@ -171,6 +202,9 @@ impl Mirrors {
                 (Section::Registry, "prefix") => rule.prefix = string()?,
                 (Section::Registry, "location") => rule.location = Some(string()?),
                 (Section::Registry, "mirror-by-digest-only") => rule.by_digest_only = boolean()?,
+                (Section::Registry, "blocked") => rule.blocked = boolean()?.then(|| file.to_string()),
+                (Section::Registry, "insecure") => rule.insecure = boolean()?,
+                (Section::Mirror, "insecure") => rule.mirrors.last_mut().expect("mirror").insecure = boolean()?,
                 (Section::Mirror, "location") => rule.mirrors.last_mut().expect("mirror").location = string()?,
                 (Section::Mirror, "pull-from-mirror") => {
                     rule.mirrors.last_mut().expect("mirror").digest_only = string()? == "digest-only"
@@ -186,10 +220,23 @@ impl Mirrors {
             if r.prefix.is_empty() {
                 return Err(Error::usage(format!("{file}: a [[registry]] has neither prefix nor location")));
             }
-            if r.prefix.starts_with("*.") {
-                continue; // wildcard host prefixes: not supported, ignored
+            if let Some(domain) = r.prefix.strip_prefix("*.") {
+                // containers/image: a wildcard names hosts only, and has no location of its own.
+                if domain.is_empty() || domain.contains('/') {
+                    return Err(Error::usage(format!(
+                        "{file}: prefix {:?}: a wildcard names hosts only (*.example.com)",
+                        r.prefix
+                    )));
+                }
+                if r.location.is_some() {
+                    return Err(Error::usage(format!(
+                        "{file}: prefix {:?}: a wildcard prefix takes no location",
+                        r.prefix
+                    )));
+                }
+            } else {
+                r.prefix = normalize_prefix(&r.prefix);
             }
-            r.prefix = normalize_prefix(&r.prefix);
             r.location = r.location.as_deref().map(normalize_prefix);
             r.mirrors.retain(|m| !m.location.is_empty());
             out.push(r);
@@ -222,8 +269,30 @@ impl Mirrors {
         self.rules.is_empty()
     }
 
-    /// Where to look for `r`, in order: mirrors, then the origin (last, always there).
-    pub fn candidates(&self, r: &Reference) -> Vec<Reference> {
+    /// Hosts registries.conf marks `insecure = true` (a registry's origin, or a mirror): they may be
+    /// reached with an unverified certificate, or over plain HTTP when HTTPS fails. A wildcard rule
+    /// gives its `*.example.com` pattern (see [`crate::registry::ClientOptions::is_insecure_host`]).
+    pub fn insecure_hosts(&self) -> Vec<String> {
+        let host = |l: &str| crate::model::api_host(l.split('/').next().unwrap_or_default()).to_string();
+        let mut out = Vec::new();
+        for r in self.rules.iter().filter(|r| r.from_conf) {
+            if r.insecure {
+                out.push(match r.location.as_deref() {
+                    Some(l) => host(l),
+                    None if r.prefix.starts_with("*.") => r.prefix.clone(),
+                    None => host(&r.prefix),
+                });
+            }
+            out.extend(r.mirrors.iter().filter(|m| m.insecure).map(|m| host(&m.location)));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Where to look for `r`, in order: mirrors, then the origin (last, always there). An image
+    /// registries.conf blocks is refused.
+    pub fn candidates(&self, r: &Reference) -> Result<Vec<Reference>> {
         let name = full_name(r);
         let suffix = match (r.tag(), r.digest()) {
             (_, Some(d)) => format!("@{d}"),
@@ -247,8 +316,12 @@ impl Mirrors {
             .iter()
             .filter(|x| x.from_conf)
             .filter_map(|x| strip_prefix(&name, &x.prefix).map(|rest| (x, rest)))
-            .max_by_key(|(x, _)| x.prefix.len());
+            .max_by_key(|(x, _)| match_len(&name, &x.prefix));
         if let Some((rule, rest)) = conf {
+            if let Some(file) = &rule.blocked {
+                return Err(Error::usage(format!("pulling {r}: registry {} is blocked in {file}", rule.prefix))
+                    .with_hint("registries.conf says `blocked = true` for it: use another image, or change that file (CONTAINERS_REGISTRIES_CONF names it)"));
+            }
             let by_digest = r.digest().is_some();
             out.extend(
                 rule.mirrors
@@ -263,7 +336,7 @@ impl Mirrors {
         out.push(origin);
         let mut seen = std::collections::HashSet::new();
         out.retain(|c| seen.insert(c.to_string()));
-        out
+        Ok(out)
     }
 }
 
@@ -295,7 +368,7 @@ mod tests {
     use crate::ci::MapEnv;
 
     fn names(m: &Mirrors, r: &str) -> Vec<String> {
-        m.candidates(&r.parse().unwrap()).iter().map(|c| c.to_string()).collect()
+        m.candidates(&r.parse().unwrap()).unwrap().iter().map(|c| c.to_string()).collect()
     }
 
     #[test]
@@ -356,9 +429,6 @@ mirror-by-digest-only = true
 [[registry.mirror]]
 location = 'gmirror:5000/gcr'
 
-[[registry]]
-prefix = "*.example.com"
-location = "x.example.com"
 "#;
         let m = Mirrors::from_registries_conf(conf, "registries.conf").unwrap();
         assert_eq!(names(&m, "alpine:3"), ["mirror.a/dh/library/alpine:3", "docker.io/library/alpine:3"]);
@@ -377,6 +447,58 @@ location = "x.example.com"
         let e = Mirrors::from_registries_conf("[[registry]]\nprefix = docker.io\n", "r.conf").unwrap_err();
         assert!(e.to_string().contains("r.conf:2: prefix: expected a quoted string"), "{e}");
         assert!(Mirrors::from_registries_conf("[[registry.mirror]]\n", "r.conf").is_err());
+    }
+
+    #[test]
+    fn registries_conf_wildcards_blocked_and_insecure_as_containers_image() {
+        let conf = r#"
+[[registry]]
+prefix = "*.example.com"
+[[registry.mirror]]
+location = "mirror.local/ex"
+insecure = true
+
+[[registry]]
+prefix = "*.corp.example.com"
+blocked = true
+
+[[registry]]
+prefix = "docker.io/evil"
+location = "docker.io/evil"
+blocked = true
+[[registry.mirror]]
+location = "mirror.local/evil"
+
+[[registry]]
+location = "old.internal:5000"
+insecure = true
+"#;
+        let m = Mirrors::from_registries_conf(conf, "/etc/containers/registries.conf").unwrap();
+        // A wildcard matches hosts under the domain, the rest of the name after the host.
+        assert_eq!(names(&m, "a.example.com/team/app:1"), ["mirror.local/ex/team/app:1", "a.example.com/team/app:1"]);
+        assert_eq!(names(&m, "b.a.example.com/x:2")[0], "mirror.local/ex/x:2");
+        assert_eq!(names(&m, "example.com/x:1"), ["example.com/x:1"], "not the domain itself");
+        assert_eq!(names(&m, "badexample.com/x:1"), ["badexample.com/x:1"]);
+        // blocked: the pull is refused, mirrors included, naming the file; the longest match decides.
+        let e = m.candidates(&"h.corp.example.com/x:1".parse().unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains("registry *.corp.example.com is blocked in /etc/containers/registries.conf"),
+            "{e}"
+        );
+        assert!(m.candidates(&"docker.io/evil/x:1".parse().unwrap()).is_err());
+        assert_eq!(names(&m, "docker.io/evilx/y:1"), ["docker.io/evilx/y:1"], "a path boundary");
+        // insecure: the registry's own host and the mirrors marked so.
+        assert_eq!(m.insecure_hosts(), ["mirror.local", "old.internal:5000"]);
+        let opts = crate::registry::ClientOptions {
+            insecure_hosts: vec!["*.example.com".into(), "old.internal:5000".into()],
+            ..Default::default()
+        };
+        assert!(opts.is_insecure_host("a.example.com:443") && opts.is_insecure_host("old.internal:5000"));
+        assert!(!opts.is_insecure_host("example.com") && !opts.is_insecure_host("old.internal"));
+        // What containers/image refuses too.
+        assert!(Mirrors::from_registries_conf("[[registry]]\nprefix = \"*.x.io\"\nlocation = \"y.io\"\n", "r").is_err());
+        assert!(Mirrors::from_registries_conf("[[registry]]\nprefix = \"*.x.io/path\"\n", "r").is_err());
+        assert!(Mirrors::from_registries_conf("[[registry]]\nprefix = \"a.io\"\nblocked = yes\n", "r").is_err());
     }
 
     #[test]

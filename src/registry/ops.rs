@@ -702,6 +702,13 @@ impl Repository {
         }
     }
 
+    /// [`Repository::manifest_digest`] with the retry policy (for checks a push depends on, such as
+    /// what a tag holds before it is moved).
+    pub async fn manifest_digest_retried(&self, reference: &str) -> Result<Option<Digest>> {
+        let what = format!("checking {}/{}{}{reference}", self.client.host(), self.name, ref_sep(reference));
+        self.with_retries(&what, &NoProgress, || self.manifest_digest(reference)).await
+    }
+
     /// Reads a manifest or index (tag or digest) as the exact bytes the registry stores, asking for
     /// every manifest kind hoist understands. The media type is the `Content-Type`, or what the
     /// manifest says of itself when the registry answers a generic type. The digest is checked against

@@ -154,7 +154,7 @@ pub async fn read_via(
     mirrors: &Mirrors,
     reporter: &Reporter,
 ) -> Result<(Repository, Artifact)> {
-    let candidates = mirrors.candidates(reference);
+    let candidates = mirrors.candidates(reference)?;
     let last = candidates.len() - 1;
     let mut failed = Vec::new();
     for (i, source) in candidates.iter().enumerate() {
@@ -301,6 +301,7 @@ pub async fn tag(
     let mut references = Vec::new();
     for t in tags {
         let target = reference.with_tag(t)?;
+        crate::push::guard_tag(&repo, &target, t, &m, clients.options().force, reporter).await?;
         if repo.put_manifest_if_changed(t, &m).await.with_context(ctx)? {
             reporter.note(&format!("tagged {target} → {}", m.digest));
         } else {

@@ -13,9 +13,13 @@
 //! hard links to outside the tree are refused with an error naming the layer and the entry. The
 //! [`Report`] lists every materialized entry with the mode, owner and kind the layers gave it —
 //! an unprivileged unpack cannot store owners on disk, so callers read them here. [`lookup`] scans
-//! one layer for a few small files (read top-down, it finds `/etc/passwd` without applying the image).
+//! one layer for a few small files (read top-down, it finds `/etc/passwd` without applying the image);
+//! [`list`] reads a layer's headers into a [`Listing`], what `hoist build` keeps of a base layer.
 
 mod unpack;
 
 pub use crate::model::OciDescriptor;
-pub use unpack::{apply_layers, lookup, resolve, Entry, EntryKind, Filter, Lookup, Options, Report};
+pub use unpack::{
+    apply_layers, list, lookup, resolve, Entry, EntryKind, Filter, Found, Listing, Lookup, Options, Report,
+    ACCOUNT_FILES,
+};

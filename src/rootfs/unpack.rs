@@ -241,6 +241,109 @@ pub fn lookup<R: Read>(reader: R, paths: &[&str]) -> Result<BTreeMap<String, Loo
     Ok(found)
 }
 
+/// What one layer holds, from its tar headers alone: every entry's kind, mode and owner, what it
+/// deletes from the layers below (whiteouts, opaque directories), and the bytes of the few small
+/// account files `--chown` names are looked up in. Kept in the build cache by the layer's digest (a
+/// base layer is read once ever); [`Listing::find`] answers what the layer says of a path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    /// Entries by image path (no leading `/`): 'd' directory, 'f' file (hard links too), 'l' symlink,
+    /// 'o' anything else; mode bits, uid, gid.
+    pub entries: BTreeMap<String, (char, u32, u64, u64)>,
+    /// Paths this layer deletes from the layers below (`.wh.<name>`).
+    pub whiteouts: BTreeSet<String>,
+    /// Directories this layer empties of what the layers below put there (`.wh..wh..opq`).
+    pub opaque: BTreeSet<String>,
+    /// `etc/passwd` and `etc/group` when this layer has them as regular files (at most 1 MiB each).
+    pub accounts: BTreeMap<String, Vec<u8>>,
+}
+
+/// What one layer says of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The layer has it (kind, mode, uid, gid); a directory may also be implied by entries below it.
+    Entry(char, u32, u64, u64),
+    /// The layer deletes it (a whiteout of it or of a parent, or an opaque parent).
+    Gone,
+}
+
+/// The account files [`list`] keeps the bytes of.
+pub const ACCOUNT_FILES: [&str; 2] = ["etc/passwd", "etc/group"];
+
+impl Listing {
+    /// What this layer says of `path`, `None` when it says nothing (the answer is below).
+    pub fn find(&self, path: &str) -> Option<Found> {
+        if let Some(&(k, m, u, g)) = self.entries.get(path) {
+            return Some(Found::Entry(k, m, u, g));
+        }
+        // A directory the layer's own entries imply (a tar may omit a parent's header; extraction makes
+        // it 0755 root, as containerd does).
+        let prefix = format!("{path}/");
+        if self.entries.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+            return Some(Found::Entry('d', 0o755, 0, 0));
+        }
+        let mut ancestors = Vec::new();
+        let mut p = path;
+        while !p.is_empty() {
+            ancestors.push(p);
+            p = parent_of(p);
+        }
+        if ancestors.iter().any(|a| self.whiteouts.contains(*a)) {
+            return Some(Found::Gone);
+        }
+        if ancestors.iter().skip(1).chain(std::iter::once(&"")).any(|a| self.opaque.contains(*a)) {
+            return Some(Found::Gone);
+        }
+        None
+    }
+}
+
+/// Reads one layer blob (streamed) into its [`Listing`]: headers only, file contents skipped (but
+/// for the account files).
+pub fn list<R: Read>(reader: R) -> Result<Listing> {
+    const MAX_ACCOUNTS: u64 = 1 << 20;
+    let read_err = |e: io::Error| Error::other(format!("reading the layer: {e}"));
+    let mut out = Listing::default();
+    let mut archive = tar::Archive::new(decoder(reader).map_err(read_err)?);
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let Some(path) = clean_checked(&raw) else { continue };
+        if path.is_empty() {
+            continue;
+        }
+        let base = path.rsplit('/').next().unwrap_or_default();
+        let dir = parent_of(&path).to_string();
+        if base == OPAQUE {
+            out.opaque.insert(dir);
+            continue;
+        }
+        if let Some(hidden) = base.strip_prefix(WHITEOUT) {
+            out.whiteouts.insert(crate::builder::layer::join(&dir, hidden));
+            continue;
+        }
+        let h = entry.header();
+        let t = h.entry_type();
+        let kind = if t.is_dir() {
+            'd'
+        } else if t.is_file() || t.is_hard_link() || t == tar::EntryType::Continuous {
+            'f'
+        } else if t.is_symlink() {
+            'l'
+        } else {
+            'o'
+        };
+        let (mode, uid, gid) = (h.mode().unwrap_or(0o755) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        if t.is_file() && ACCOUNT_FILES.contains(&path.as_str()) {
+            let mut buf = Vec::new();
+            (&mut entry).take(MAX_ACCOUNTS).read_to_end(&mut buf).map_err(read_err)?;
+            out.accounts.insert(path.clone(), buf);
+        }
+        out.entries.insert(path, (kind, mode, uid, gid));
+    }
+    Ok(out)
+}
+
 /// [`clean_checked`], clamping `..` at the root (for filter patterns, which are never written).
 fn clean(path: &str) -> String {
     crate::builder::ignore::clean(path)
@@ -665,6 +768,31 @@ mod tests {
         r.unwrap();
         assert!(!exists(&dir, "o/deep/old2"));
         assert_eq!(read(&dir, "o/deep/n").as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn listings_say_what_a_layer_has_deletes_or_implies() {
+        let l = tar_of(&[
+            E::Dir("etc/"),
+            E::File("etc/passwd", "root:x:0:0::/:\n"),
+            E::FileMode("etc/ro", "x", 0o4555, 7),
+            E::File("usr/lib/implied/f", "f"),
+            E::File("gone/.wh.old", ""),
+            E::File("o/.wh..wh..opq", ""),
+            E::File("o/new", "n"),
+        ]);
+        let listing = list(gz(&l).as_slice()).unwrap();
+        assert_eq!(listing.accounts.get("etc/passwd").map(Vec::as_slice), Some(&b"root:x:0:0::/:\n"[..]));
+        assert!(matches!(listing.find("etc/ro"), Some(Found::Entry('f', 0o4555, 7, _))));
+        assert!(matches!(listing.find("etc"), Some(Found::Entry('d', ..))));
+        assert_eq!(listing.find("usr/lib/implied"), Some(Found::Entry('d', 0o755, 0, 0)), "a parent without a header");
+        assert_eq!(listing.find("gone/old"), Some(Found::Gone));
+        assert_eq!(listing.find("gone/old/deeper"), Some(Found::Gone));
+        assert_eq!(listing.find("o/lower"), Some(Found::Gone), "hidden by the opaque directory");
+        assert!(matches!(listing.find("o/new"), Some(Found::Entry('f', ..))));
+        assert_eq!(listing.find("elsewhere"), None, "nothing said: the answer is below");
+        let json = serde_json::to_vec(&listing).unwrap();
+        assert_eq!(serde_json::from_slice::<Listing>(&json).unwrap(), listing);
     }
 
     #[test]

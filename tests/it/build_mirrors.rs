@@ -141,3 +141,50 @@ fn a_mirror_behind_credentials_and_registries_conf() {
     out.assert_success();
     out.assert_stderr_contains(&format!("mirror {}/group/dependency_proxy/containers/lib/web:1", mirror.host()));
 }
+
+#[test]
+fn registries_conf_insecure_mirrors_and_blocked_registries() {
+    let origin = Registry::plain();
+    let mirror = Registry::start(RegistryOpts::plain().tls());
+    let work = tmp();
+    let base_ref = format!("{}/lib/web:1", origin.host());
+    push_synthetic(&origin, work.path(), &base_ref, &layers(), json!({}));
+    let mirror_dir = work.path().join("mirror-layout");
+    crate::harness::images::synthetic_layout(&mirror_dir, "t", &layers(), json!({}));
+    Skopeo::new(&mirror).preserve_digests().push_layout(&mirror_dir, "t", "mirror/lib/web:1");
+    let ctx = work.path().join("ctx");
+    write(&ctx.join("Dockerfile"), &format!("FROM {base_ref}\nCOPY --chown=web a /a\n"));
+    write(&ctx.join("a"), "a\n");
+    let conf = work.path().join("registries.conf");
+    let build = |registry_keys: &str, mirror_keys: &str| {
+        write(
+            &conf,
+            &format!(
+                "[[registry]]\nprefix = \"{}\"\n{registry_keys}\n[[registry.mirror]]\nlocation = \"{}/mirror\"\n{mirror_keys}\n",
+                origin.host(),
+                mirror.host()
+            ),
+        );
+        let mut cmd = Hoist::cmd();
+        cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
+        cmd.args(["build", ctx.to_str().unwrap(), "--output", &format!("oci:{}:t", work.path().join("out").display())]);
+        let om = origin.log_mark();
+        (Hoist::run_cmd(cmd, None), origin.access_log_since(om))
+    };
+    let base_manifest_gets =
+        |log: &[AccessLine]| log.iter().filter(|l| l.manifest().is_some_and(|(r, _)| r == "lib/web")).count();
+
+    // The mirror's certificate is not trusted: without `insecure = true` it is skipped for the origin.
+    let (out, log) = build("", "");
+    out.assert_success().assert_stderr_contains("trying the next source");
+    assert!(base_manifest_gets(&log) > 0, "the origin served the base");
+    // `insecure = true` on the mirror: reached without verifying its certificate, and said so.
+    let (out, log) = build("", "insecure = true");
+    out.assert_success().assert_stderr_contains(&format!("{} is marked insecure in registries.conf", mirror.host()));
+    assert_eq!(base_manifest_gets(&log), 0, "the mirror served the base: {log:?}");
+    // `blocked = true`: refused before anything is asked of either, naming the file.
+    let mm = mirror.log_mark();
+    let (out, log) = build("blocked = true", "insecure = true");
+    out.assert_code(2).assert_stderr_contains(&format!("registry {} is blocked in {}", origin.host(), conf.display()));
+    assert!(log.is_empty() && mirror.access_log_since(mm).is_empty(), "nothing was asked: {log:?}");
+}

@@ -4,7 +4,8 @@
 //! `charts-helm/` rebuilt entry by entry; the member lists of `charts-real/`; bitnami nginx with its
 //! `common` dependency from `file://` and `oci://` repositories; helm's golden OCI push. Beyond Helm:
 //! pushes read back with skopeo, reproducibility from copies with other mtimes, the default destination
-//! from the CI variables, an `https://` repository, and invalid charts failing without leaving files.
+//! from the CI variables, an `https://` repository, invalid charts failing without leaving files, and
+//! no tag moved between a chart and an image without `--force`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -585,9 +586,11 @@ fn chart_push_default_destination_from_ci_env() {
         .args(["chart", "push"])
         .arg(&src);
     let out = Hoist::run_cmd(cmd, None);
-    out.assert_success().assert_stderr_contains("HARBOR_OCI/HARBOR_PROJECT").assert_no_leak("harbor-pw");
-    assert!(out.stdout().starts_with(&format!("{}/proj/demo:0.1.0@sha256:", reg.host())), "{}", out.stdout());
-    assert_eq!(reg.tags("proj/demo"), ["0.1.0"]);
+    out.assert_success().assert_stderr_contains("HARBOR_OCI/HARBOR_PROJECT/charts").assert_no_leak("harbor-pw");
+    // Under charts/ in the Harbor project: never on the project's image of the same name.
+    assert!(out.stdout().starts_with(&format!("{}/proj/charts/demo:0.1.0@sha256:", reg.host())), "{}", out.stdout());
+    assert_eq!(reg.tags("proj/charts/demo"), ["0.1.0"]);
+    assert!(reg.tags("proj/demo").is_empty());
     // GitLab's registry otherwise, with the job's registry credentials.
     let mut cmd = Hoist::cmd();
     cmd.env("CI_REGISTRY_IMAGE", format!("{}/group/project", reg.host()))
@@ -737,4 +740,70 @@ fn chart_invalid_charts_fail_cleanly() {
     Hoist::run(["chart", "push", bad.to_str().unwrap(), "oci://127.0.0.1:9/x"])
         .assert_code(1)
         .assert_stderr_contains("bad.tgz");
+}
+
+// ---- one kind of artifact per tag -----------------------------------------------------------------
+
+/// Builds a one-file image and pushes it to `reference` with `extra` flags.
+fn build_image(work: &Path, reference: &str, extra: &[&str]) -> Output {
+    let ctx = work.join("image-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    std::fs::write(ctx.join("app"), "app\n").unwrap();
+    let mut args = vec!["build", ctx.to_str().unwrap(), "-t", reference];
+    args.extend_from_slice(extra);
+    Hoist::run(args)
+}
+
+fn config_type(reg: &Registry, repo: &str, tag: &str) -> String {
+    let m: serde_json::Value = serde_json::from_slice(&reg.manifest_bytes(repo, tag).unwrap()).unwrap();
+    m["config"]["mediaType"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_chart_never_silently_replaces_an_image_tag_nor_an_image_a_chart() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let src = work.path().join("demo");
+    sample_chart(&src, "0.1.0");
+    const IMAGE: &str = "application/vnd.oci.image.config.v1+json";
+    const CHART: &str = "application/vnd.cncf.helm.config.v1+json";
+
+    // Chart over image: the release's image tag is refused to the chart, naming both and the fix.
+    build_image(work.path(), &format!("{}/proj/demo:0.1.0", reg.host()), &[]).assert_success();
+    let image = reg.manifest_bytes("proj/demo", "0.1.0").unwrap();
+    let dest = format!("oci://{}/proj", reg.host());
+    let out = Hoist::run(["chart", "push", src.to_str().unwrap(), &dest]);
+    out.assert_code(2)
+        .assert_stderr_contains(&format!("{}/proj/demo:0.1.0 holds a container image", reg.host()))
+        .assert_stderr_contains("pushing a Helm chart there would replace it")
+        .assert_stderr_contains("--force");
+    assert_eq!(reg.manifest_bytes("proj/demo", "0.1.0").unwrap(), image, "the image tag did not move");
+    // The same kind moves the tag as always (a re-push of the chart after a forced one is a no-op).
+    let out = Hoist::run(["chart", "push", src.to_str().unwrap(), &dest, "--force"]);
+    out.assert_success().assert_stderr_contains("replacing it with a Helm chart (--force)");
+    assert_eq!(config_type(&reg, "proj/demo", "0.1.0"), CHART);
+    Hoist::run(["chart", "push", src.to_str().unwrap(), &dest]).assert_success();
+
+    // Image over chart: build, copy and tag refuse too; --force replaces.
+    let target = format!("{}/proj/demo:0.1.0", reg.host());
+    let mark = reg.log_mark();
+    build_image(work.path(), &target, &[])
+        .assert_code(2)
+        .assert_stderr_contains("holds a Helm chart")
+        .assert_stderr_contains("pushing a container image there would replace it");
+    let uploads: Vec<_> =
+        reg.access_log_since(mark).into_iter().filter(|l| l.method != "GET" && l.method != "HEAD").collect();
+    assert!(uploads.is_empty(), "refused before a layer streamed: {uploads:?}");
+    assert_eq!(config_type(&reg, "proj/demo", "0.1.0"), CHART);
+    build_image(work.path(), &format!("{}/proj/app:1", reg.host()), &[]).assert_success();
+    Hoist::run(["copy", &format!("{}/proj/app:1", reg.host()), &target])
+        .assert_code(2)
+        .assert_stderr_contains("holds a Helm chart");
+    Hoist::run(["tag", &format!("{}/proj/demo@{}", reg.host(), ::hoist::model::Digest::sha256_of(&image)), "0.1.0"])
+        .assert_code(2)
+        .assert_stderr_contains("holds a Helm chart");
+    assert_eq!(config_type(&reg, "proj/demo", "0.1.0"), CHART);
+    build_image(work.path(), &target, &["--force"]).assert_success().assert_stderr_contains("(--force)");
+    assert_eq!(config_type(&reg, "proj/demo", "0.1.0"), IMAGE);
 }

@@ -486,16 +486,26 @@ fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
 #[test]
 fn ci_example_helm_chart_pushes_with_the_chart_component() {
     let reg = harbor();
+    // The project's image, under the chart's name and version (the usual release): the chart's default
+    // destination is beside it, under charts/, so the image is left as it is.
+    let ctx = scratch_dir("helm-chart-image");
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY app /app\n").unwrap();
+    std::fs::write(ctx.join("app"), "app\n").unwrap();
+    let image_ref = format!("{}/team/hello-web:0.3.1", reg.host());
+    let args = ["build", ctx.to_str().unwrap(), "-t", &image_ref, "-u", ROBOT, "--password-stdin"];
+    Hoist::run_with_stdin(args, PASSWORD.as_bytes()).assert_success();
+    let image = reg.manifest_bytes("team/hello-web", "0.3.1").unwrap();
     let (_p, run) = run_example(&reg, "helm-chart", "hello-web", &[]);
-    assert_eq!(reg.tags("team/hello-web"), ["0.3.1"]);
+    assert_eq!(reg.tags("team/charts/hello-web"), ["0.3.1"]);
+    assert_eq!(reg.manifest_bytes("team/hello-web", "0.3.1").unwrap(), image, "the image tag did not move");
     let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
-    let raw = skopeo.inspect_raw("team/hello-web:0.3.1");
+    let raw = skopeo.inspect_raw("team/charts/hello-web:0.3.1");
     let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(manifest["config"]["mediaType"], "application/vnd.cncf.helm.config.v1+json");
     // skopeo inspects no chart summaries: the digest of the manifest bytes the registry serves.
     let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)));
     // The later job read the chart job's dotenv report.
-    let want = format!("helm install web oci://{}/team/hello-web --version 0.3.1 (digest {digest})", reg.host());
+    let want = format!("helm install web oci://{}/team/charts/hello-web --version 0.3.1 (digest {digest})", reg.host());
     assert!(run.log.contains(&want), "want {want:?} in:\n{}", run.log);
 }
 

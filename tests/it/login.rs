@@ -100,3 +100,22 @@ fn login_without_argument_uses_harbor_variables_and_warns_on_eaten_robot_names()
         serde_json::from_slice(&std::fs::read(work.path().join("config.json")).unwrap()).unwrap();
     assert!(doc["auths"][reg.host()]["auth"].is_string(), "{doc}");
 }
+
+#[test]
+fn doctor_and_login_help_lists_only_the_flags_that_apply() {
+    for verb in ["doctor", "login"] {
+        let out = Hoist::run([verb, "--help"]);
+        out.assert_success();
+        let help = out.stdout();
+        assert!(help.contains("--ca-file") && help.contains("--insecure"), "{verb} --help: {help}");
+        assert!(
+            !help.contains("--retries") && !help.contains("--chunk-size"),
+            "{verb} --help lists transfer flags: {help}"
+        );
+    }
+    // The verbs that move blobs keep them.
+    for verb in ["push", "copy", "pull"] {
+        let help = Hoist::run([verb, "--help"]).stdout();
+        assert!(help.contains("--retries") && help.contains("--chunk-size"), "{verb} --help: {help}");
+    }
+}

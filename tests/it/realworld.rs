@@ -608,3 +608,92 @@ fn realworld_dockerfiles_build_like_buildah() {
     assert_eq!(divergences_seen.len(), DIVERGENCES.len());
     assert!(compared > 250, "only {compared} paths compared");
 }
+
+/// New directories as BuildKit makes them, on a distroless-like base (USER 65532, WORKDIR
+/// /home/nonroot 0700): a `COPY --chown` destination and the parents it makes get the owner and
+/// 0755, an existing directory keeps its own, `--chmod` is for the copied entries, a WORKDIR is made
+/// as the USER and one the base has is left — compared with buildah path by path. The base's
+/// layers are read once (the registry's access log), and never again on a rebuild.
+#[test]
+fn new_directories_get_the_owner_and_mode_buildah_gives_them() {
+    require_tool("buildah");
+    let reg = Registry::plain();
+    let work = tmp();
+    let (layers, config) = distroless(true);
+    let base =
+        push_synthetic(&reg, work.path(), &format!("{}/gcr/distroless/static:nonroot", reg.host()), &layers, config);
+    let conf = work.path().join("registries.conf");
+    registries_conf(&reg, &conf);
+    let ctx = work.path().join("ctx").join("ownership");
+    std::fs::create_dir_all(ctx.join("config/sub")).unwrap();
+    std::fs::write(ctx.join("config/app.yaml"), "a: 1\n").unwrap();
+    std::fs::write(ctx.join("config/sub/b.yaml"), "b: 2\n").unwrap();
+    std::fs::write(ctx.join("app.txt"), "app\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM gcr.io/distroless/static:nonroot\n\
+         COPY --chown=nonroot config/ ./config/\n\
+         COPY --chown=nonroot:nonroot app.txt /srv/app/deep/\n\
+         COPY --chown=65532 app.txt /home/nonroot/existing.txt\n\
+         COPY --chmod=640 config /etc/appconf\n\
+         COPY --chown=1000:1000 --chmod=600 app.txt /opt/data/\n\
+         WORKDIR /tmp\n\
+         WORKDIR /var/lib/app\n\
+         USER 0\n\
+         WORKDIR /home/nonroot\n",
+    )
+    .unwrap();
+    let case = Case { name: "ownership", stubs: &[], args: &[], target: None };
+    let storage = work.path().join("buildah-storage");
+    // Pushed to the registry: the base's layers are read once for their listings (an OCI layout
+    // output, below, downloads them anyway), and never again by a rebuild.
+    let cache = work.path().join("push-cache");
+    let push = |tag: &str| {
+        let mut cmd = Hoist::cmd();
+        cmd.env("HOIST_CACHE_DIR", &cache).env("CONTAINERS_REGISTRIES_CONF", "/dev/null");
+        cmd.args(["build", ctx.to_str().unwrap(), "-t", &format!("{}/out/own:{tag}", reg.host())]);
+        cmd.arg("--registry-mirror").arg(format!("gcr.io={}/gcr", reg.host()));
+        Hoist::run_cmd(cmd, None)
+    };
+    let mark = reg.log_mark();
+    let out = push("1");
+    out.assert_success().assert_stderr_contains("base layer 1/2 of gcr.io/distroless/static:nonroot");
+    out.assert_stderr_contains("downloaded, its headers read, to find /etc/passwd and /etc/group");
+    let gets = reg.blob_gets_since(mark);
+    for l in &base.layer_digests {
+        let n = gets.iter().filter(|(_, d, _)| d == l).count();
+        assert_eq!(n, 1, "base layer {l} read once: {gets:?}");
+    }
+    let mark = reg.log_mark();
+    push("2").assert_success().assert_stderr_contains("its listing from the cache");
+    let gets: Vec<_> =
+        reg.blob_gets_since(mark).into_iter().filter(|(_, d, _)| base.layer_digests.contains(d)).collect();
+    assert!(gets.is_empty(), "a rebuild read base layers: {gets:?}");
+    assert_eq!(reg.manifest_bytes("out/own", "1"), reg.manifest_bytes("out/own", "2"));
+
+    let h = hoist_build(&case, &[], &ctx, &reg, work.path()).unwrap();
+    let b = buildah_build(&case, &[], &ctx, &storage, &conf, work.path()).unwrap();
+    let meta = |fs: &BTreeMap<String, FsNode>, p: &str| fs.get(p).map(|n| (n.kind, n.mode, n.uid, n.gid));
+    // BuildKit's rules, checked on hoist's image by themselves…
+    assert_eq!(meta(&h.fs, "home/nonroot/config"), Some(('d', 0o755, 65532, 65532)), "the --chown destination");
+    assert_eq!(meta(&h.fs, "home/nonroot"), Some(('d', 0o700, 65532, 65532)), "the base's, left as it was");
+    for p in ["srv", "srv/app", "srv/app/deep"] {
+        assert_eq!(meta(&h.fs, p), Some(('d', 0o755, 65532, 65532)), "{p}: parents a --chown copy makes");
+    }
+    assert_eq!(meta(&h.fs, "etc/appconf"), Some(('d', 0o755, 0, 0)), "--chmod is for the copied entries");
+    assert_eq!(meta(&h.fs, "etc/appconf/app.yaml"), Some(('f', 0o640, 0, 0)));
+    assert_eq!(meta(&h.fs, "opt/data"), Some(('d', 0o755, 1000, 1000)));
+    assert_eq!(meta(&h.fs, "opt/data/app.txt"), Some(('f', 0o600, 1000, 1000)));
+    assert_eq!(meta(&h.fs, "tmp"), Some(('d', 0o1777, 0, 0)), "WORKDIR of the base's /tmp leaves it");
+    for p in ["var", "var/lib", "var/lib/app"] {
+        assert_eq!(meta(&h.fs, p), Some(('d', 0o755, 65532, 65532)), "{p}: WORKDIR makes it as the USER");
+    }
+    // …and path by path against buildah.
+    let paths: std::collections::BTreeSet<&String> = h.fs.keys().chain(b.fs.keys()).collect();
+    let diffs: Vec<String> = paths
+        .into_iter()
+        .filter(|p| h.fs.get(*p) != b.fs.get(*p))
+        .map(|p| format!("{p}: hoist {:?} buildah {:?}", meta(&h.fs, p), meta(&b.fs, p)))
+        .collect();
+    assert!(diffs.is_empty(), "hoist and buildah differ:\n{}", diffs.join("\n"));
+}
