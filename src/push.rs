@@ -66,6 +66,36 @@ pub struct PushReport {
     pub seconds: f64,
     /// Retries made, by reason.
     pub retries: BTreeMap<String, u32>,
+    /// `hoist build`: where each layer it made came from (built, the local cache, or reused from an
+    /// image in the registry), in manifest order after the base's layers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<BuildLayer>,
+}
+
+/// Where one layer of a build came from, for the log and `--metadata-file`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildLayer {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    /// `built` (compressed afresh), `cache` (the local layer cache) or `registry` (reused from `from`).
+    pub origin: LayerOrigin,
+    /// The image the blob was reused from (`origin: registry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Why it was not reused from the registry (`origin` built or cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// See [`BuildLayer::origin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerOrigin {
+    Built,
+    Cache,
+    Registry,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -249,6 +279,7 @@ pub async fn push_streamed(
         blobs: blob_reports,
         seconds: started.elapsed().as_secs_f64(),
         retries,
+        layers: Vec::new(),
     })
 }
 

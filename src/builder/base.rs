@@ -67,8 +67,9 @@ pub async fn resolve(
     unreachable!("the origin is always a candidate")
 }
 
-/// The manifest digest, config and layers of `image` as `source` serves it.
-async fn resolve_at(
+/// The manifest digest, config and layers of `image` as `source` serves it (the platform's manifest
+/// when it is an index).
+pub(crate) async fn resolve_at(
     clients: &Clients<'_>,
     image: &str,
     source: &Reference,

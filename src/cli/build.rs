@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::common::{CiArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
-use crate::ci::ProcessEnv;
+use crate::ci::context::{ref_slug, tag_slug, CiContext};
+use crate::ci::{vars, Env, ProcessEnv};
 use crate::error::{Error, Result};
 use crate::model::Reference;
 use crate::progress::{Mode, Reporter};
@@ -76,6 +77,16 @@ pub struct BuildArgs {
     /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
     #[arg(long)]
     pub no_cache: bool,
+    /// Reuse the layers of this image (repeatable; also $HOIST_CACHE_FROM, comma-separated): a layer
+    /// whose content (diff_id) it lists is mounted from it, not compressed or uploaded again. Always
+    /// looked in, with no flag: what the -t tags point at now, the pipeline's branch and default-branch
+    /// tags in the same repository, and the base images. Only manifests and configs are read.
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+    /// Do not look for reusable layers in registries: every layer not in the local cache is
+    /// compressed and uploaded (without hashing it first).
+    #[arg(long, conflicts_with = "cache_from")]
+    pub no_cache_from: bool,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
@@ -164,6 +175,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
         mirrors: args.mirrors.load(&env)?,
         stream: None,
+        cache_from: None,
     };
     if args.check {
         if args.json {
@@ -185,6 +197,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         } else {
             args.ci.destinations(&ci_context, &args.tags)?
         };
+        let cache_from = if args.no_cache_from {
+            None
+        } else {
+            Some(cache_candidates(&dests, &ci_context, &args.cache_from, env.non_empty(vars::HOIST_CACHE_FROM))?)
+        };
         let push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
@@ -199,8 +216,14 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         for platform in &platforms {
             let _section =
                 reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
-            let opts = BuildOptions { platform: platform.clone(), stream: stream.clone(), ..opts.clone() };
+            let opts = BuildOptions {
+                platform: platform.clone(),
+                stream: stream.clone(),
+                cache_from: cache_from.clone(),
+                ..opts.clone()
+            };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
+            log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
@@ -210,6 +233,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if hits > 0 {
             reporter.note(&format!("{hits} of {total} layers came from the cache (--no-cache to rebuild them)"));
         }
+        let layers: Vec<crate::push::BuildLayer> = images.iter().flat_map(|(_, b)| b.layers.clone()).collect();
         let (mut artifact, spools) = if images.len() == 1 {
             let (_, built) = images.pop().expect("one image");
             (built.artifact, vec![built.spool])
@@ -227,6 +251,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 blobs: Vec::new(),
                 seconds: 0.0,
                 retries: BTreeMap::new(),
+                layers: Vec::new(),
             }
         } else {
             let report = {
@@ -240,6 +265,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             reporter.summary(&report.summary());
             report
         };
+        report.layers = layers;
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
             match output {
@@ -257,6 +283,67 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         args.output_args.emit(&report)?;
         drop(spools);
         Ok(())
+    }
+}
+
+/// The images whose layers the build may reuse, most likely first: every destination as tagged,
+/// then in each destination repository the pipeline's ref slug tag and the default branch's tag (the
+/// previous pipeline's image), then `--cache-from` and `$HOIST_CACHE_FROM`. Duplicates are dropped.
+fn cache_candidates(
+    dests: &[Reference],
+    ci: &CiContext,
+    flags: &[String],
+    env_value: Option<String>,
+) -> Result<Vec<Reference>> {
+    let mut out: Vec<Reference> = dests.iter().filter(|d| d.tag().is_some()).cloned().collect();
+    let branch_tags: Vec<String> = [ci.ref_slug.clone(), ci.default_branch.as_deref().map(ref_slug)]
+        .into_iter()
+        .flatten()
+        .map(|t| tag_slug(&t))
+        .collect();
+    for d in dests {
+        for t in &branch_tags {
+            out.push(d.with_tag(t)?);
+        }
+    }
+    let from_env: Vec<String> = env_value.map_or_else(Vec::new, |v| {
+        v.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    });
+    for (item, origin) in
+        flags.iter().map(|f| (f, "--cache-from")).chain(from_env.iter().map(|f| (f, vars::HOIST_CACHE_FROM)))
+    {
+        let r: Reference = item.parse().map_err(|e: Error| {
+            Error::usage(format!("{origin} {item:?}: {}", e.message()))
+                .with_hint("give an image reference, host[:port]/repository[:tag|@digest]")
+        })?;
+        out.push(r);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(r.to_string()));
+    Ok(out)
+}
+
+/// One line per layer the build made: reused from which image, or why it was built.
+fn log_reuse(reporter: &Reporter, built: &build::Built) {
+    let c = &built.candidates;
+    if !c.unread.is_empty() {
+        reporter.note(&format!("layer reuse: not read: {}", c.unread_list()));
+    }
+    let n = built.layers.len();
+    for (i, l) in built.layers.iter().enumerate() {
+        let what = format!("layer {}/{n} {}", i + 1, l.digest.short());
+        let size = crate::progress::human_bytes(l.size);
+        let line = match (&l.origin, &l.from, &l.why) {
+            (crate::push::LayerOrigin::Registry, Some(from), _) => format!("{what} reused from {from} ({size})"),
+            (crate::push::LayerOrigin::Cache, _, why) => {
+                format!(
+                    "{what} from the local layer cache ({size}); not in the registry's images: {}",
+                    why.as_deref().unwrap_or("-")
+                )
+            }
+            (_, _, why) => format!("{what} built ({size}): {}", why.as_deref().unwrap_or("-")),
+        };
+        reporter.note(&line);
     }
 }
 
