@@ -48,6 +48,12 @@ pub struct Reporter {
     gitlab_sections: bool,
 }
 
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter").field("mode", &self.mode).finish()
+    }
+}
+
 impl Reporter {
     pub fn new(mode: Mode) -> Arc<Reporter> {
         Self::with_sections(mode, false)

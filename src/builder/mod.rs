@@ -64,6 +64,8 @@ pub struct BuildOptions {
     /// `--cache-from`; the base images are added by [`build`]. `None` (`--no-cache-from`): none, and
     /// nothing is hashed before it is compressed.
     pub cache_from: Option<Vec<crate::model::Reference>>,
+    /// Where downloads of `COPY --from` image layers show their progress; `None`: silent.
+    pub reporter: Option<Arc<crate::progress::Reporter>>,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -229,7 +231,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     let mut sources = images::ImageSources::new(opts.cache.as_deref())?;
     for name in &need_layers {
         let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
-        sources.fetch_layers(clients, name, image, retry).await?;
+        sources.fetch_layers(clients, name, image, retry, opts.jobs, opts.reporter.as_deref()).await?;
     }
     for name in need_accounts.difference(&need_layers) {
         let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
@@ -535,6 +537,7 @@ mod tests {
             stream: None,
             mirrors: Default::default(),
             cache_from: None,
+            reporter: None,
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

@@ -176,6 +176,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         mirrors: args.mirrors.load(&env)?,
         stream: None,
         cache_from: None,
+        reporter: None,
     };
     if args.check {
         if args.json {
@@ -220,6 +221,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 platform: platform.clone(),
                 stream: stream.clone(),
                 cache_from: cache_from.clone(),
+                reporter: Some(reporter.clone()),
                 ..opts.clone()
             };
             let built = build::build(&opts, &clients, push_opts.retry).await?;

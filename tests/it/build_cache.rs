@@ -276,3 +276,29 @@ fn build_cache_reuses_a_base_image_layer() {
         "{v}"
     );
 }
+
+#[test]
+fn build_copy_from_an_image_downloads_its_layers_with_progress() {
+    let reg = Registry::plain();
+    let dir = tmp();
+    let base = push_base(&reg, dir.path());
+    let src = dir.path().join("src");
+    context(&src, &base, "v1\n");
+    let image = format!("{}/team/files:1", reg.host());
+    build(&src, &dir.path().join("cache-src"), &["-t", &image, "-q"]).assert_success();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM scratch\nCOPY --from={image} /b /b\n")).unwrap();
+    let out =
+        build(&ctx, &dir.path().join("cache"), &["--output", &format!("oci:{}", dir.path().join("out").display())]);
+    out.assert_success();
+    let err = out.stderr();
+    // The image's four layers (the base's and three COPYs), each with a start and an end line.
+    assert_eq!(err.matches(" downloading (").count(), 4, "{err}");
+    assert_eq!(err.matches(" downloaded ").count(), 4, "{err}");
+    // A second build finds them in the cache: nothing downloaded.
+    let again =
+        build(&ctx, &dir.path().join("cache"), &["--output", &format!("oci:{}", dir.path().join("out2").display())]);
+    again.assert_success();
+    assert!(!again.stderr().contains("downloading"), "{}", again.stderr());
+}
