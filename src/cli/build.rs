@@ -354,6 +354,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cache_candidates_are_the_destinations_branch_tags_and_flags_in_order() {
+        let env = crate::ci::MapEnv::new([("CI_COMMIT_REF_SLUG", "feature-x"), ("CI_DEFAULT_BRANCH", "Main/Line")]);
+        let ci = CiContext::from_env(&env, None);
+        let dests: Vec<Reference> =
+            ["reg.example/team/app:1.2", "reg.example/team/app:feature-x"].iter().map(|d| d.parse().unwrap()).collect();
+        let got = cache_candidates(
+            &dests,
+            &ci,
+            &["reg.example/team/other:main".into()],
+            Some("reg.example/cache/a:1, reg.example/team/app:1.2".into()),
+        )
+        .unwrap();
+        let got: Vec<String> = got.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "reg.example/team/app:1.2",
+                "reg.example/team/app:feature-x",
+                "reg.example/team/app:main-line",
+                "reg.example/team/other:main",
+                "reg.example/cache/a:1",
+            ]
+        );
+        let e = cache_candidates(&[], &ci, &["Bad Ref".into()], None).unwrap_err();
+        assert!(e.to_string().contains("--cache-from \"Bad Ref\""), "{e}");
+        let e = cache_candidates(&[], &ci, &[], Some("UPPER/x".into())).unwrap_err();
+        assert!(e.to_string().contains("HOIST_CACHE_FROM"), "{e}");
+    }
+
+    #[test]
     fn parses_outputs_and_pairs() {
         assert_eq!(parse_output("oci:out:v1").unwrap(), Output::Oci { dir: "out".into(), tag: "v1".into() });
         assert_eq!(parse_output("oci:out").unwrap(), Output::Oci { dir: "out".into(), tag: "latest".into() });
