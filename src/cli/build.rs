@@ -74,7 +74,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
     /// Do not use the local layer cache ($HOIST_CACHE_DIR, else $XDG_CACHE_HOME/hoist, else
-    /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
+    /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space). Layers are still
+    /// reused from images in the registry (--no-cache-from to stop that).
     #[arg(long)]
     pub no_cache: bool,
     /// Reuse the layers of this image (repeatable; also $HOIST_CACHE_FROM, comma-separated): a layer
