@@ -301,8 +301,7 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
     } else {
         (&stage.layers, stage.history.clone())
     };
-    let (layers, records) = write_layers(trees, opts, spool.path(), &candidates)?;
-    let hits = records.iter().filter(|r| r.origin == crate::push::LayerOrigin::Cache).count();
+    let (layers, records, hits) = write_layers(trees, opts, spool.path(), &candidates)?;
     let cached_layers = (hits, layers.len());
     let created = config::rfc3339(opts.epoch);
     let mut doc = match &stage.base {
@@ -406,13 +405,14 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
 
 /// Writes layers `jobs` at a time, in order, taking those the cache has from it (and storing the
 /// others there; a cache that cannot be written only costs the next build time) and reusing those a
-/// registry candidate lists by `diff_id` ([`reuse`]). Returns the layers and where each came from.
+/// registry candidate lists by `diff_id` ([`reuse`]). Returns the layers, where each came from, and
+/// how many the local cache had (those it had and a candidate holds too are reused from the registry).
 fn write_layers(
     trees: &[layer::Tree],
     opts: &BuildOptions,
     dir: &Path,
     candidates: &reuse::Candidates,
-) -> Result<(Vec<layer::Layer>, Vec<crate::push::BuildLayer>)> {
+) -> Result<(Vec<layer::Layer>, Vec<crate::push::BuildLayer>, usize)> {
     use crate::push::{BuildLayer, LayerOrigin};
     let (epoch, jobs, compression) = (opts.epoch, opts.jobs.max(1), opts.compression);
     let cache = opts.cache.as_ref().map(cache::Cache::new);
@@ -436,16 +436,19 @@ fn write_layers(
         let r = record(&l, LayerOrigin::Registry, Some(m.from.clone()), None);
         (l, r)
     };
-    let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, BuildLayer)> {
+    let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, BuildLayer, bool)> {
         let key = cache.map(|_| cache::key(t, epoch, compression)).transpose()?;
         if let (Some(cache), Some(key)) = (cache, &key) {
             if let Some(hit) = cache.get(key) {
                 // The local hit knows its diff_id: a candidate holding it saves the upload too.
                 return Ok(match candidates.find(&hit.diff_id, compression) {
-                    Ok(m) => reused(m, &hit.diff_id),
+                    Ok(m) => {
+                        let (l, r) = reused(m, &hit.diff_id);
+                        (l, r, true)
+                    }
                     Err(why) => {
                         let r = record(&hit, LayerOrigin::Cache, None, Some(why));
-                        (hit, r)
+                        (hit, r, true)
                     }
                 });
             }
@@ -453,7 +456,10 @@ fn write_layers(
         let why = if prehash {
             let diff_id = layer::diff_id(t, epoch)?;
             match candidates.find(&diff_id, compression) {
-                Ok(m) => return Ok(reused(m, &diff_id)),
+                Ok(m) => {
+                    let (l, r) = reused(m, &diff_id);
+                    return Ok((l, r, false));
+                }
                 Err(why) => why,
             }
         } else {
@@ -464,12 +470,13 @@ fn write_layers(
             let _ = cache.put(key, &l);
         }
         let r = record(&l, LayerOrigin::Built, None, Some(why));
-        Ok((l, r))
+        Ok((l, r, false))
     };
     let mut out = Vec::with_capacity(trees.len());
     let mut records = Vec::with_capacity(trees.len());
+    let mut hits = 0;
     for (chunk_no, chunk) in trees.chunks(jobs).enumerate() {
-        let results: Vec<Result<(layer::Layer, BuildLayer)>> = std::thread::scope(|s| {
+        let results: Vec<Result<(layer::Layer, BuildLayer, bool)>> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
                 .enumerate()
@@ -484,12 +491,13 @@ fn write_layers(
                 .collect()
         });
         for r in results {
-            let (l, rec) = r?;
+            let (l, rec, hit) = r?;
+            hits += usize::from(hit);
             out.push(l);
             records.push(rec);
         }
     }
-    Ok((out, records))
+    Ok((out, records, hits))
 }
 
 /// The instructions as JSON for `--check --json`: name, flags, args, line.
