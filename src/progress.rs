@@ -48,6 +48,12 @@ pub struct Reporter {
     gitlab_sections: bool,
 }
 
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter").field("mode", &self.mode).finish()
+    }
+}
+
 impl Reporter {
     pub fn new(mode: Mode) -> Arc<Reporter> {
         Self::with_sections(mode, false)
@@ -142,10 +148,16 @@ impl Reporter {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        if self.mode == Mode::Lines {
-            eprintln_flush(&format!("{label} {verb} ({})", human_bytes(blob.size)));
-        }
-        Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
+        // Said when the first byte moves, not before: a blob that is then mounted (or found) never
+        // gets an "uploading" line, only its outcome.
+        let announce = (self.mode == Mode::Lines).then(|| format!("{label} {verb} ({})", human_bytes(blob.size)));
+        Arc::new(BlobProgress {
+            label,
+            bar,
+            sent: AtomicU64::new(0),
+            started: Instant::now(),
+            announce: std::sync::Mutex::new(announce),
+        })
     }
 
     /// Starts tracking an upload whose blob is still being written (`label` names it until its
@@ -164,7 +176,13 @@ impl Reporter {
         if self.mode == Mode::Lines {
             eprintln_flush(&format!("{label} uploading while it is compressed"));
         }
-        Arc::new(BlobProgress { label, bar, sent: AtomicU64::new(0), started: Instant::now() })
+        Arc::new(BlobProgress {
+            label,
+            bar,
+            sent: AtomicU64::new(0),
+            started: Instant::now(),
+            announce: std::sync::Mutex::new(None),
+        })
     }
 
     /// Ends tracking an upload.
@@ -321,6 +339,8 @@ pub struct BlobProgress {
     bar: Option<ProgressBar>,
     sent: AtomicU64,
     started: Instant,
+    /// The plain-log start line, printed once with the first byte sent or received.
+    announce: std::sync::Mutex<Option<String>>,
 }
 
 impl BlobProgress {
@@ -331,6 +351,11 @@ impl BlobProgress {
 
 impl Progress for BlobProgress {
     fn advance(&self, bytes: u64) {
+        if bytes > 0 {
+            if let Some(line) = self.announce.lock().map(|mut a| a.take()).unwrap_or(None) {
+                eprintln_flush(&line);
+            }
+        }
         self.sent.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.inc(bytes);

@@ -70,6 +70,36 @@ pub struct PushReport {
     pub seconds: f64,
     /// Retries made, by reason.
     pub retries: BTreeMap<String, u32>,
+    /// `hoist build`: where each layer it made came from (built, the local cache, or reused from an
+    /// image in the registry), in manifest order after the base's layers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<BuildLayer>,
+}
+
+/// Where one layer of a build came from, for the log and `--metadata-file`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildLayer {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    /// `built` (compressed afresh), `cache` (the local layer cache) or `registry` (reused from `from`).
+    pub origin: LayerOrigin,
+    /// The image the blob was reused from (`origin: registry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Why it was not reused from the registry (`origin` built or cache).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// See [`BuildLayer::origin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerOrigin {
+    Built,
+    Cache,
+    Registry,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -185,7 +215,10 @@ pub async fn push_streamed(
     reporter: &Arc<Reporter>,
     streamed: &Streamed,
 ) -> Result<PushReport> {
-    let started = Instant::now();
+    // The report's time covers the whole upload: from the first layer streamed while it was
+    // compressed, when there was one.
+    let started = streamed.since().unwrap_or_else(Instant::now);
+    let opts = clients.options();
     // Group references by repository, keeping the order they were given.
     let mut groups: Vec<(String, String, Vec<&Reference>)> = Vec::new();
     for r in dests {
@@ -208,7 +241,7 @@ pub async fn push_streamed(
         // Before a byte moves: no tag is silently turned into another kind of artifact.
         for r in refs {
             if let Some(tag) = r.tag() {
-                guard_tag(&repo, r, tag, artifact.root(), clients.options().force, reporter).await?;
+                guard_tag(&repo, r, tag, artifact.root(), opts.force, reporter).await?;
             }
         }
         let results = blob_phases(&repo, &artifact.blobs, &mount_from, clients, reporter, streamed).await;
@@ -235,6 +268,7 @@ pub async fn push_streamed(
         blobs: blob_reports,
         seconds: started.elapsed().as_secs_f64(),
         retries,
+        layers: Vec::new(),
     })
 }
 
@@ -398,16 +432,23 @@ async fn push_one(
         reporter.skipped(blob);
         return Ok(report(BlobOutcome::Skipped, 0, 0.0));
     }
-    // A remote blob on another registry is streamed across from its repository.
-    let source = match &blob.source {
-        BlobSource::Remote { registry, repository } if api_host(registry) != repo.client.host() => {
-            Some(sources.get(registry, repository).await?)
+    // A remote blob is mounted from its own repository first when it is on this registry (a mount
+    // that answers 202 ends the mount attempts), else streamed across from that repository (another
+    // registry, or a registry that refused the mount).
+    let (source, mount_from) = match &blob.source {
+        BlobSource::Remote { registry, repository } => {
+            let mut order: Vec<String> = Vec::with_capacity(mount_from.len() + 1);
+            if api_host(registry) == repo.client.host() {
+                order.push(repository.clone());
+            }
+            order.extend(mount_from.iter().filter(|r| *r != repository).cloned());
+            (Some(sources.get(registry, repository).await?), order)
         }
-        _ => None,
+        _ => (None, mount_from.to_vec()),
     };
     let _slot = repo.upload_permit().await;
     let progress = reporter.start(blob);
-    let outcome = repo.upload_blob(blob, mount_from, source.as_deref(), progress.clone()).await?;
+    let outcome = repo.upload_blob(blob, &mount_from, source.as_deref(), progress.clone()).await?;
     let bytes = if outcome == BlobOutcome::Uploaded { blob.size } else { 0 };
     reporter.finish(&progress, outcome, bytes);
     Ok(report(outcome, bytes, progress.seconds()))
@@ -438,9 +479,16 @@ impl<'a> RemoteSources<'a> {
     }
 }
 
-/// Blobs that reached a repository while they were written, by (`host/repository`, digest).
+/// Blobs that reached a repository while they were written, by (`host/repository`, digest), and when
+/// the first of them started.
 #[derive(Debug, Default)]
-pub struct Streamed(HashMap<(String, Digest), BlobReport>);
+pub struct Streamed(HashMap<(String, Digest), BlobReport>, Option<Instant>);
+
+impl Streamed {
+    fn since(&self) -> Option<Instant> {
+        self.1
+    }
+}
 
 /// Layers uploaded while `hoist build` compresses them. The builder hands over each layer it writes
 /// afresh as its file is created ([`LayerStreams::sink`]); each is sent to the first destination's
@@ -455,6 +503,8 @@ pub struct LayerStreams {
     runtime: tokio::runtime::Handle,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<Option<BlobReport>>>>,
     started: Arc<AtomicUsize>,
+    /// When the first layer began streaming.
+    first: std::sync::OnceLock<Instant>,
 }
 
 impl LayerStreams {
@@ -476,6 +526,7 @@ impl LayerStreams {
             runtime: tokio::runtime::Handle::current(),
             tasks: std::sync::Mutex::new(Vec::new()),
             started: Arc::new(AtomicUsize::new(0)),
+            first: std::sync::OnceLock::new(),
         }))
     }
 
@@ -486,6 +537,7 @@ impl LayerStreams {
             let Some(me) = me.upgrade() else { return };
             let (repo, reporter) = (me.repo.clone(), me.reporter.clone());
             let n = me.started.fetch_add(1, Ordering::Relaxed) + 1;
+            me.first.get_or_init(Instant::now);
             let task = me.runtime.spawn(stream_layer(repo, reporter, file, media_type, n));
             me.tasks.lock().expect("tasks lock").push(task);
         }))
@@ -494,7 +546,7 @@ impl LayerStreams {
     /// Waits for every stream started; the layers that reached the registry.
     pub async fn finish(&self) -> Streamed {
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
-        let mut done = Streamed::default();
+        let mut done = Streamed(HashMap::new(), self.first.get().copied());
         for task in tasks {
             if let Ok(Some(r)) = task.await {
                 done.0.insert((r.repository.clone(), r.digest.clone()), r);

@@ -9,7 +9,7 @@ use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, BlobSource, Digest, OciImageIndex, OciImageManifest, Reference};
 use crate::push::Clients;
 use crate::registry::mirrors::Mirrors;
-use crate::registry::ops::{NoProgress, Repository, RetryPolicy};
+use crate::registry::ops::{NoProgress, Progress, Repository, RetryPolicy};
 
 /// The media type a manifest declares, or what its shape says.
 fn kind_of(media_type: &str, bytes: &[u8]) -> String {
@@ -67,8 +67,9 @@ pub async fn resolve(
     unreachable!("the origin is always a candidate")
 }
 
-/// The manifest digest, config and layers of `image` as `source` serves it.
-async fn resolve_at(
+/// The manifest digest, config and layers of `image` as `source` serves it (the platform's manifest
+/// when it is an index).
+pub(crate) async fn resolve_at(
     clients: &Clients<'_>,
     image: &str,
     source: &Reference,
@@ -141,6 +142,21 @@ pub async fn download_blob(
     path: &std::path::Path,
     retry: RetryPolicy,
 ) -> Result<()> {
+    download_blob_with(clients, registry, repository, digest, size, path, retry, &NoProgress).await
+}
+
+/// [`download_blob`], telling `progress` of every byte received.
+#[allow(clippy::too_many_arguments)]
+pub async fn download_blob_with(
+    clients: &Clients<'_>,
+    registry: &str,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    retry: RetryPolicy,
+    progress: &dyn Progress,
+) -> Result<()> {
     let host = crate::model::api_host(registry);
     let ctx = || format!("downloading layer {} from {registry}/{repository}", digest.short());
     let client = clients.get(host).await.with_context(ctx)?;
@@ -149,7 +165,7 @@ pub async fn download_blob(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(ctx(), e))?;
     // The one verified, retried download (size and digest checked before the rename).
-    repo.download_blob(digest, size, tmp.as_file(), &NoProgress).await.with_context(ctx)?;
+    repo.download_blob(digest, size, tmp.as_file(), progress).await.with_context(ctx)?;
     tmp.persist(path).map_err(|e| Error::io(ctx(), e.error))?;
     Ok(())
 }

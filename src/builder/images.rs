@@ -21,10 +21,13 @@ use sha2::{Digest as _, Sha256};
 
 use super::layer::{Content, Kind, Node, Tree};
 use super::plan::BaseImage;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
 use crate::error::{Error, Result};
-use crate::model::Digest;
+use crate::model::{Blob, BlobSource, Digest};
+use crate::progress::Reporter;
 use crate::push::Clients;
-use crate::registry::ops::RetryPolicy;
+use crate::registry::ops::{BlobOutcome, NoProgress, Progress, RetryPolicy};
 use crate::rootfs::{self, EntryKind, Filter, Found, Listing, Options, ACCOUNT_FILES};
 
 /// `/etc/passwd` and `/etc/group` of an image (`None` when it has none).
@@ -102,13 +105,14 @@ impl ImageSources {
         self.blobs.join(digest.hex())
     }
 
-    /// Makes sure one layer blob of `image` is in the blob store; true when it had to download it.
-    async fn ensure_blob(
+    /// Makes sure one layer blob of `image` is in the blob store, telling `progress` of the bytes downloaded.
+    async fn ensure_blob_with(
         &self,
         clients: &Clients<'_>,
         image: &BaseImage,
         index: usize,
         retry: RetryPolicy,
+        progress: &dyn Progress,
     ) -> Result<PathBuf> {
         let d = &image.layers[index];
         let digest: Digest = d.digest.parse()?;
@@ -117,22 +121,64 @@ impl ImageSources {
             return Ok(path);
         }
         let src = &image.source;
-        super::base::download_blob(clients, src.registry(), src.repository(), &digest, d.size as u64, &path, retry)
-            .await?;
+        super::base::download_blob_with(
+            clients,
+            src.registry(),
+            src.repository(),
+            &digest,
+            d.size as u64,
+            &path,
+            retry,
+            progress,
+        )
+        .await?;
         Ok(path)
     }
 
-    /// Downloads every layer of `image` (known as `name` in the Dockerfile) that the store lacks.
+    /// Downloads every layer of `image` (known as `name` in the Dockerfile) that the store lacks,
+    /// `jobs` at a time, each with a progress line or bar when a `reporter` is given (as `hoist pull`).
     pub async fn fetch_layers(
         &mut self,
         clients: &Clients<'_>,
         name: &str,
         image: Arc<BaseImage>,
         retry: RetryPolicy,
+        jobs: usize,
+        reporter: Option<&Reporter>,
     ) -> Result<()> {
-        for i in 0..image.layers.len() {
-            self.ensure_blob(clients, &image, i, retry).await.map_err(|e| e.context(format!("COPY --from={name}")))?;
-        }
+        let missing: Vec<(usize, Blob)> = image
+            .layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let digest: Digest = d.digest.parse().ok()?;
+                let have = std::fs::metadata(self.blob_path(&digest)).is_ok_and(|m| m.len() == d.size as u64);
+                let source = BlobSource::Remote {
+                    registry: image.source.registry().to_string(),
+                    repository: image.source.repository().to_string(),
+                };
+                (!have).then(|| (i, Blob { digest, size: d.size as u64, media_type: d.media_type.clone(), source }))
+            })
+            .collect();
+        let this = &*self;
+        let image_ref = &image;
+        stream::iter(missing)
+            .map(|(i, blob)| async move {
+                let progress = reporter.map(|r| r.start_as(&blob, "downloading"));
+                let p: &dyn Progress = match &progress {
+                    Some(p) => &**p,
+                    None => &NoProgress,
+                };
+                this.ensure_blob_with(clients, image_ref, i, retry, p).await?;
+                if let (Some(r), Some(p)) = (reporter, &progress) {
+                    r.finish(p, BlobOutcome::Downloaded, blob.size);
+                }
+                Ok::<(), Error>(())
+            })
+            .buffer_unordered(jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map_err(|e| e.context(format!("COPY --from={name}")))?;
         self.images.insert(name.to_string(), image);
         self.complete.insert(name.to_string());
         Ok(())

@@ -328,6 +328,17 @@ pub fn write_layer_to(
     })
 }
 
+/// The `diff_id` the layer of `tree` will have — the sha256 of exactly the tar [`write_layer`] makes —
+/// without compressing or writing anything: how a build asks the registry for a layer before
+/// spending the compression on it ([`super::reuse`]).
+pub fn diff_id(tree: &Tree, epoch: u64) -> Result<Digest> {
+    let mut builder = tar::Builder::new(HashingWriter::new(io::sink()));
+    builder.mode(tar::HeaderMode::Deterministic);
+    append_tree(&mut builder, tree, epoch).map_err(|e| Error::io("reading the layer's files", e))?;
+    let (digest, _, _) = builder.into_inner().map_err(|e| Error::io("reading the layer's files", e))?.finish();
+    Ok(digest)
+}
+
 fn append_tree<W: io::Write>(builder: &mut tar::Builder<W>, tree: &Tree, epoch: u64) -> io::Result<()> {
     for (path, node) in tree {
         let mut header = tar::Header::new_ustar();
@@ -638,6 +649,8 @@ mod tests {
         assert_eq!(a.diff_id, b.diff_id);
         let c = write_layer(&t, 6, dir.path(), "c", Compression::default()).unwrap();
         assert_ne!(a.diff_id, c.diff_id);
+        assert_eq!(diff_id(&t, 5).unwrap(), a.diff_id, "the pre-hash is the written tar's digest");
+        assert_eq!(diff_id(&t, 6).unwrap(), c.diff_id);
         let bytes = std::fs::read(dir.path().join("a")).unwrap();
         assert_eq!(Digest::sha256_of(&bytes), a.blob.digest);
         let back = read_tar(&bytes, "x", None).unwrap().unwrap();

@@ -15,6 +15,7 @@ pub mod ignore;
 pub mod images;
 pub mod layer;
 pub mod plan;
+pub mod reuse;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,12 @@ pub struct BuildOptions {
     pub stream: Option<layer::Sink>,
     /// Where registry images are pulled from before their origin.
     pub mirrors: crate::registry::mirrors::Mirrors,
+    /// Images in registries whose layers this build may reuse ([`reuse`]): the destination's tags,
+    /// `--cache-from`; the base images are added by [`build`]. `None` (`--no-cache-from`): none, and
+    /// nothing is hashed before it is compressed.
+    pub cache_from: Option<Vec<crate::model::Reference>>,
+    /// Where downloads of `COPY --from` image layers show their progress; `None`: silent.
+    pub reporter: Option<Arc<crate::progress::Reporter>>,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -80,6 +87,10 @@ pub struct Built {
     pub cached_layers: (usize, usize),
     /// Which base layers were read and why (for the log).
     pub notes: Vec<String>,
+    /// Where each layer this build made came from (built, local cache, reused from the registry).
+    pub layers: Vec<crate::push::BuildLayer>,
+    /// The registry images read as candidates for reuse, and those that could not be.
+    pub candidates: reuse::Candidates,
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -222,7 +233,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
     let mut sources = images::ImageSources::new(opts.cache.as_deref())?;
     for name in &need_layers {
         let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
-        sources.fetch_layers(clients, name, image, retry).await?;
+        sources.fetch_layers(clients, name, image, retry, opts.jobs, opts.reporter.as_deref()).await?;
     }
     for name in need_accounts.difference(&need_layers) {
         let image = resolve_once(&mut resolved, &mut notes, clients, name, opts, retry).await?;
@@ -250,10 +261,19 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
         }
     };
     let layer_notes = sources.take_notes();
+    let candidates = match &opts.cache_from {
+        None => reuse::Candidates::off("--no-cache-from: the registry is not asked"),
+        Some(refs) => {
+            let mut images: Vec<(&String, &Arc<BaseImage>)> = resolved.iter().collect();
+            images.sort_by(|a, b| a.0.cmp(b.0));
+            let images: Vec<Arc<BaseImage>> = images.into_iter().map(|(_, b)| b.clone()).collect();
+            reuse::gather(clients, refs, &images, &opts.platform, retry).await
+        }
+    };
     // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running.
     let mut built = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => assemble(&stage, opts)?,
-        _ => tokio::task::block_in_place(|| assemble(&stage, opts))?,
+        tokio::runtime::RuntimeFlavor::CurrentThread => assemble_with(&stage, opts, candidates)?,
+        _ => tokio::task::block_in_place(|| assemble_with(&stage, opts, candidates))?,
     };
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
@@ -285,6 +305,11 @@ async fn resolve_once(
 
 /// Writes the stage's layers and assembles the artifact.
 pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
+    assemble_with(stage, opts, reuse::Candidates::default())
+}
+
+/// [`assemble`], reusing the layers `candidates` already hold in a registry instead of writing them.
+pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Candidates) -> Result<Built> {
     let spool = tempfile::Builder::new()
         .prefix("hoist-build-")
         .tempdir()
@@ -298,7 +323,7 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
     } else {
         (&stage.layers, stage.history.clone())
     };
-    let (layers, hits) = write_layers(trees, opts, spool.path())?;
+    let (layers, records, hits) = write_layers(trees, opts, spool.path(), &candidates)?;
     let cached_layers = (hits, layers.len());
     let created = config::rfc3339(opts.epoch);
     let mut doc = match &stage.base {
@@ -396,35 +421,85 @@ pub fn assemble(stage: &Stage, opts: &BuildOptions) -> Result<Built> {
         warnings: Vec::new(),
         cached_layers,
         notes: Vec::new(),
+        layers: records,
+        candidates,
     })
 }
 
 /// Writes layers `jobs` at a time, in order, taking those the cache has from it (and storing the
-/// others there; a cache that cannot be written only costs the next build time). Returns the
-/// layers and how many came from the cache.
-fn write_layers(trees: &[layer::Tree], opts: &BuildOptions, dir: &Path) -> Result<(Vec<layer::Layer>, usize)> {
+/// others there; a cache that cannot be written only costs the next build time) and reusing those a
+/// registry candidate lists by `diff_id` ([`reuse`]). Returns the layers, where each came from, and
+/// how many the local cache had (those it had and a candidate holds too are reused from the registry).
+fn write_layers(
+    trees: &[layer::Tree],
+    opts: &BuildOptions,
+    dir: &Path,
+    candidates: &reuse::Candidates,
+) -> Result<(Vec<layer::Layer>, Vec<crate::push::BuildLayer>, usize)> {
+    use crate::push::{BuildLayer, LayerOrigin};
     let (epoch, jobs, compression) = (opts.epoch, opts.jobs.max(1), opts.compression);
     let cache = opts.cache.as_ref().map(cache::Cache::new);
     let cache = cache.as_ref();
+    // Hash first only when a candidate could answer (see `reuse`): otherwise a layer costs what it
+    // always did.
+    let prehash = candidates.worth_hashing(compression);
     // Only layers written afresh are streamed: a cache hit knows its digest, and the push engine
     // checks the registry for it before sending anything.
     let sink = opts.stream.as_ref();
-    let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, bool)> {
-        let Some(cache) = cache else {
-            return Ok((layer::write_layer_to(t, epoch, dir, &name, compression, sink)?, false));
-        };
-        let key = cache::key(t, epoch, compression)?;
-        if let Some(hit) = cache.get(&key) {
-            return Ok((hit, true));
-        }
-        let l = layer::write_layer_to(t, epoch, dir, &name, compression, sink)?;
-        let _ = cache.put(&key, &l);
-        Ok((l, false))
+    let record = |l: &layer::Layer, origin, from: Option<String>, why: Option<String>| BuildLayer {
+        diff_id: l.diff_id.clone(),
+        digest: l.blob.digest.clone(),
+        size: l.blob.size,
+        origin,
+        from,
+        why,
     };
-    let mut hits = 0;
+    let reused = |m: &reuse::Match, diff_id: &crate::model::Digest| {
+        let l = layer::Layer { blob: m.blob(), diff_id: diff_id.clone() };
+        let r = record(&l, LayerOrigin::Registry, Some(m.from.clone()), None);
+        (l, r)
+    };
+    let one = move |t: &layer::Tree, name: String| -> Result<(layer::Layer, BuildLayer, bool)> {
+        let key = cache.map(|_| cache::key(t, epoch, compression)).transpose()?;
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            if let Some(hit) = cache.get(key) {
+                // The local hit knows its diff_id: a candidate holding it saves the upload too.
+                return Ok(match candidates.find(&hit.diff_id, compression) {
+                    Ok(m) => {
+                        let (l, r) = reused(m, &hit.diff_id);
+                        (l, r, true)
+                    }
+                    Err(why) => {
+                        let r = record(&hit, LayerOrigin::Cache, None, Some(why));
+                        (hit, r, true)
+                    }
+                });
+            }
+        }
+        let why = if prehash {
+            let diff_id = layer::diff_id(t, epoch)?;
+            match candidates.find(&diff_id, compression) {
+                Ok(m) => {
+                    let (l, r) = reused(m, &diff_id);
+                    return Ok((l, r, false));
+                }
+                Err(why) => why,
+            }
+        } else {
+            candidates.why_not()
+        };
+        let l = layer::write_layer_to(t, epoch, dir, &name, compression, sink)?;
+        if let (Some(cache), Some(key)) = (cache, &key) {
+            let _ = cache.put(key, &l);
+        }
+        let r = record(&l, LayerOrigin::Built, None, Some(why));
+        Ok((l, r, false))
+    };
     let mut out = Vec::with_capacity(trees.len());
+    let mut records = Vec::with_capacity(trees.len());
+    let mut hits = 0;
     for (chunk_no, chunk) in trees.chunks(jobs).enumerate() {
-        let results: Vec<Result<(layer::Layer, bool)>> = std::thread::scope(|s| {
+        let results: Vec<Result<(layer::Layer, BuildLayer, bool)>> = std::thread::scope(|s| {
             let handles: Vec<_> = chunk
                 .iter()
                 .enumerate()
@@ -439,12 +514,13 @@ fn write_layers(trees: &[layer::Tree], opts: &BuildOptions, dir: &Path) -> Resul
                 .collect()
         });
         for r in results {
-            let (l, hit) = r?;
+            let (l, rec, hit) = r?;
             hits += usize::from(hit);
             out.push(l);
+            records.push(rec);
         }
     }
-    Ok((out, hits))
+    Ok((out, records, hits))
 }
 
 /// The instructions as JSON for `--check --json`: name, flags, args, line.
@@ -491,6 +567,8 @@ mod tests {
             cache: None,
             stream: None,
             mirrors: Default::default(),
+            cache_from: None,
+            reporter: None,
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

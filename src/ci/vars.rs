@@ -33,6 +33,8 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 pub const HOIST_CERTS_DIR: &str = "HOIST_CERTS_DIR";
 /// Layer cache directory for `hoist build` (else `$XDG_CACHE_HOME/hoist`, else `~/.cache/hoist`).
 pub const HOIST_CACHE_DIR: &str = "HOIST_CACHE_DIR";
+/// Images whose layers `hoist build` may reuse, comma-separated (after `--cache-from`).
+pub const HOIST_CACHE_FROM: &str = "HOIST_CACHE_FROM";
 /// The XDG cache root.
 pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
 /// Seconds since the epoch for every timestamp a build writes (reproducible builds).

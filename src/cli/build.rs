@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::common::{CiArgs, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, plan::Platform, BuildOptions};
-use crate::ci::ProcessEnv;
+use crate::ci::context::{ref_slug, tag_slug, CiContext};
+use crate::ci::{vars, Env, ProcessEnv};
 use crate::error::{Error, Result};
 use crate::model::Reference;
 use crate::progress::{Mode, Reporter};
@@ -74,9 +75,20 @@ pub struct BuildArgs {
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
     /// Do not use the local layer cache ($HOIST_CACHE_DIR, else $XDG_CACHE_HOME/hoist, else
-    /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space).
+    /// ~/.cache/hoist; never pruned automatically: delete it to reclaim space). Layers are still
+    /// reused from images in the registry (--no-cache-from to stop that).
     #[arg(long)]
     pub no_cache: bool,
+    /// Reuse the layers of this image (repeatable; also $HOIST_CACHE_FROM, comma-separated): a layer
+    /// whose content (diff_id) it lists is mounted from it, not compressed or uploaded again. Always
+    /// looked in, with no flag: what the -t tags point at now, the pipeline's branch and default-branch
+    /// tags in the same repository, and the base images. Only manifests and configs are read.
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
+    /// Do not look for reusable layers in registries: every layer not in the local cache is
+    /// compressed and uploaded (without hashing it first).
+    #[arg(long, conflicts_with = "cache_from")]
+    pub no_cache_from: bool,
     /// Layers written and blobs uploaded at once.
     #[arg(long, short = 'j', default_value_t = 4, value_name = "N")]
     pub jobs: usize,
@@ -169,6 +181,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         cache: if args.no_cache { None } else { build::cache::default_dir(&env) },
         mirrors: args.mirrors.load(&env)?,
         stream: None,
+        cache_from: None,
+        reporter: None,
     };
     if args.check {
         if args.json {
@@ -189,6 +203,11 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             Vec::new()
         } else {
             args.ci.destinations(&ci_context, &args.tags)?
+        };
+        let cache_from = if args.no_cache_from {
+            None
+        } else {
+            Some(cache_candidates(&dests, &ci_context, &args.cache_from, env.non_empty(vars::HOIST_CACHE_FROM))?)
         };
         let mut push_opts = args.registry.push_options(&env, args.jobs, Vec::new())?;
         push_opts.force = args.force.force;
@@ -212,8 +231,15 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         for platform in &platforms {
             let _section =
                 reporter.section("hoist_build", &format!("building {} for {platform}", opts.context.display()));
-            let opts = BuildOptions { platform: platform.clone(), stream: stream.clone(), ..opts.clone() };
+            let opts = BuildOptions {
+                platform: platform.clone(),
+                stream: stream.clone(),
+                cache_from: cache_from.clone(),
+                reporter: Some(reporter.clone()),
+                ..opts.clone()
+            };
             let built = build::build(&opts, &clients, push_opts.retry).await?;
+            log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
@@ -226,6 +252,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if hits > 0 {
             reporter.note(&format!("{hits} of {total} layers came from the cache (--no-cache to rebuild them)"));
         }
+        let layers: Vec<crate::push::BuildLayer> = images.iter().flat_map(|(_, b)| b.layers.clone()).collect();
         let (mut artifact, spools) = if images.len() == 1 {
             let (_, built) = images.pop().expect("one image");
             (built.artifact, vec![built.spool])
@@ -243,6 +270,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 blobs: Vec::new(),
                 seconds: 0.0,
                 retries: BTreeMap::new(),
+                layers: Vec::new(),
             }
         } else {
             let report = {
@@ -259,6 +287,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             }
             report
         };
+        report.layers = layers;
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
             match output {
@@ -279,9 +308,100 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     }
 }
 
+/// The images whose layers the build may reuse, most likely first: every destination as tagged,
+/// then in each destination repository the pipeline's ref slug tag and the default branch's tag (the
+/// previous pipeline's image), then `--cache-from` and `$HOIST_CACHE_FROM`. Duplicates are dropped.
+fn cache_candidates(
+    dests: &[Reference],
+    ci: &CiContext,
+    flags: &[String],
+    env_value: Option<String>,
+) -> Result<Vec<Reference>> {
+    let mut out: Vec<Reference> = dests.iter().filter(|d| d.tag().is_some()).cloned().collect();
+    let branch_tags: Vec<String> = [ci.ref_slug.clone(), ci.default_branch.as_deref().map(ref_slug)]
+        .into_iter()
+        .flatten()
+        .map(|t| tag_slug(&t))
+        .collect();
+    for d in dests {
+        for t in &branch_tags {
+            out.push(d.with_tag(t)?);
+        }
+    }
+    let from_env: Vec<String> = env_value.map_or_else(Vec::new, |v| {
+        v.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    });
+    for (item, origin) in
+        flags.iter().map(|f| (f, "--cache-from")).chain(from_env.iter().map(|f| (f, vars::HOIST_CACHE_FROM)))
+    {
+        let r: Reference = item.parse().map_err(|e: Error| {
+            Error::usage(format!("{origin} {item:?}: {}", e.message()))
+                .with_hint("give an image reference, host[:port]/repository[:tag|@digest]")
+        })?;
+        out.push(r);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|r| seen.insert(r.to_string()));
+    Ok(out)
+}
+
+/// One line per layer the build made: reused from which image, or why it was built.
+fn log_reuse(reporter: &Reporter, built: &build::Built) {
+    let c = &built.candidates;
+    if !c.unread.is_empty() {
+        reporter.note(&format!("layer reuse: not read: {}", c.unread_list()));
+    }
+    let n = built.layers.len();
+    for (i, l) in built.layers.iter().enumerate() {
+        let what = format!("layer {}/{n} {}", i + 1, l.digest.short());
+        let size = crate::progress::human_bytes(l.size);
+        let line = match (&l.origin, &l.from, &l.why) {
+            (crate::push::LayerOrigin::Registry, Some(from), _) => format!("{what} reused from {from} ({size})"),
+            (crate::push::LayerOrigin::Cache, _, why) => {
+                format!(
+                    "{what} from the local layer cache ({size}); not in the registry's images: {}",
+                    why.as_deref().unwrap_or("-")
+                )
+            }
+            (_, _, why) => format!("{what} built ({size}): {}", why.as_deref().unwrap_or("-")),
+        };
+        reporter.note(&line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_candidates_are_the_destinations_branch_tags_and_flags_in_order() {
+        let env = crate::ci::MapEnv::new([("CI_COMMIT_REF_SLUG", "feature-x"), ("CI_DEFAULT_BRANCH", "Main/Line")]);
+        let ci = CiContext::from_env(&env, None);
+        let dests: Vec<Reference> =
+            ["reg.example/team/app:1.2", "reg.example/team/app:feature-x"].iter().map(|d| d.parse().unwrap()).collect();
+        let got = cache_candidates(
+            &dests,
+            &ci,
+            &["reg.example/team/other:main".into()],
+            Some("reg.example/cache/a:1, reg.example/team/app:1.2".into()),
+        )
+        .unwrap();
+        let got: Vec<String> = got.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "reg.example/team/app:1.2",
+                "reg.example/team/app:feature-x",
+                "reg.example/team/app:main-line",
+                "reg.example/team/other:main",
+                "reg.example/cache/a:1",
+            ]
+        );
+        let e = cache_candidates(&[], &ci, &["Bad Ref".into()], None).unwrap_err();
+        assert!(e.to_string().contains("--cache-from \"Bad Ref\""), "{e}");
+        let e = cache_candidates(&[], &ci, &[], Some("UPPER/x".into())).unwrap_err();
+        assert!(e.to_string().contains("HOIST_CACHE_FROM"), "{e}");
+    }
 
     #[test]
     fn parses_outputs_and_pairs() {

@@ -331,6 +331,7 @@ mod tests {
             blobs: Vec::new(),
             seconds: 0.0,
             retries: Default::default(),
+            layers: Vec::new(),
         }
     }
 

@@ -317,6 +317,7 @@ pub async fn tag(
         blobs: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
         retries: repo.retry_counts(),
+        layers: Vec::new(),
     })
 }
 

@@ -69,6 +69,7 @@ fn report(
         blobs,
         seconds: started.elapsed().as_secs_f64(),
         retries: repo.retry_counts(),
+        layers: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! hoist's integration tests: one binary, real registries started on loopback by [`harness`].
 
 mod build;
+mod build_cache;
 mod build_images;
 mod build_mirrors;
 mod build_stream;

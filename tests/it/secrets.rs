@@ -78,7 +78,17 @@ const VERBS: &[Verb] = &[
             let out = format!("oci:{}:v1", c.file("layout"));
             with_reports(
                 c,
-                vec!["build".into(), c.context.clone(), "-t".into(), c.dest("build"), "--output".into(), out],
+                vec![
+                    "build".into(),
+                    c.context.clone(),
+                    "-t".into(),
+                    c.dest("build"),
+                    "--output".into(),
+                    out,
+                    // A candidate read with the credentials (its log lines name it).
+                    "--cache-from".into(),
+                    c.dest("push"),
+                ],
             )
         },
     },
