@@ -79,7 +79,7 @@ fn own_pipeline_passes_gitlabs_schema_and_its_versions_agree() {
         assert_eq!(lines[i + 1].trim(), want, "{}: the default job_image", p.display());
         seen += 1;
     }
-    assert_eq!(seen, 4, "build, chart, multiarch, promote");
+    assert_eq!(seen, 5, "build, chart, multiarch, promote, scan");
 }
 
 /// A git project holding what the image jobs need: the Dockerfile, .dockerignore, the pipeline, the components

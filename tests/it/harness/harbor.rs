@@ -444,7 +444,8 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     };
     let by_name = parts.headers.get("x-is-resource-name").is_some_and(|v| v == "true");
     let segs: Vec<&str> = api.trim_start_matches('/').split('/').collect();
-    if let ["projects", _, "repositories", ..] = segs.as_slice() {
+    // The scan API and the artifact reads it serves; the accessories list is answered below.
+    if matches!(segs.as_slice(), ["projects", _, "repositories", ..]) && segs.last() != Some(&"accessories") {
         let accept = parts.headers.get("x-accept-vulnerabilities").and_then(|v| v.to_str().ok()).map(str::to_string);
         let path_q = parts.uri.path_and_query().map_or(String::new(), |p| p.to_string());
         let shared = s.clone();
