@@ -37,6 +37,16 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// These options as they apply to `host`: a registries.conf `insecure = true` host gets `--insecure`'s
+    /// TLS (said every run, as `--insecure` is).
+    pub fn for_host(&self, host: &str) -> ClientOptions {
+        if self.is_insecure_host(host) && !self.tls.insecure {
+            eprintln!("warning: {host} is marked insecure in registries.conf: its TLS certificate is not verified, and plain HTTP is used when HTTPS fails");
+            return ClientOptions { tls: TlsOptions { insecure: true, ..self.tls.clone() }, ..self.clone() };
+        }
+        self.clone()
+    }
+
     /// Whether registries.conf marks `host` insecure.
     pub fn is_insecure_host(&self, host: &str) -> bool {
         let bare = host.split(':').next().unwrap_or_default();
@@ -83,15 +93,7 @@ impl Client {
         opts: &ClientOptions,
         credential: Option<(Credential, CredentialSource)>,
     ) -> Result<Arc<Client>> {
-        let insecure_opts;
-        let opts = if opts.is_insecure_host(host) && !opts.tls.insecure {
-            // registries.conf `insecure = true` for this host: said every run, as --insecure is.
-            eprintln!("warning: {host} is marked insecure in registries.conf: its TLS certificate is not verified, and plain HTTP is used when HTTPS fails");
-            insecure_opts = ClientOptions { tls: TlsOptions { insecure: true, ..opts.tls.clone() }, ..opts.clone() };
-            &insecure_opts
-        } else {
-            opts
-        };
+        let opts = &opts.for_host(host);
         let http = build_http(host, opts)?;
         let (base, resp) = open(host, opts, &http).await?;
         if base.scheme() == "http" && !is_loopback_host(host) && credential.is_some() {
@@ -117,15 +119,7 @@ impl Client {
     /// `GET /v2/` on `host` exactly as [`Client::connect`] sends it, reported as seen rather than judged
     /// (`hoist doctor` diagnoses a web UI's HTML or 404 from it).
     pub async fn ping(host: &str, opts: &ClientOptions) -> Result<Ping> {
-        let insecure_opts;
-        let opts = if opts.is_insecure_host(host) && !opts.tls.insecure {
-            // registries.conf `insecure = true` for this host: said every run, as --insecure is.
-            eprintln!("warning: {host} is marked insecure in registries.conf: its TLS certificate is not verified, and plain HTTP is used when HTTPS fails");
-            insecure_opts = ClientOptions { tls: TlsOptions { insecure: true, ..opts.tls.clone() }, ..opts.clone() };
-            &insecure_opts
-        } else {
-            opts
-        };
+        let opts = &opts.for_host(host);
         let http = build_http(host, opts)?;
         let (base, resp) = open(host, opts, &http).await?;
         let status = resp.status().as_u16();

@@ -109,7 +109,17 @@ impl<'a> Harbor<'a> {
 
     pub(super) async fn get<T: DeserializeOwned>(&self, path: &str, by_name: bool) -> Result<ApiAnswer<T>> {
         let headers: &[(&str, &str)] = if by_name { &[("X-Is-Resource-Name", "true")] } else { &[] };
-        let resp = self.client.api_get(&format!("{API}{path}"), false, headers).await?;
+        self.get_with(&format!("{API}{path}"), headers).await
+    }
+
+    /// `GET path` (under `/api/v2.0` already) with `headers`: the documented JSON, or the status and
+    /// Harbor's error in words.
+    pub(super) async fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ApiAnswer<T>> {
+        let resp = self.client.api_get(path, false, headers).await?;
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
         if status.is_success() {

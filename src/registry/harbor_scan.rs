@@ -232,22 +232,6 @@ impl Harbor<'_> {
     pub async fn system_allowlist(&self) -> Result<ApiAnswer<CveAllowlist>> {
         self.get("/system/CVEAllowlist", false).await
     }
-
-    async fn get_with<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<ApiAnswer<T>> {
-        let resp = self.client.api_get(path, false, headers).await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        if status.is_success() {
-            let body = serde_json::from_slice(&bytes).ok();
-            let error = body.is_none().then(|| format!("{status}: the answer is not the documented JSON"));
-            return Ok(ApiAnswer { status: status.as_u16(), body, error });
-        }
-        Ok(ApiAnswer { status: status.as_u16(), body: None, error: Some(describe(status, &bytes).0) })
-    }
 }
 
 #[cfg(test)]

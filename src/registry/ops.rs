@@ -640,12 +640,7 @@ impl Repository {
                     let header =
                         |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
                     let filters = header("oci-filters-applied");
-                    let next = resp
-                        .headers()
-                        .get_all(reqwest::header::LINK)
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .find_map(next_link);
+                    let next = next_page(&resp);
                     let body = super::error::read_capped(resp, MANIFEST_LIMIT).await?;
                     let v: serde_json::Value = serde_json::from_slice(&body)
                         .map_err(|e| Error::other(format!("the referrers answer is not a JSON index: {e}")))?;
@@ -789,12 +784,7 @@ impl Repository {
                     if !resp.status().is_success() {
                         return Err(self.client.fail(resp).await);
                     }
-                    let next = resp
-                        .headers()
-                        .get_all(reqwest::header::LINK)
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .find_map(next_link);
+                    let next = next_page(&resp);
                     let body = resp.bytes().await.map_err(super::error::from_reqwest)?;
                     let page: Page = serde_json::from_slice(&body)
                         .map_err(|e| Error::other(format!("the tag list is not valid JSON: {e}")))?;
@@ -970,6 +960,11 @@ fn ref_sep(reference: &str) -> &'static str {
     } else {
         ":"
     }
+}
+
+/// The next page of a paginated answer (`Link: <…>; rel="next"`), as the tag list and the referrers API give it.
+fn next_page(resp: &reqwest::Response) -> Option<String> {
+    resp.headers().get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok()).find_map(next_link)
 }
 
 /// The target of a `Link: <url>; rel="next"` header value (RFC 8288; distribution sends exactly one).
