@@ -89,8 +89,10 @@ pub fn oci_documents(data: &[u8]) {
     let m = crate::model::Manifest::new("", data.to_vec());
     let _ = m.digest;
     if let Ok(index) = serde_json::from_slice::<OciImageIndex>(data) {
-        let _ =
-            crate::builder::base::pick_platform(&index, &crate::builder::plan::Platform::parse("linux/amd64").unwrap());
+        let _ = crate::builder::base::pick_platform(
+            &index,
+            &crate::builder::source::Platform::parse("linux/amd64").unwrap(),
+        );
     }
     let _ = serde_json::from_slice::<OciImageManifest>(data);
     let _ = serde_json::from_slice::<serde_json::Value>(data);

@@ -114,6 +114,18 @@ impl GrowingFile {
     }
 }
 
+/// Receives each layer as its file is created, before a byte is compressed, with the layer's media
+/// type: `hoist build -t` hands the push engine's streams ([`crate::push::LayerStreams::sink`]) to the
+/// layer writer, which uploads it while it grows. It lives here, below both, so neither imports the other.
+#[derive(Clone)]
+pub struct Sink(pub std::sync::Arc<dyn Fn(GrowingFile, &'static str) + Send + Sync>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::Mutex;
 
-use crate::builder::layer::Sink;
 use crate::ci::Env;
 use crate::error::{Context, Error, Result};
 use crate::growing::GrowingFile;
+use crate::growing::Sink;
 use crate::model::media::ArtifactKind;
 use crate::model::{api_host, Artifact, Blob, BlobSource, Digest, Manifest, Reference};
 use crate::progress::{human_bytes, rate, Reporter};

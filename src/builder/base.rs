@@ -4,7 +4,7 @@
 //! by descriptor; the push engine mounts or streams them. Only an OCI layout output needs their bytes
 //! ([`fetch_remote_blobs`]).
 
-use super::plan::{BaseImage, Platform};
+use super::source::{BaseImage, Platform};
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, BlobSource, Digest, OciImageIndex, OciImageManifest, Reference};
 use crate::push::Clients;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest as _, Sha256};
 
 use super::layer::{Content, Kind, Node, Tree};
-use super::plan::BaseImage;
+use super::source::{Accounts, BaseImage, ImageFiles};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
@@ -29,28 +29,6 @@ use crate::progress::Reporter;
 use crate::push::Clients;
 use crate::registry::ops::{BlobOutcome, NoProgress, Progress, RetryPolicy};
 use crate::rootfs::{self, EntryKind, Filter, Found, Listing, Options, ACCOUNT_FILES};
-
-/// `/etc/passwd` and `/etc/group` of an image (`None` when it has none).
-#[derive(Debug, Clone, Default)]
-pub struct Accounts {
-    pub passwd: Option<Vec<u8>>,
-    pub group: Option<Vec<u8>>,
-}
-
-/// What the planner asks of registry images (keyed by the reference as the Dockerfile wrote it).
-pub trait ImageFiles {
-    /// The entries at `paths` of the image's filesystem (and below them), keyed by the path as
-    /// asked: a path through symlinks is resolved inside the image and its entries re-keyed.
-    fn files(&self, image: &str, paths: &[String]) -> Result<Tree>;
-    /// The image's account files.
-    fn accounts(&self, image: &str) -> Result<Accounts>;
-    /// Whether the image has a directory (or a symlink, followed as one) at `path`; `None` when that
-    /// is not known yet: the question is kept, with `why`, for the build to read the base's layers
-    /// ([`ImageSources::learn`]) and plan again.
-    fn base_dir(&self, _image: &str, _path: &str, _why: &str) -> Option<bool> {
-        Some(false)
-    }
-}
 
 /// Downloaded images and where their files go.
 pub struct ImageSources {
@@ -466,37 +444,4 @@ fn tree_of(dir: &Path, report: &rootfs::Report, asked: &[String]) -> Tree {
         }
     }
     tree
-}
-
-/// A user or group name looked up in passwd or group text: `(uid, primary gid)` for a user,
-/// `(gid, gid)` for a group.
-pub fn lookup_name(text: &[u8], name: &str, is_group: bool) -> Option<(u64, u64)> {
-    String::from_utf8_lossy(text).lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.first() != Some(&name) {
-            return None;
-        }
-        if is_group {
-            let gid = f.get(2)?.trim().parse().ok()?;
-            Some((gid, gid))
-        } else {
-            Some((f.get(2)?.trim().parse().ok()?, f.get(3)?.trim().parse().ok()?))
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_resolve_through_passwd_and_group() {
-        let passwd = b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\napp:x:1000:50::/:\n";
-        let group = b"root:x:0:\nstaff:x:50:app\nnonroot:x:65532:\n";
-        assert_eq!(lookup_name(passwd, "app", false), Some((1000, 50)));
-        assert_eq!(lookup_name(passwd, "nonroot", false), Some((65532, 65532)));
-        assert_eq!(lookup_name(group, "staff", true), Some((50, 50)));
-        assert_eq!(lookup_name(passwd, "nobody", false), None);
-        assert_eq!(lookup_name(passwd, "non", false), None);
-    }
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::fsutil::{Expansion, ExpansionGuard};
-use crate::growing::GrowingFile;
 use crate::layout::docker_archive::GZIP_LEVEL;
 use crate::model::{media, Blob, BlobSource, Digest, HashingWriter};
 
@@ -276,17 +275,6 @@ fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Receives each layer as its file is created, before a byte is compressed, with the layer's media
-/// type: `hoist build -t` uploads it while it grows ([`crate::growing`]).
-#[derive(Clone)]
-pub struct Sink(pub Arc<dyn Fn(GrowingFile, &'static str) + Send + Sync>);
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sink")
-    }
-}
-
 /// Writes `tree` as a compressed tar into `dir/name`, every mtime `epoch`.
 pub fn write_layer(tree: &Tree, epoch: u64, dir: &Path, name: &str, compression: Compression) -> Result<Layer> {
     write_layer_to(tree, epoch, dir, name, compression, None)
@@ -299,7 +287,7 @@ pub fn write_layer_to(
     dir: &Path,
     name: &str,
     compression: Compression,
-    sink: Option<&Sink>,
+    sink: Option<&crate::growing::Sink>,
 ) -> Result<Layer> {
     let path = dir.join(name);
     let (file, growing) =

@@ -16,6 +16,7 @@ pub mod images;
 pub mod layer;
 pub mod plan;
 pub mod reuse;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ use crate::push::Clients;
 use crate::registry::ops::RetryPolicy;
 use context::BuildContext;
 use dockerfile::Dockerfile;
-use plan::{BaseImage, Outline, PlanInput, Platform, Stage};
+use plan::{Outline, PlanInput, Stage};
+use source::{BaseImage, Platform};
 
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
@@ -57,7 +59,7 @@ pub struct BuildOptions {
     pub cache: Option<PathBuf>,
     /// Where layers written afresh go as they are compressed (`hoist build -t` streams them to the
     /// registry); `None` only writes them.
-    pub stream: Option<layer::Sink>,
+    pub stream: Option<crate::growing::Sink>,
     /// Where registry images are pulled from before their origin.
     pub mirrors: crate::registry::mirrors::Mirrors,
     /// Images in registries whose layers this build may reuse ([`reuse`]): the destination's tags,

@@ -15,57 +15,8 @@ use super::context::BuildContext;
 use super::dockerfile::{expand_word, expand_words, Args, Dockerfile, Instruction};
 use super::ignore;
 use super::layer::{self, Content, Kind, Node, Tree};
+use super::source::{Accounts, BaseImage, ImageFiles, Platform};
 use crate::error::{Error, Result};
-use crate::model::{Digest, OciDescriptor, Reference};
-
-/// The platform an image is built for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// `linux/amd64`, `linux/arm64/v8`.
-    pub fn parse(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
-            }
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: Some(v.to_string()) })
-            }
-            _ => Err(Error::usage(format!("--platform {s:?}: expected os/arch[/variant]"))),
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A FROM that names a registry image, as the registry described it.
-#[derive(Debug, Clone)]
-pub struct BaseImage {
-    /// The reference as the Dockerfile wrote it (normalized).
-    pub reference: Reference,
-    /// Where it was found: the reference itself, or a registry mirror's copy of it.
-    pub source: Reference,
-    /// The manifest digest (of the platform's manifest when the tag was an index).
-    pub digest: Digest,
-    /// The image config, as JSON.
-    pub config: Value,
-    /// The manifest's layer descriptors, reused as they are.
-    pub layers: Vec<OciDescriptor>,
-}
 
 /// What the planner needs.
 pub struct PlanInput<'a> {
@@ -78,7 +29,7 @@ pub struct PlanInput<'a> {
     pub platform: &'a Platform,
     /// Files of registry images (`COPY --from`, `--chown` names); `None` under `--check`, where
     /// such copies are validated but not filled.
-    pub images: Option<&'a dyn super::images::ImageFiles>,
+    pub images: Option<&'a dyn ImageFiles>,
 }
 
 /// A stage's FROM line, before evaluation.
@@ -1031,7 +982,7 @@ impl Evaluator<'_> {
             let (file, text) =
                 if is_group { ("/etc/group", &accounts.group) } else { ("/etc/passwd", &accounts.passwd) };
             match text {
-                Some(t) => super::images::lookup_name(t, name, is_group)
+                Some(t) => super::source::lookup_name(t, name, is_group)
                     .or((name == "root").then_some((0, 0)))
                     .ok_or_else(|| {
                         self.err(
@@ -1059,7 +1010,7 @@ impl Evaluator<'_> {
 
     /// The account files `--chown` names are looked up in: the stage's own (copied in by an
     /// earlier instruction) over its base image's; `None` under `--check`.
-    fn accounts(&self, ins: &Instruction, spec: &str) -> Result<Option<(super::images::Accounts, String)>> {
+    fn accounts(&self, ins: &Instruction, spec: &str) -> Result<Option<(Accounts, String)>> {
         let read = |k: &str| -> Option<Vec<u8>> {
             match &self.stage.fs.get(k)?.kind {
                 Kind::File(Content::Path(p)) => std::fs::read(p).ok(),
@@ -1069,7 +1020,7 @@ impl Evaluator<'_> {
         };
         let root = self.outline.root_of(self.index);
         let from = &self.outline.stages[root].from;
-        let mut accounts = super::images::Accounts::default();
+        let mut accounts = Accounts::default();
         let whose = if from == "scratch" { "this stage".to_string() } else { from.clone() };
         if from != "scratch" {
             let Some(images) = self.input.images else { return Ok(None) };
@@ -1213,17 +1164,17 @@ mod tests {
     /// Registry images as in-memory trees.
     struct FakeImages(HashMap<String, Tree>);
 
-    impl super::super::images::ImageFiles for FakeImages {
+    impl super::super::source::ImageFiles for FakeImages {
         fn files(&self, image: &str, _paths: &[String]) -> Result<Tree> {
             self.0.get(image).cloned().ok_or_else(|| Error::other(format!("no image {image}")))
         }
-        fn accounts(&self, image: &str) -> Result<super::super::images::Accounts> {
+        fn accounts(&self, image: &str) -> Result<super::super::source::Accounts> {
             let t = self.files(image, &[])?;
             let read = |k: &str| match t.get(k).map(|n| &n.kind) {
                 Some(Kind::File(Content::Bytes(b))) => Some(b.to_vec()),
                 _ => None,
             };
-            Ok(super::super::images::Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
+            Ok(super::super::source::Accounts { passwd: read("etc/passwd"), group: read("etc/group") })
         }
         fn base_dir(&self, image: &str, path: &str, _why: &str) -> Option<bool> {
             Some(self.0.get(image).and_then(|t| t.get(path)).is_some_and(Node::is_dir))

@@ -24,7 +24,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use super::layer::Compression;
-use super::plan::{BaseImage, Platform};
+use super::source::{BaseImage, Platform};
 use crate::model::{media, Blob, BlobSource, Digest, OciDescriptor, Reference};
 use crate::push::Clients;
 use crate::registry::ops::RetryPolicy;

@@ -147,8 +147,8 @@ impl CiContext {
         if let Some(user) = get(vars::HARBOR_USERNAME) {
             // GitLab's `robot$$` escape is accepted as it is (collapsed by the credential lookup); only a
             // name that expansion ate is worth a warning.
-            let user = crate::registry::credentials::normalize_harbor_username(&user);
-            if let Some(issue) = crate::registry::credentials::robot_name_issue(&user) {
+            let user = super::robot::normalize_harbor_username(&user);
+            if let Some(issue) = super::robot::robot_name_issue(&user) {
                 warnings.push(format!("HARBOR_USERNAME: {issue}"));
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod chart_dest;
 pub mod context;
+pub mod robot;
 pub mod vars;
 
 use std::collections::HashMap;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::common::{CiArgs, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
-use crate::builder::{self as build, plan::Platform, BuildOptions};
+use crate::builder::{self as build, source::Platform, BuildOptions};
 use crate::ci::context::{ref_slug, tag_slug, CiContext};
 use crate::ci::{vars, Env, ProcessEnv};
 use crate::error::{Error, Result};

@@ -234,8 +234,8 @@ pub fn reporter(registry: &RegistryArgs, quiet: bool) -> std::sync::Arc<crate::p
 }
 
 /// `--platform os/arch[/variant]`, when given.
-pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::plan::Platform>> {
-    arg.map(crate::builder::plan::Platform::parse).transpose()
+pub fn platform(arg: Option<&str>) -> Result<Option<crate::builder::source::Platform>> {
+    arg.map(crate::builder::source::Platform::parse).transpose()
 }
 
 impl OutputArgs {

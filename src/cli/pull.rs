@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::common::{platform, reporter, MirrorArgs, OutputArgs, RegistryArgs};
-use crate::builder::plan::Platform;
+use crate::builder::source::Platform;
 use crate::ci::ProcessEnv;
 use crate::error::{Error, Result};
 use crate::layout::{Selector, Source};

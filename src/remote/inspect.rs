@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{open, pick, Parsed};
-use crate::builder::plan::Platform;
+use crate::builder::source::Platform;
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Digest, Reference};
 use crate::progress::human_bytes;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::builder::plan::Platform;
+use crate::builder::source::Platform;
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Artifact, Blob, BlobSource, Digest, Manifest, Reference};
 use crate::progress::Reporter;

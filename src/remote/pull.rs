@@ -17,7 +17,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::{read_via, Parsed};
-use crate::builder::plan::Platform;
+use crate::builder::source::Platform;
 use crate::error::{Context, Error, Result};
 use crate::layout::oci::{self, NewBlob};
 use crate::model::{Blob, BlobSource, Manifest, Reference};
