@@ -115,8 +115,8 @@ impl GrowingFile {
 }
 
 /// Receives each layer as its file is created, before a byte is compressed, with the layer's media
-/// type: `hoist build -t` hands the push engine's streams ([`crate::push::LayerStreams::sink`]) to the
-/// layer writer, which uploads it while it grows. It lives here, below both, so neither imports the other.
+/// type: `hoist build -t` hands the push engine's layer streams to the layer writer, which uploads
+/// each layer while it grows. It lives here, below both, so neither imports the other.
 #[derive(Clone)]
 pub struct Sink(pub std::sync::Arc<dyn Fn(GrowingFile, &'static str) + Send + Sync>);
 

@@ -19,6 +19,7 @@
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
 //! - [`error`]: the error type and its mapping to exit codes.
 //! - [`fsutil`]: atomic output files, size-limited reads, decompression-bomb guards.
+//! - [`paths`]: path arithmetic inside images and contexts (clean, join, the glob matcher).
 
 pub mod builder;
 pub mod chart;
@@ -32,6 +33,7 @@ pub mod fuzzing;
 pub mod growing;
 pub mod layout;
 pub mod model;
+pub mod paths;
 pub mod progress;
 pub mod push;
 pub mod registry;

@@ -514,14 +514,7 @@ fn read_tar_bounded(bytes: &[u8], dest: &str, owner: Option<(u64, u64)>, bounds:
     Ok(Some(tree))
 }
 
-/// `dir` + `/` + `rel`, for image paths (either may be empty).
-pub fn join(dir: &str, rel: &str) -> String {
-    match (dir.is_empty(), rel.is_empty()) {
-        (true, _) => rel.to_string(),
-        (_, true) => dir.to_string(),
-        _ => format!("{dir}/{rel}"),
-    }
-}
+pub use crate::paths::join;
 
 #[cfg(test)]
 mod tests {

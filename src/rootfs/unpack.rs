@@ -66,7 +66,7 @@ impl Filter {
         let mut best = Want::No;
         for pat in patterns {
             let n = pat.len().min(parts.len());
-            if !(0..n).all(|i| crate::builder::ignore::glob_match(&pat[i], parts[i])) {
+            if !(0..n).all(|i| crate::paths::glob_match(&pat[i], parts[i])) {
                 continue;
             }
             if parts.len() >= pat.len() {
@@ -219,7 +219,7 @@ pub fn lookup<R: Read>(reader: R, paths: &[&str]) -> Result<BTreeMap<String, Loo
             let hit = if base == OPAQUE {
                 under(dir).then_some(Lookup::Gone)
             } else if let Some(hidden) = base.strip_prefix(WHITEOUT) {
-                let gone = crate::builder::layer::join(dir, hidden);
+                let gone = crate::paths::join(dir, hidden);
                 (*w == gone || w.starts_with(&format!("{gone}/"))).then_some(Lookup::Gone)
             } else if path == *w && entry.header().entry_type().is_file() {
                 let mut buf = Vec::new();
@@ -319,7 +319,7 @@ pub fn list<R: Read>(reader: R) -> Result<Listing> {
             continue;
         }
         if let Some(hidden) = base.strip_prefix(WHITEOUT) {
-            out.whiteouts.insert(crate::builder::layer::join(&dir, hidden));
+            out.whiteouts.insert(crate::paths::join(&dir, hidden));
             continue;
         }
         let h = entry.header();
@@ -346,7 +346,7 @@ pub fn list<R: Read>(reader: R) -> Result<Listing> {
 
 /// [`clean_checked`], clamping `..` at the root (for filter patterns, which are never written).
 fn clean(path: &str) -> String {
-    crate::builder::ignore::clean(path)
+    crate::paths::clean(path)
 }
 
 fn parent_of(path: &str) -> &str {
@@ -419,7 +419,7 @@ impl Unpacker<'_> {
         let base = path.rsplit('/').next().unwrap_or_default();
         if base == OPAQUE {
             let dir = parent_of(&path).to_string();
-            if !self.parents_exist(&crate::builder::layer::join(&dir, "x"))? {
+            if !self.parents_exist(&crate::paths::join(&dir, "x"))? {
                 return Ok(());
             }
             return self.opaque(&dir, mine);
@@ -428,7 +428,7 @@ impl Unpacker<'_> {
             if hidden.starts_with(".wh.") || hidden.is_empty() {
                 return Ok(()); // aufs bookkeeping (.wh..wh.plnk, …)
             }
-            let target = crate::builder::layer::join(parent_of(&path), hidden);
+            let target = crate::paths::join(parent_of(&path), hidden);
             if !mine.contains(&target) && self.parents_exist(&target)? {
                 self.remove(&target)?;
             }
@@ -532,7 +532,7 @@ impl Unpacker<'_> {
         let mut acc = String::new();
         let parts: Vec<&str> = path.split('/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
-            acc = crate::builder::layer::join(&acc, part);
+            acc = crate::paths::join(&acc, part);
             let disk = self.disk(&acc);
             match fs::symlink_metadata(&disk) {
                 Ok(m) if m.file_type().is_symlink() => {
