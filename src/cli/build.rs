@@ -12,7 +12,7 @@ use crate::builder::{self as build, plan::Platform, BuildOptions};
 use crate::ci::context::{ref_slug, tag_slug, CiContext};
 use crate::ci::{vars, Env, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::model::Reference;
+use crate::model::{Digest, Reference};
 use crate::progress::{Mode, Reporter};
 use crate::push::{push_streamed, Clients, LayerStreams, PushReport, Streamed};
 
@@ -104,6 +104,23 @@ pub struct BuildArgs {
     pub output_args: OutputArgs,
     #[command(flatten)]
     pub signing: super::sign::SignFlags,
+    #[command(flatten)]
+    pub provenance: ProvenanceFlags,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Provenance")]
+pub struct ProvenanceFlags {
+    /// Attach SLSA provenance v1 (an in-toto statement) to the pushed image as a referrer; with
+    /// --sign also signed (a DSSE envelope, and cosign's sha256-<hex>.att tag). min: build-arg names
+    /// only, no times (reproducible); max: also the values of build args given as K=V (never those
+    /// taken from the environment) and startedOn/finishedOn. See docs/sbom-provenance.md.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "min", require_equals = true, value_name = "LEVEL")]
+    pub provenance: Option<crate::provenance::Level>,
+    /// Write the provenance statement (JSON) to FILE, for GitLab's `artifacts:`. Alone (without
+    /// --provenance) it attaches nothing.
+    #[arg(long, value_name = "FILE")]
+    pub provenance_file: Option<PathBuf>,
 }
 
 fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -153,6 +170,7 @@ fn parse_output(s: &str) -> Result<Output> {
 }
 
 pub async fn run(args: BuildArgs) -> Result<()> {
+    let started_on = now_rfc3339();
     if args.jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));
     }
@@ -216,6 +234,12 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if signer.is_some() && dests.is_empty() {
             return Err(Error::usage("--sign signs what is pushed to a registry: add -t REGISTRY/REPO:TAG"));
         }
+        if args.provenance.provenance.is_some() && dests.is_empty() {
+            return Err(Error::usage(
+                "--provenance attaches to what is pushed to a registry: add -t REGISTRY/REPO:TAG \
+                 (or use --provenance-file alone to only write the statement)",
+            ));
+        }
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
@@ -241,6 +265,14 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
+        }
+        let platform_digests: Vec<Digest> = images.iter().map(|(_, b)| b.artifact.root().digest.clone()).collect();
+        let mut inputs: Vec<(String, Digest)> = Vec::new();
+        for b in images.iter().flat_map(|(_, b)| b.inputs.iter()) {
+            let entry = (b.reference.to_string(), b.digest.clone());
+            if !inputs.contains(&entry) {
+                inputs.push(entry);
+            }
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
             reporter.warn(&w);
@@ -288,6 +320,40 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             report
         };
         report.layers = layers;
+        if args.provenance.provenance.is_some() || args.provenance.provenance_file.is_some() {
+            let level = args.provenance.provenance.unwrap_or(crate::provenance::Level::Min);
+            let name = dests.first().map_or_else(|| args.output.clone().unwrap_or_default(), |d| d.name());
+            let mut subjects = vec![(name.clone(), report.digest.clone())];
+            if platform_digests.len() > 1 {
+                subjects.extend(platform_digests.iter().map(|d| (name.clone(), d.clone())));
+            }
+            let statement = crate::provenance::statement(
+                &crate::provenance::Inputs {
+                    level,
+                    subjects,
+                    dockerfile: opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display().to_string(),
+                    target: opts.target.clone(),
+                    platforms: platforms.iter().map(|p| p.to_string()).collect(),
+                    build_args: provenance_build_args(&args.build_args, &opts.build_args),
+                    internal: [
+                        ("compression".to_string(), serde_json::json!(args.compression)),
+                        ("compressionLevel".to_string(), serde_json::json!(args.compression_level)),
+                        ("squash".to_string(), serde_json::json!(args.squash)),
+                    ]
+                    .into(),
+                    images: inputs,
+                    started_on: Some(started_on),
+                    finished_on: Some(now_rfc3339()),
+                },
+                &env,
+            );
+            if let Some(file) = &args.provenance.provenance_file {
+                crate::fsutil::write_atomic(file, &statement)?;
+            }
+            if args.provenance.provenance.is_some() {
+                attach_provenance(&report, &statement, signer.as_ref(), &push_opts, &env, &reporter).await?;
+            }
+        }
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
             match output {
@@ -306,6 +372,61 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         drop(spools);
         Ok(())
     }
+}
+
+/// Every `--build-arg` name, with its value only when written on the command line as K=V.
+fn provenance_build_args(flags: &[String], resolved: &BTreeMap<String, String>) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    for item in flags {
+        match item.split_once('=') {
+            Some((k, v)) => out.insert(k.to_string(), Some(v.to_string())),
+            None if resolved.contains_key(item) => out.insert(item.clone(), None),
+            None => None,
+        };
+    }
+    out
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    build::config::rfc3339(now)
+}
+
+/// Attaches the statement in each repository pushed to (signed too with the --sign key).
+async fn attach_provenance(
+    report: &PushReport,
+    statement: &[u8],
+    signer: Option<&crate::sign::SignOptions>,
+    opts: &crate::push::PushOptions,
+    env: &dyn Env,
+    reporter: &std::sync::Arc<Reporter>,
+) -> Result<()> {
+    let clients = Clients::new(opts, env);
+    let subject = crate::remote::referrers::Subject {
+        media_type: report.media_type.clone(),
+        digest: report.digest.clone(),
+        size: report.size,
+    };
+    let mut repos: Vec<Reference> = Vec::new();
+    for r in &report.references {
+        let r: Reference = r.parse()?;
+        if !repos.iter().any(|x| x.name() == r.name()) {
+            repos.push(r);
+        }
+    }
+    for r in repos {
+        let done =
+            crate::provenance::attach(&clients, &r, &subject, statement, signer.map(|s| &s.key), reporter).await?;
+        let mut what = format!("provenance {}", done.statement.descriptor.digest.short());
+        if let Some(s) = &done.signed {
+            what.push_str(&format!(", signed {}", s.descriptor.digest.short()));
+        }
+        if let Some(t) = &done.att_tag {
+            what.push_str(&format!(", {}", t.tag));
+        }
+        reporter.note(&format!("attached to {}@{}: {what}", r.name(), report.digest));
+    }
+    Ok(())
 }
 
 /// The images whose layers the build may reuse, most likely first: every destination as tagged,
