@@ -416,6 +416,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_pipeline_names_the_tag_ref() {
+        let env = MapEnv::new([
+            ("CI_PROJECT_URL", "https://gitlab.example/g/p"),
+            ("CI_COMMIT_REF_NAME", "v1.2.0"),
+            ("CI_COMMIT_TAG", "v1.2.0"),
+            ("CI_COMMIT_SHA", "abc123"),
+        ]);
+        let v: Value = serde_json::from_slice(&statement(&inputs(Level::Min), &env)).unwrap();
+        let dep = &v["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+        assert_eq!(dep["uri"], "git+https://gitlab.example/g/p@refs/tags/v1.2.0");
+        // Outside CI: no source, builder id or invocation id.
+        let v: Value = serde_json::from_slice(&statement(&inputs(Level::Min), &MapEnv::new([]))).unwrap();
+        assert!(v["predicate"]["buildDefinition"]["externalParameters"]["source"].is_null());
+        assert!(v["predicate"]["runDetails"]["builder"]["id"].is_null());
+        assert_eq!(v["predicate"]["buildDefinition"]["resolvedDependencies"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
     fn pae_is_dsse_v1() {
         assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab");
     }
