@@ -219,8 +219,8 @@ pub async fn attach(
             annotations: annotations.clone(),
         }],
     };
-    let attached = crate::remote::referrers::attach(clients, repository, subject, &plain, reporter).await?;
     let Some(key) = key else {
+        let attached = crate::remote::referrers::attach(clients, repository, subject, &plain, reporter).await?;
         return Ok(ProvenanceReport { statement: attached, signed: None, att_tag: None });
     };
     let envelope = envelope(statement, key);
@@ -229,11 +229,21 @@ pub async fn attach(
         annotations: annotations.clone(),
         layers: vec![Layer { media_type: DSSE_MEDIA_TYPE.to_string(), bytes: envelope.clone().into(), annotations }],
     };
-    let signed = crate::remote::referrers::attach(clients, repository, subject, &signed, reporter).await?;
-    let ctx = || format!("writing the attestation tag of {}@{}", repository.name(), subject.digest);
-    let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
-    let att =
-        append_att(&repo, &subject.digest, Blob::from_bytes(DSSE_MEDIA_TYPE, envelope)).await.with_context(ctx)?;
+    // The two referrers share the fallback tag, so they go one after the other; the `.att` tag is
+    // another tag, written meanwhile (on registries without the referrers API each tag update waits
+    // for its confirmations, see crate::remote::append).
+    let referrers = async {
+        let attached = crate::remote::referrers::attach(clients, repository, subject, &plain, reporter).await?;
+        let signed = crate::remote::referrers::attach(clients, repository, subject, &signed, reporter).await?;
+        Ok::<_, Error>((attached, signed))
+    };
+    let att = async {
+        let ctx = || format!("writing the attestation tag of {}@{}", repository.name(), subject.digest);
+        let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
+        append_att(&repo, &subject.digest, Blob::from_bytes(DSSE_MEDIA_TYPE, envelope)).await.with_context(ctx)
+    };
+    let (referrers, att) = tokio::join!(referrers, att);
+    let ((attached, signed), att) = (referrers?, att?);
     Ok(ProvenanceReport { statement: attached, signed: Some(signed), att_tag: Some(att) })
 }
 
