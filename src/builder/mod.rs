@@ -94,6 +94,9 @@ pub struct Built {
     /// Every registry image the build read (FROM bases and `COPY --from` images), by name, with
     /// the digest it resolved to: the provenance's resolved dependencies.
     pub inputs: Vec<Arc<BaseImage>>,
+    /// The files this build added (the stage's merged tree, base layers not included): what
+    /// `--sbom` catalogues.
+    pub added: layer::Tree,
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -430,6 +433,7 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
         layers: records,
         candidates,
         inputs: Vec::new(),
+        added: stage.fs.clone(),
     })
 }
 

@@ -121,6 +121,16 @@ pub struct ProvenanceFlags {
     /// --provenance) it attaches nothing.
     #[arg(long, value_name = "FILE")]
     pub provenance_file: Option<PathBuf>,
+    /// Attach an SBOM of the packages in the files this build added (Go binaries' build info,
+    /// package-lock.json, Python *.dist-info/METADATA) to the pushed image, as two referrers: SPDX
+    /// 2.3 JSON (application/spdx+json) and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json).
+    /// Only `added` exists: the base image's packages are not read.
+    #[arg(long, value_parser = ["added"], num_args = 0..=1, default_missing_value = "added", require_equals = true, value_name = "WHAT")]
+    pub sbom: Option<String>,
+    /// Write the CycloneDX SBOM, with GitLab's container-scanning properties, to FILE (for
+    /// `artifacts:reports:cyclonedx`). Alone (without --sbom) it attaches nothing.
+    #[arg(long, value_name = "FILE")]
+    pub sbom_file: Option<PathBuf>,
 }
 
 fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -234,6 +244,12 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if signer.is_some() && dests.is_empty() {
             return Err(Error::usage("--sign signs what is pushed to a registry: add -t REGISTRY/REPO:TAG"));
         }
+        if args.provenance.sbom.is_some() && dests.is_empty() {
+            return Err(Error::usage(
+                "--sbom attaches to what is pushed to a registry: add -t REGISTRY/REPO:TAG \
+                 (or use --sbom-file alone to only write the CycloneDX file)",
+            ));
+        }
         if args.provenance.provenance.is_some() && dests.is_empty() {
             return Err(Error::usage(
                 "--provenance attaches to what is pushed to a registry: add -t REGISTRY/REPO:TAG \
@@ -265,6 +281,14 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
+        }
+        let mut added: Vec<crate::sbom::Package> = Vec::new();
+        if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
+            for (_, b) in &images {
+                added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
+            }
+            added.sort();
+            added.dedup();
         }
         let platform_digests: Vec<Digest> = images.iter().map(|(_, b)| b.artifact.root().digest.clone()).collect();
         let mut inputs: Vec<(String, Digest)> = Vec::new();
@@ -354,6 +378,26 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 attach_provenance(&report, &statement, signer.as_ref(), &push_opts, &env, &reporter).await?;
             }
         }
+        if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
+            let name = dests.first().map_or_else(|| args.output.clone().unwrap_or_default(), |d| d.name());
+            let created = build::config::rfc3339(epoch);
+            let describe = crate::sbom::Describe {
+                name: &name,
+                digest: &report.digest,
+                tag: dests.first().and_then(|d| d.tag()),
+                created: &created,
+            };
+            if let Some(file) = &args.provenance.sbom_file {
+                crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&added, &describe, true))?;
+            }
+            if args.provenance.sbom.is_some() {
+                let docs = [
+                    (crate::sbom::SPDX_MEDIA_TYPE, crate::sbom::spdx(&added, &describe)),
+                    (crate::sbom::CYCLONEDX_MEDIA_TYPE, crate::sbom::cyclonedx(&added, &describe, false)),
+                ];
+                attach_sbom(&report, &docs, added.len(), &push_opts, &env, &reporter).await?;
+            }
+        }
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
             match output {
@@ -425,6 +469,53 @@ async fn attach_provenance(
             what.push_str(&format!(", {}", t.tag));
         }
         reporter.note(&format!("attached to {}@{}: {what}", r.name(), report.digest));
+    }
+    Ok(())
+}
+
+/// Attaches each SBOM document (one layer whose media type is the artifact type) in each repository.
+async fn attach_sbom(
+    report: &PushReport,
+    docs: &[(&str, Vec<u8>)],
+    packages: usize,
+    opts: &crate::push::PushOptions,
+    env: &dyn Env,
+    reporter: &std::sync::Arc<Reporter>,
+) -> Result<()> {
+    let clients = Clients::new(opts, env);
+    let subject = crate::remote::referrers::Subject {
+        media_type: report.media_type.clone(),
+        digest: report.digest.clone(),
+        size: report.size,
+    };
+    let mut repos: Vec<Reference> = Vec::new();
+    for r in &report.references {
+        let r: Reference = r.parse()?;
+        if !repos.iter().any(|x| x.name() == r.name()) {
+            repos.push(r);
+        }
+    }
+    for r in repos {
+        let mut what = Vec::new();
+        for (media_type, bytes) in docs {
+            let attachment = crate::remote::referrers::Attachment {
+                artifact_type: media_type.to_string(),
+                annotations: BTreeMap::new(),
+                layers: vec![crate::remote::referrers::Layer {
+                    media_type: media_type.to_string(),
+                    bytes: bytes.clone().into(),
+                    annotations: BTreeMap::new(),
+                }],
+            };
+            let done = crate::remote::referrers::attach(&clients, &r, &subject, &attachment, reporter).await?;
+            what.push(format!("{media_type} {}", done.descriptor.digest.short()));
+        }
+        reporter.note(&format!(
+            "attached to {}@{}: SBOM of the added files ({packages} packages): {}",
+            r.name(),
+            report.digest,
+            what.join(", ")
+        ));
     }
     Ok(())
 }

@@ -219,3 +219,156 @@ fn provenance_needs_a_destination_and_the_file_alone_attaches_nothing() {
     assert_eq!(s["predicateType"], "https://slsa.dev/provenance/v1");
     assert!(s["subject"][0]["digest"]["sha256"].is_string());
 }
+
+/// `syft registry:REF -o json` (plain HTTP registry on loopback): the purls it lists.
+fn syft_purls(reference: &str) -> std::collections::BTreeSet<String> {
+    let home = scratch_dir("syft-home");
+    let mut cmd = Command::new(require_go_tool("syft"));
+    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_reproducible() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let ctx = work.path().join("ctx");
+    // A Go binary built here (no dependencies: the module proxy is off), a package-lock.json, a wheel's
+    // dist-info.
+    let src = work.path().join("gosrc");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("go.mod"), "module example.com/hello\n\ngo 1.22\n").unwrap();
+    std::fs::write(src.join("main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n")
+        .unwrap();
+    std::fs::create_dir_all(ctx.join("usr/local/bin")).unwrap();
+    let mut go = Command::new(require_tool("go"));
+    go.current_dir(&src)
+        .args(["build", "-o"])
+        .arg(ctx.join("usr/local/bin/hello"))
+        .arg(".")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", work.path().join("gocache"))
+        .env("HOME", work.path());
+    let out = run_with_timeout(go, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "go build: {}", String::from_utf8_lossy(&out.stderr));
+    let go_version =
+        String::from_utf8(Command::new(require_tool("go")).args(["env", "GOVERSION"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .trim_start_matches("go")
+            .to_string();
+    std::fs::create_dir_all(ctx.join("app")).unwrap();
+    std::fs::write(
+        ctx.join("app/package-lock.json"),
+        r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"app","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/@types/node":{"version":"20.1.0"}}}"#,
+    )
+    .unwrap();
+    let dist = ctx.join("usr/lib/python3/site-packages/six-1.16.0.dist-info");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("METADATA"), "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n\n").unwrap();
+    std::fs::write(dist.join("RECORD"), "six.py,,\n").unwrap();
+    std::fs::write(work.path().join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    let dest = format!("{}/team/sbom:1", reg.host());
+    let build = |file: &Path| {
+        let mut cmd = Hoist::cmd();
+        cmd.current_dir(work.path())
+            .args(["build", "ctx", "-f", "Dockerfile", "-t", &dest, "--sbom", "--sbom-file"])
+            .arg(file)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        let out = Hoist::run_cmd(cmd, None);
+        out.assert_success().assert_stderr_contains("SBOM of the added files (5 packages)");
+        out.stdout().trim().rsplit_once('@').unwrap().1.to_string()
+    };
+    let file = work.path().join("cdx.json");
+    let digest = build(&file);
+
+    // The referrers: one SPDX and one CycloneDX manifest, each one layer of that media type.
+    let listed = Hoist::run(["referrers", &dest, "--json"]);
+    listed.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let mut docs = std::collections::BTreeMap::new();
+    for r in v["referrers"].as_array().unwrap() {
+        let kind = r["artifactType"].as_str().unwrap().to_string();
+        let m: serde_json::Value =
+            serde_json::from_slice(&reg.manifest_bytes("team/sbom", r["digest"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(m["layers"].as_array().unwrap().len(), 1, "{m}");
+        assert_eq!(m["layers"][0]["mediaType"].as_str().unwrap(), kind);
+        let path = format!("/v2/team/sbom/blobs/{}", m["layers"][0]["digest"].as_str().unwrap());
+        let got = reg.request("GET", &path, &HttpAuth::None, &[], b"");
+        assert_eq!(got.status, 200, "{}", got.text());
+        let blob = got.body;
+        docs.insert(
+            kind,
+            (r["digest"].as_str().unwrap().to_string(), serde_json::from_slice::<serde_json::Value>(&blob).unwrap()),
+        );
+    }
+    let (spdx_ref, spdx) = &docs["application/spdx+json"];
+    let (cdx_ref, cdx) = &docs["application/vnd.cyclonedx+json"];
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert_eq!(cdx["specVersion"], "1.6");
+    assert_eq!(cdx["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
+    let spdx_purls: std::collections::BTreeSet<String> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str().map(str::to_string))
+        .collect();
+    let cdx_purls: std::collections::BTreeSet<String> =
+        cdx["components"].as_array().unwrap().iter().map(|c| c["purl"].as_str().unwrap().to_string()).collect();
+    assert_eq!(spdx_purls, cdx_purls);
+    let expected: std::collections::BTreeSet<String> = [
+        "pkg:golang/example.com/hello".to_string(),
+        format!("pkg:golang/stdlib@{go_version}"),
+        "pkg:npm/%40types/node@20.1.0".to_string(),
+        "pkg:npm/left-pad@1.3.0".to_string(),
+        "pkg:pypi/six@1.16.0".to_string(),
+    ]
+    .into();
+    assert_eq!(cdx_purls, expected);
+    let found_at: Vec<&str> =
+        cdx["components"].as_array().unwrap().iter().map(|c| c["properties"][0]["value"].as_str().unwrap()).collect();
+    assert!(found_at.contains(&"/usr/local/bin/hello") && found_at.contains(&"/app/package-lock.json"), "{found_at:?}");
+
+    // syft on the same pushed image: every purl it lists, hoist lists; hoist's extras are the
+    // lockfile's packages (syft catalogues installed node_modules in images, not lockfiles).
+    let syft = syft_purls(&dest);
+    assert!(!syft.is_empty());
+    let missing: Vec<&String> = syft.difference(&cdx_purls).collect();
+    assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {cdx_purls:?})");
+    let extra: Vec<&String> = cdx_purls.difference(&syft).collect();
+    assert!(extra.iter().all(|p| p.starts_with("pkg:npm/")), "hoist lists {extra:?}, syft does not");
+
+    // --sbom-file: CycloneDX with GitLab's properties.
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let props: std::collections::BTreeMap<String, String> = f["metadata"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(props["gitlab:meta:schema_version"], "1");
+    assert_eq!(props["gitlab:container_scanning:image:name"], format!("{}/team/sbom", reg.host()));
+    assert_eq!(props["gitlab:container_scanning:image:tag"], "1");
+
+    // Reproducible: a rebuild attaches the same two manifests (same digests) and writes the same file.
+    let file2 = work.path().join("cdx2.json");
+    assert_eq!(build(&file2), digest);
+    assert_eq!(std::fs::read(&file2).unwrap(), std::fs::read(&file).unwrap());
+    let listed = Hoist::run(["referrers", &dest, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let mut again: Vec<String> =
+        v["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap().to_string()).collect();
+    again.sort();
+    let mut before = vec![spdx_ref.clone(), cdx_ref.clone()];
+    before.sort();
+    assert_eq!(again, before);
+}
