@@ -327,7 +327,7 @@ mod tests {
         let lock = br#"{"lockfileVersion":3,"packages":{"":{"name":"app","version":"1.0.0"},
             "node_modules/left-pad":{"version":"1.3.0"},"node_modules/a/node_modules/b":{"version":"2.0.0"}}}"#;
         let p: Vec<String> = npm_lock(lock, "/app/package-lock.json").into_iter().map(|p| p.purl).collect();
-        assert_eq!(p, vec!["pkg:npm/left-pad@1.3.0", "pkg:npm/b@2.0.0"]);
+        assert_eq!(p, vec!["pkg:npm/b@2.0.0", "pkg:npm/left-pad@1.3.0"]);
         let m = python_metadata(b"Metadata-Version: 2.1\nName: Requests\nVersion: 2.31.0\n\nName: x\n", "/m");
         assert_eq!(m[0].purl, "pkg:pypi/requests@2.31.0");
         assert_eq!(uvarint(&[0x96, 0x01]), Some((150, 2)));
