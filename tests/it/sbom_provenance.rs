@@ -347,6 +347,41 @@ fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_re
     let extra: Vec<&String> = cdx_purls.difference(&syft).collect();
     assert!(extra.iter().all(|p| p.starts_with("pkg:npm/")), "hoist lists {extra:?}, syft does not");
 
+    // Both formats pass the SPDX and CycloneDX projects' own validators (PyPI: spdx-tools,
+    // cyclonedx-python-lib[json-validation]).
+    let spdx_file = work.path().join("spdx.json");
+    std::fs::write(&spdx_file, serde_json::to_vec(spdx).unwrap()).unwrap();
+    let mut cmd = Command::new(require_tool("pyspdxtools"));
+    cmd.arg("-i").arg(&spdx_file);
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "pyspdxtools: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdx_file = work.path().join("cdx-referrer.json");
+    std::fs::write(&cdx_file, serde_json::to_vec(cdx).unwrap()).unwrap();
+    for f in [&cdx_file, &file] {
+        let mut cmd = Command::new(require_tool("python3"));
+        cmd.args([
+            "-c",
+            "import sys\n\
+             from cyclonedx.validation.json import JsonStrictValidator\n\
+             from cyclonedx.schema import SchemaVersion\n\
+             e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+             sys.exit(str(e) if e else 0)",
+        ])
+        .arg(f);
+        let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "the CycloneDX validator (pip install 'cyclonedx-python-lib[json-validation]') rejects {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // --sbom-file: CycloneDX with GitLab's properties.
     let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let props: std::collections::BTreeMap<String, String> = f["metadata"]["properties"]
