@@ -22,7 +22,8 @@ Examples:
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
   hoist build --check --json
   hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
-  hoist build -t worker --extra-tag stable --dotenv build.env";
+  hoist build -t worker --extra-tag stable --dotenv build.env
+  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -109,7 +110,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Provenance")]
+#[command(next_help_heading = "SBOM and provenance")]
 pub struct ProvenanceFlags {
     /// Attach SLSA provenance v1 (an in-toto statement) to the pushed image as a referrer; with
     /// --sign also signed (a DSSE envelope, and cosign's sha256-<hex>.att tag). min: build-arg names

@@ -38,6 +38,7 @@ pub const VERIFY_EXAMPLES: &str = "\
 Examples:
   hoist verify harbor.example.com/proj/app:1.4.0 --key cosign.pub
   hoist verify harbor.example.com/proj/app@sha256:... --key cosign.pub -a git-sha=$CI_COMMIT_SHA --json
+  hoist verify harbor.example.com/proj/app:1.4.0 --provenance --key cosign.pub   # signed SLSA provenance
 
 Passes (exit 0) when at least one signature verifies with the key over its payload, its payload names
 the image's digest, and it carries every -a annotation. Otherwise exits 5 and says, for each signature

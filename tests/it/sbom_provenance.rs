@@ -189,6 +189,10 @@ fn provenance_from_ci_variables_is_attached_signed_verified_by_cosign_and_reprod
         .assert_stdout_contains("4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c")
         .assert_stdout_contains("https://gitlab.example.com/admin/runners/42")
         .assert_stdout_contains(&format!("{base_ref}@{base_digest}"));
+    // Without a key: the unsigned statement referrer.
+    Hoist::run(["verify", &dest, "--provenance"])
+        .assert_success()
+        .assert_stdout_contains("https://gitlab.example.com/admin/runners/42");
     // With another key, the signed statement does not hold.
     let out = Hoist::run(["verify", &dest, "--provenance", "--key", other.join("cosign.pub").to_str().unwrap()]);
     out.assert_code(5).assert_stderr_contains("does not verify with this key");
