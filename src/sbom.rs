@@ -12,9 +12,12 @@ use crate::model::Digest;
 
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
 pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
-/// Files larger than this are not read (a Go binary's build info is near its start, but the whole
-/// file is scanned for it).
-const MAX_FILE: u64 = 512 << 20;
+/// Lockfiles and metadata files larger than this are skipped.
+const MAX_DOC: u64 = 64 << 20;
+/// How much of a Go binary is kept from the build-info magic on (the module list follows it).
+const GO_INFO_MAX: usize = 4 << 20;
+/// Executables are scanned for the magic this many bytes at a time.
+const CHUNK: usize = 1 << 20;
 
 /// One package found in the added files.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -40,13 +43,16 @@ pub fn catalogue(tree: &Tree) -> Result<Vec<Package>> {
         if !wanted_by_name && !executable {
             continue;
         }
-        let bytes = read(content, &at)?;
         if base == "package-lock.json" {
-            out.extend(npm_lock(&bytes, &at));
+            if let Some(bytes) = read(content, &at)? {
+                out.extend(npm_lock(&bytes, &at));
+            }
         } else if base == "METADATA" && path.contains(".dist-info/") {
-            out.extend(python_metadata(&bytes, &at));
-        } else if bytes.starts_with(b"\x7fELF") {
-            out.extend(go_binary(&bytes, &at));
+            if let Some(bytes) = read(content, &at)? {
+                out.extend(python_metadata(&bytes, &at));
+            }
+        } else if let Some(info) = go_buildinfo(content, &at)? {
+            out.extend(go_binary(&info, &at));
         }
     }
     out.sort();
@@ -54,10 +60,65 @@ pub fn catalogue(tree: &Tree) -> Result<Vec<Package>> {
     Ok(out)
 }
 
-fn read(content: &Content, at: &str) -> Result<Vec<u8>> {
+/// A lockfile or metadata file, whole; `None` (skipped) over [`MAX_DOC`] bytes.
+fn read(content: &Content, at: &str) -> Result<Option<Vec<u8>>> {
     match content {
-        Content::Bytes(b) => Ok(b.as_ref().clone()),
-        Content::Path(p) => crate::fsutil::read_limited(p, MAX_FILE, &format!("{at} (for the SBOM)")),
+        Content::Bytes(b) => Ok((b.len() as u64 <= MAX_DOC).then(|| b.as_ref().clone())),
+        Content::Path(p) => {
+            let len = std::fs::metadata(p).map_err(|e| Error::io(format!("{at} (for the SBOM)"), e))?.len();
+            if len > MAX_DOC {
+                return Ok(None);
+            }
+            crate::fsutil::read_limited(p, MAX_DOC, &format!("{at} (for the SBOM)")).map(Some)
+        }
+    }
+}
+
+/// For an ELF file: the bytes from Go's build-info magic on (at most [`GO_INFO_MAX`]), read in
+/// chunks so a large binary is never held whole. `None`: not ELF, or no Go build info.
+fn go_buildinfo(content: &Content, at: &str) -> Result<Option<Vec<u8>>> {
+    let find = |b: &[u8]| b.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC);
+    match content {
+        Content::Bytes(b) => {
+            if !b.starts_with(b"\x7fELF") {
+                return Ok(None);
+            }
+            Ok(find(b).map(|i| b[i..b.len().min(i + GO_INFO_MAX)].to_vec()))
+        }
+        Content::Path(p) => {
+            use std::io::Read;
+            let io = |e| Error::io(format!("{at} (for the SBOM)"), e);
+            let mut f = std::fs::File::open(p).map_err(io)?;
+            let mut buf = Vec::with_capacity(CHUNK + GO_MAGIC.len());
+            let mut chunk = vec![0u8; CHUNK];
+            let mut first = true;
+            loop {
+                let n = f.read(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if first {
+                    if buf.len() < 4 {
+                        continue;
+                    }
+                    if !buf.starts_with(b"\x7fELF") {
+                        return Ok(None);
+                    }
+                    first = false;
+                }
+                if let Some(i) = find(&buf) {
+                    let mut info = buf.split_off(i);
+                    let want = GO_INFO_MAX.saturating_sub(info.len()) as u64;
+                    (&mut f).take(want).read_to_end(&mut info).map_err(io)?;
+                    info.truncate(GO_INFO_MAX);
+                    return Ok(Some(info));
+                }
+                // Keep the tail: the magic may straddle two chunks.
+                let keep = buf.len().min(GO_MAGIC.len() - 1);
+                buf.drain(..buf.len() - keep);
+            }
+        }
     }
 }
 
@@ -331,5 +392,44 @@ mod tests {
         let m = python_metadata(b"Metadata-Version: 2.1\nName: Requests\nVersion: 2.31.0\n\nName: x\n", "/m");
         assert_eq!(m[0].purl, "pkg:pypi/requests@2.31.0");
         assert_eq!(uvarint(&[0x96, 0x01]), Some((150, 2)));
+    }
+
+    /// A synthetic Go 1.18+ build info, placed so the magic straddles two read chunks.
+    #[test]
+    fn go_build_info_is_found_across_a_chunk_boundary() {
+        let modinfo = "0123456789abcdefpath\texample.com/x\nmod\texample.com/x\tv1.0.0\th1:a\n\
+                       dep\tgolang.org/x/text\tv0.14.0\th1:b\ndep\told.example/y\tv1.0.0\n\
+                       =>\tnew.example/y\tv1.1.0\th1:c\n0123456789abcdef";
+        let mut info = GO_MAGIC.to_vec();
+        info.extend([8u8, 2]);
+        info.resize(32, 0);
+        for s in ["go1.22.3", modinfo] {
+            let mut n = s.len();
+            while n >= 0x80 {
+                info.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            info.push(n as u8);
+            info.extend_from_slice(s.as_bytes());
+        }
+        let mut file = b"\x7fELF".to_vec();
+        file.resize(CHUNK - 5, 0);
+        file.extend_from_slice(&info);
+        file.resize(file.len() + 100, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin");
+        std::fs::write(&path, &file).unwrap();
+        let found = go_buildinfo(&Content::Path(path), "/bin").unwrap().expect("found");
+        let purls: Vec<String> = go_binary(&found, "/bin").into_iter().map(|p| p.purl).collect();
+        assert_eq!(
+            purls,
+            vec![
+                "pkg:golang/example.com/x@v1.0.0",
+                "pkg:golang/golang.org/x/text@v0.14.0",
+                "pkg:golang/new.example/y@v1.1.0",
+                "pkg:golang/stdlib@1.22.3"
+            ]
+        );
+        assert!(go_buildinfo(&Content::Bytes(std::sync::Arc::new(b"#!/bin/sh\n".to_vec())), "/s").unwrap().is_none());
     }
 }
