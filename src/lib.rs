@@ -14,6 +14,8 @@
 //! - [`chart`]: Helm chart packaging (as helm does, reproducibly) and the chart OCI artifact.
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
+//! - [`provenance`]: SLSA provenance of a build (in-toto statement, DSSE envelope, `.att` tag).
+//! - [`sbom`]: the SBOM of what a build added (Go build info, npm locks, Python dist-info; SPDX, CycloneDX).
 //! - [`scan`]: `hoist scan` — Harbor's vulnerability scan, its report, and the GitLab/JUnit files made from it.
 //! - [`doctor`]: `hoist doctor`'s checks (pure diagnoses in `doctor::checks`) and their report.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.
@@ -35,9 +37,11 @@ pub mod layout;
 pub mod model;
 pub mod paths;
 pub mod progress;
+pub mod provenance;
 pub mod push;
 pub mod registry;
 pub mod remote;
 pub mod rootfs;
+pub mod sbom;
 pub mod scan;
 pub mod sign;

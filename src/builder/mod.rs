@@ -93,6 +93,12 @@ pub struct Built {
     pub layers: Vec<crate::push::BuildLayer>,
     /// The registry images read as candidates for reuse, and those that could not be.
     pub candidates: reuse::Candidates,
+    /// Every registry image the build read (FROM bases and `COPY --from` images), by name, with
+    /// the digest it resolved to: the provenance's resolved dependencies.
+    pub inputs: Vec<Arc<BaseImage>>,
+    /// The files this build added (the stage's merged tree, base layers not included): what
+    /// `--sbom` catalogues.
+    pub added: layer::Tree,
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -283,6 +289,9 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
         .chain(notes)
         .collect();
     built.notes = layer_notes;
+    let mut inputs: Vec<(&String, &Arc<BaseImage>)> = resolved.iter().collect();
+    inputs.sort_by(|a, b| a.0.cmp(b.0));
+    built.inputs = inputs.into_iter().map(|(_, b)| b.clone()).collect();
     Ok(built)
 }
 
@@ -425,6 +434,8 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
         notes: Vec::new(),
         layers: records,
         candidates,
+        inputs: Vec::new(),
+        added: stage.fs.clone(),
     })
 }
 

@@ -101,3 +101,9 @@ pub const COSIGN_PRIVATE_KEY: &str = "COSIGN_PRIVATE_KEY";
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 /// `hoist verify`'s public key: the PEM itself, or a path to it.
 pub const HOIST_VERIFY_KEY: &str = "HOIST_VERIFY_KEY";
+/// The GitLab instance (`https://gitlab.example.com`): with `CI_RUNNER_ID`, the provenance's builder id.
+pub const CI_SERVER_URL: &str = "CI_SERVER_URL";
+/// The runner running the job: the provenance's builder id.
+pub const CI_RUNNER_ID: &str = "CI_RUNNER_ID";
+/// The job's web page: the provenance's invocationId.
+pub const CI_JOB_URL: &str = "CI_JOB_URL";

@@ -12,7 +12,7 @@ use crate::builder::{self as build, source::Platform, BuildOptions};
 use crate::ci::context::{ref_slug, tag_slug, CiContext};
 use crate::ci::{vars, Env, ProcessEnv};
 use crate::error::{Error, Result};
-use crate::model::Reference;
+use crate::model::{Digest, Reference};
 use crate::progress::{Mode, Reporter};
 use crate::push::{push_streamed, Clients, LayerStreams, PushReport, Streamed};
 
@@ -22,7 +22,8 @@ Examples:
   hoist build ctx -f ctx/Dockerfile.prod --build-arg VERSION=1.2 --target runtime --output oci:out:1.2
   hoist build --check --json
   hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
-  hoist build -t worker --extra-tag stable --dotenv build.env";
+  hoist build -t worker --extra-tag stable --dotenv build.env
+  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -104,6 +105,33 @@ pub struct BuildArgs {
     pub output_args: OutputArgs,
     #[command(flatten)]
     pub signing: super::sign::SignFlags,
+    #[command(flatten)]
+    pub provenance: ProvenanceFlags,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "SBOM and provenance")]
+pub struct ProvenanceFlags {
+    /// Attach SLSA provenance v1 (an in-toto statement) to the pushed image as a referrer; with
+    /// --sign also signed (a DSSE envelope, and cosign's sha256-<hex>.att tag). min: build-arg names
+    /// only, no times (reproducible); max: also the values of build args given as K=V (never those
+    /// taken from the environment) and startedOn/finishedOn. See docs/sbom-provenance.md.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "min", require_equals = true, value_name = "LEVEL")]
+    pub provenance: Option<crate::provenance::Level>,
+    /// Write the provenance statement (JSON) to FILE, for GitLab's `artifacts:`. Alone (without
+    /// --provenance) it attaches nothing.
+    #[arg(long, value_name = "FILE")]
+    pub provenance_file: Option<PathBuf>,
+    /// Attach an SBOM of the packages in the files this build added (Go binaries' build info,
+    /// package-lock.json, Python *.dist-info/METADATA) to the pushed image, as two referrers: SPDX
+    /// 2.3 JSON (application/spdx+json) and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json).
+    /// Only `added` exists: the base image's packages are not read.
+    #[arg(long, value_parser = ["added"], num_args = 0..=1, default_missing_value = "added", require_equals = true, value_name = "WHAT")]
+    pub sbom: Option<String>,
+    /// Write the CycloneDX SBOM, with GitLab's container-scanning properties, to FILE (for
+    /// `artifacts:reports:cyclonedx`). Alone (without --sbom) it attaches nothing.
+    #[arg(long, value_name = "FILE")]
+    pub sbom_file: Option<PathBuf>,
 }
 
 fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -153,6 +181,7 @@ fn parse_output(s: &str) -> Result<Output> {
 }
 
 pub async fn run(args: BuildArgs) -> Result<()> {
+    let started_on = now_rfc3339();
     if args.jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));
     }
@@ -216,6 +245,18 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if signer.is_some() && dests.is_empty() {
             return Err(Error::usage("--sign signs what is pushed to a registry: add -t REGISTRY/REPO:TAG"));
         }
+        if args.provenance.sbom.is_some() && dests.is_empty() {
+            return Err(Error::usage(
+                "--sbom attaches to what is pushed to a registry: add -t REGISTRY/REPO:TAG \
+                 (or use --sbom-file alone to only write the CycloneDX file)",
+            ));
+        }
+        if args.provenance.provenance.is_some() && dests.is_empty() {
+            return Err(Error::usage(
+                "--provenance attaches to what is pushed to a registry: add -t REGISTRY/REPO:TAG \
+                 (or use --provenance-file alone to only write the statement)",
+            ));
+        }
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
@@ -241,6 +282,22 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             let built = build::build(&opts, &clients, push_opts.retry).await?;
             log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
+        }
+        let mut added: Vec<crate::sbom::Package> = Vec::new();
+        if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
+            for (_, b) in &images {
+                added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
+            }
+            added.sort();
+            added.dedup();
+        }
+        let platform_digests: Vec<Digest> = images.iter().map(|(_, b)| b.artifact.root().digest.clone()).collect();
+        let mut inputs: Vec<(String, Digest)> = Vec::new();
+        for b in images.iter().flat_map(|(_, b)| b.inputs.iter()) {
+            let entry = (b.reference.to_string(), b.digest.clone());
+            if !inputs.contains(&entry) {
+                inputs.push(entry);
+            }
         }
         for w in images.first().map(|(_, b)| b.warnings.clone()).unwrap_or_default() {
             reporter.warn(&w);
@@ -288,6 +345,60 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             report
         };
         report.layers = layers;
+        if args.provenance.provenance.is_some() || args.provenance.provenance_file.is_some() {
+            let level = args.provenance.provenance.unwrap_or(crate::provenance::Level::Min);
+            let name = dests.first().map_or_else(|| args.output.clone().unwrap_or_default(), |d| d.name());
+            let mut subjects = vec![(name.clone(), report.digest.clone())];
+            if platform_digests.len() > 1 {
+                subjects.extend(platform_digests.iter().map(|d| (name.clone(), d.clone())));
+            }
+            let statement = crate::provenance::statement(
+                &crate::provenance::Inputs {
+                    level,
+                    subjects,
+                    dockerfile: opts.file.as_deref().unwrap_or(&opts.context.join("Dockerfile")).display().to_string(),
+                    target: opts.target.clone(),
+                    platforms: platforms.iter().map(|p| p.to_string()).collect(),
+                    build_args: provenance_build_args(&args.build_args, &opts.build_args),
+                    internal: [
+                        ("compression".to_string(), serde_json::json!(args.compression)),
+                        ("compressionLevel".to_string(), serde_json::json!(args.compression_level)),
+                        ("squash".to_string(), serde_json::json!(args.squash)),
+                    ]
+                    .into(),
+                    images: inputs,
+                    started_on: Some(started_on),
+                    finished_on: Some(now_rfc3339()),
+                },
+                &env,
+            );
+            if let Some(file) = &args.provenance.provenance_file {
+                crate::fsutil::write_atomic(file, &statement)?;
+            }
+            if args.provenance.provenance.is_some() {
+                attach_provenance(&report, &statement, signer.as_ref(), &push_opts, &env, &reporter).await?;
+            }
+        }
+        if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
+            let name = dests.first().map_or_else(|| args.output.clone().unwrap_or_default(), |d| d.name());
+            let created = build::config::rfc3339(epoch);
+            let describe = crate::sbom::Describe {
+                name: &name,
+                digest: &report.digest,
+                tag: dests.first().and_then(|d| d.tag()),
+                created: &created,
+            };
+            if let Some(file) = &args.provenance.sbom_file {
+                crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&added, &describe, true))?;
+            }
+            if args.provenance.sbom.is_some() {
+                let docs = [
+                    (crate::sbom::SPDX_MEDIA_TYPE, crate::sbom::spdx(&added, &describe)),
+                    (crate::sbom::CYCLONEDX_MEDIA_TYPE, crate::sbom::cyclonedx(&added, &describe, false)),
+                ];
+                attach_sbom(&report, &docs, added.len(), &push_opts, &env, &reporter).await?;
+            }
+        }
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
             match output {
@@ -306,6 +417,108 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         drop(spools);
         Ok(())
     }
+}
+
+/// Every `--build-arg` name, with its value only when written on the command line as K=V.
+fn provenance_build_args(flags: &[String], resolved: &BTreeMap<String, String>) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    for item in flags {
+        match item.split_once('=') {
+            Some((k, v)) => out.insert(k.to_string(), Some(v.to_string())),
+            None if resolved.contains_key(item) => out.insert(item.clone(), None),
+            None => None,
+        };
+    }
+    out
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    build::config::rfc3339(now)
+}
+
+/// Attaches the statement in each repository pushed to (signed too with the --sign key).
+async fn attach_provenance(
+    report: &PushReport,
+    statement: &[u8],
+    signer: Option<&crate::sign::SignOptions>,
+    opts: &crate::push::PushOptions,
+    env: &dyn Env,
+    reporter: &std::sync::Arc<Reporter>,
+) -> Result<()> {
+    let clients = Clients::new(opts, env);
+    let subject = crate::remote::referrers::Subject {
+        media_type: report.media_type.clone(),
+        digest: report.digest.clone(),
+        size: report.size,
+    };
+    let mut repos: Vec<Reference> = Vec::new();
+    for r in &report.references {
+        let r: Reference = r.parse()?;
+        if !repos.iter().any(|x| x.name() == r.name()) {
+            repos.push(r);
+        }
+    }
+    for r in repos {
+        let done =
+            crate::provenance::attach(&clients, &r, &subject, statement, signer.map(|s| &s.key), reporter).await?;
+        let mut what = format!("provenance {}", done.statement.descriptor.digest.short());
+        if let Some(s) = &done.signed {
+            what.push_str(&format!(", signed {}", s.descriptor.digest.short()));
+        }
+        if let Some(t) = &done.att_tag {
+            what.push_str(&format!(", {}", t.tag));
+        }
+        reporter.note(&format!("attached to {}@{}: {what}", r.name(), report.digest));
+    }
+    Ok(())
+}
+
+/// Attaches each SBOM document (one layer whose media type is the artifact type) in each repository.
+async fn attach_sbom(
+    report: &PushReport,
+    docs: &[(&str, Vec<u8>)],
+    packages: usize,
+    opts: &crate::push::PushOptions,
+    env: &dyn Env,
+    reporter: &std::sync::Arc<Reporter>,
+) -> Result<()> {
+    let clients = Clients::new(opts, env);
+    let subject = crate::remote::referrers::Subject {
+        media_type: report.media_type.clone(),
+        digest: report.digest.clone(),
+        size: report.size,
+    };
+    let mut repos: Vec<Reference> = Vec::new();
+    for r in &report.references {
+        let r: Reference = r.parse()?;
+        if !repos.iter().any(|x| x.name() == r.name()) {
+            repos.push(r);
+        }
+    }
+    for r in repos {
+        let mut what = Vec::new();
+        for (media_type, bytes) in docs {
+            let attachment = crate::remote::referrers::Attachment {
+                artifact_type: media_type.to_string(),
+                annotations: BTreeMap::new(),
+                layers: vec![crate::remote::referrers::Layer {
+                    media_type: media_type.to_string(),
+                    bytes: bytes.clone().into(),
+                    annotations: BTreeMap::new(),
+                }],
+            };
+            let done = crate::remote::referrers::attach(&clients, &r, &subject, &attachment, reporter).await?;
+            what.push(format!("{media_type} {}", done.descriptor.digest.short()));
+        }
+        reporter.note(&format!(
+            "attached to {}@{}: SBOM of the added files ({packages} packages): {}",
+            r.name(),
+            report.digest,
+            what.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The images whose layers the build may reuse, most likely first: every destination as tagged,

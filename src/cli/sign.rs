@@ -38,6 +38,7 @@ pub const VERIFY_EXAMPLES: &str = "\
 Examples:
   hoist verify harbor.example.com/proj/app:1.4.0 --key cosign.pub
   hoist verify harbor.example.com/proj/app@sha256:... --key cosign.pub -a git-sha=$CI_COMMIT_SHA --json
+  hoist verify harbor.example.com/proj/app:1.4.0 --provenance --key cosign.pub   # signed SLSA provenance
 
 Passes (exit 0) when at least one signature verifies with the key over its payload, its payload names
 the image's digest, and it carries every -a annotation. Otherwise exits 5 and says, for each signature
@@ -219,12 +220,20 @@ pub struct VerifyArgs {
     /// payloadDigest, problem, dockerReference, annotations}]}).
     #[arg(long)]
     pub json: bool,
+    /// Check the SLSA provenance instead of the signatures: a statement (signed with the key's
+    /// private key when --key or HOIST_VERIFY_KEY is given; else the unsigned referrer) whose subject
+    /// is the image. Prints its source, commit, builder and base images.
+    #[arg(long)]
+    pub provenance: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
 
 pub async fn verify(args: VerifyArgs) -> Result<()> {
     let env = ProcessEnv;
+    if args.provenance {
+        return verify_provenance(args, &env).await;
+    }
     let reference: Reference = args.reference.parse()?;
     let key = source::public_key(args.key.as_deref(), &env)?;
     let want: BTreeMap<String, String> = args.annotations.iter().cloned().collect();
@@ -259,6 +268,59 @@ pub async fn verify(args: VerifyArgs) -> Result<()> {
     };
     Err(Error::verification(format!("verifying {}: {why}", report.reference))
         .with_hint("sign it with hoist sign (or cosign sign) using the private key of this public key"))
+}
+
+/// `hoist verify REF --provenance`.
+async fn verify_provenance(args: VerifyArgs, env: &dyn crate::ci::Env) -> Result<()> {
+    let reference: Reference = args.reference.parse()?;
+    let key = if args.key.is_some() || env.non_empty(crate::ci::vars::HOIST_VERIFY_KEY).is_some() {
+        Some(source::public_key(args.key.as_deref(), env)?)
+    } else {
+        None
+    };
+    let opts = args.registry.push_options(env, 1, Vec::new())?;
+    let clients = Clients::new(&opts, env);
+    let digest = resolve(&clients, &reference).await?.digest;
+    let repo = crate::remote::open(&clients, &reference, "pull").await?;
+    let found = crate::provenance::verify(&repo, &digest, key.as_ref())
+        .await
+        .map_err(|e| e.context(format!("verifying the provenance of {reference}")))?;
+    let good = found.iter().find(|f| f.problem.is_none());
+    if args.json {
+        let doc = serde_json::json!({
+            "reference": format!("{}@{digest}", reference.name()),
+            "verified": good.is_some(),
+            "signed": key.is_some(),
+            "statements": found,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("report serializes"));
+    } else {
+        for f in &found {
+            match &f.problem {
+                None => eprintln!("✔ {} provenance {}: verified", f.form, f.digest.short()),
+                Some(p) => eprintln!("✘ {} provenance {}: {p}", f.form, f.digest.short()),
+            }
+        }
+        if let Some(s) = good.and_then(|f| f.summary.as_ref()) {
+            println!("{}@{digest}", reference.name());
+            println!("source:  {}", s.source.as_deref().unwrap_or("-"));
+            println!("commit:  {}", s.commit.as_deref().unwrap_or("-"));
+            println!("builder: {}", s.builder.as_deref().unwrap_or("-"));
+            for b in &s.bases {
+                println!("base:    {b}");
+            }
+        }
+    }
+    if good.is_some() {
+        return Ok(());
+    }
+    let why = if found.is_empty() {
+        if key.is_some() { "no signed provenance found" } else { "no provenance found" }.to_string()
+    } else {
+        found.iter().filter_map(|f| f.problem.clone()).collect::<Vec<_>>().join("; ")
+    };
+    Err(Error::verification(format!("verifying the provenance of {}@{digest}: {why}", reference.name()))
+        .with_hint("build it with hoist build --provenance (and --sign for a signed statement)"))
 }
 
 #[derive(Debug, Args)]

@@ -153,6 +153,26 @@ const VERBS: &[Verb] = &[
             args
         },
     },
+    // Provenance: the statement (max: build-arg values) and the signed envelope, with the key.
+    Verb {
+        name: "build-provenance",
+        writes: true,
+        args: |c| {
+            let mut args =
+                with_reports(c, vec!["build".into(), c.context.clone(), "-t".into(), c.dest("build-provenance")]);
+            args.extend(["--provenance=max".into(), "--provenance-file".into(), c.file("provenance.json")]);
+            args.extend(["--sign".into(), "--signing-key".into(), c.key.clone()]);
+            args
+        },
+    },
+    Verb {
+        name: "verify-provenance",
+        writes: false,
+        args: |c| {
+            let image = format!("{}/proj/build-provenance-{}:1", c.reg.host(), c.kind);
+            vec!["verify".into(), image, "--provenance".into(), "--key".into(), c.public.clone()]
+        },
+    },
     Verb { name: "referrers", writes: false, args: |c| vec!["referrers".into(), c.base.clone(), "--json".into()] },
     Verb {
         name: "attach",

@@ -1,0 +1,413 @@
+//! SLSA provenance on `hoist build --provenance`: the statement's fields from a GitLab CI variable set,
+//! attached as a referrer of the pushed image (a real distribution registry on loopback, listed in the
+//! fallback tag), signed with `--sign` so that cosign 3 and cosign 2 `verify-attestation --type
+//! slsaprovenance1` pass, the same bytes on a rebuild, and `hoist verify --provenance`.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::*;
+
+const KEY_PASSWORD: &str = "Kp-Otter-41d9-Provenance";
+const BUILD_ARG_SECRET: &str = "Ba-Heron-88e2-FromEnv";
+
+fn hoist_keys(dir: &Path) {
+    let mut cmd = Hoist::cmd();
+    cmd.current_dir(dir).arg("generate-key-pair").env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD);
+    Hoist::run_cmd(cmd, None).assert_success().assert_no_leak(KEY_PASSWORD);
+}
+
+/// A GitLab job's variables (a branch pipeline).
+const CI_VARS: &[(&str, &str)] = &[
+    ("GITLAB_CI", "true"),
+    ("CI_PROJECT_URL", "https://gitlab.example.com/team/app"),
+    ("CI_PROJECT_NAME", "app"),
+    ("CI_COMMIT_REF_NAME", "feature-x"),
+    ("CI_COMMIT_REF_SLUG", "feature-x"),
+    ("CI_COMMIT_BRANCH", "feature-x"),
+    ("CI_COMMIT_SHA", "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"),
+    ("CI_COMMIT_SHORT_SHA", "4f1c2d3e"),
+    ("CI_COMMIT_TIMESTAMP", "2026-01-02T03:04:05+00:00"),
+    ("CI_SERVER_URL", "https://gitlab.example.com"),
+    ("CI_RUNNER_ID", "42"),
+    ("CI_JOB_URL", "https://gitlab.example.com/team/app/-/jobs/1001"),
+];
+
+fn cosign(tool: &str, args: &[&str]) -> std::process::Output {
+    let home = scratch_dir("cosign-home");
+    let mut cmd = Command::new(require_go_tool(tool));
+    cmd.args(args)
+        .env("HOME", &home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("COSIGN_EXPERIMENTAL", "0")
+        .env("TUF_ROOT", home.join(".sigstore"));
+    run_with_timeout(cmd, None, TOOL_TIMEOUT)
+}
+
+#[test]
+fn provenance_from_ci_variables_is_attached_signed_verified_by_cosign_and_reproducible() {
+    let reg = Registry::plain();
+    let work = tmp();
+    hoist_keys(work.path());
+    let base_layout = work.path().join("base");
+    oci_layout(&base_layout, &LayoutSpec::new(71).layer_sizes(&[4000]).tag("1"));
+    let base_ref = format!("{}/base/img:1", reg.host());
+    Skopeo::new(&reg).preserve_digests().push_layout(&base_layout, "1", &base_ref);
+    let base_digest = sha256_digest(&reg.manifest_bytes("base/img", "1").expect("the base is in the registry"));
+
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base_ref}\nARG VERSION\nARG TOKEN\nCOPY app.txt /app/\n"))
+        .unwrap();
+    std::fs::write(ctx.join("app.txt"), "app\n").unwrap();
+    let dest = format!("{}/team/app:1", reg.host());
+    let build = |level: &str, file: &Path| {
+        let mut cmd = Hoist::cmd();
+        cmd.current_dir(work.path())
+            .args(["build", "ctx", "-t", &dest, "--build-arg", "VERSION=1.2", "--build-arg", "TOKEN"])
+            .arg(format!("--provenance={level}"))
+            .arg("--provenance-file")
+            .arg(file)
+            .args(["--sign", "--signing-key", "cosign.key"])
+            .env("HOIST_SIGNING_PASSWORD", KEY_PASSWORD)
+            .env("TOKEN", BUILD_ARG_SECRET);
+        for (k, v) in CI_VARS {
+            cmd.env(k, v);
+        }
+        let out = Hoist::run_cmd(cmd, None);
+        out.assert_success()
+            .assert_stderr_contains("provenance ")
+            .assert_no_leak(KEY_PASSWORD)
+            .assert_no_leak(BUILD_ARG_SECRET);
+        out.stdout().trim().rsplit_once('@').unwrap().1.to_string()
+    };
+    let file = work.path().join("provenance.json");
+    let digest = build("min", &file);
+    let bytes = std::fs::read(&file).unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+
+    // The statement's fields.
+    assert_eq!(s["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(s["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(s["subject"][0]["name"], format!("{}/team/app", reg.host()));
+    assert_eq!(s["subject"][0]["digest"]["sha256"], digest.strip_prefix("sha256:").unwrap());
+    let def = &s["predicate"]["buildDefinition"];
+    let ext = &def["externalParameters"];
+    assert_eq!(ext["source"]["repository"], "https://gitlab.example.com/team/app");
+    assert_eq!(ext["source"]["ref"], "feature-x");
+    assert_eq!(ext["dockerfile"], "ctx/Dockerfile");
+    assert_eq!(ext["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(ext["buildArgNames"], serde_json::json!(["TOKEN", "VERSION"]));
+    assert!(ext["buildArgs"].is_null(), "values at min: {ext}");
+    let deps = def["resolvedDependencies"].as_array().unwrap();
+    assert_eq!(deps[0]["uri"], "git+https://gitlab.example.com/team/app@refs/heads/feature-x");
+    assert_eq!(deps[0]["digest"]["gitCommit"], "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c");
+    assert_eq!(deps[1]["uri"], format!("oci://{base_ref}"));
+    assert_eq!(deps[1]["digest"]["sha256"], base_digest.strip_prefix("sha256:").unwrap());
+    let run = &s["predicate"]["runDetails"];
+    assert_eq!(run["builder"]["id"], "https://gitlab.example.com/admin/runners/42");
+    assert_eq!(run["builder"]["version"]["hoist"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(run["metadata"]["invocationId"], "https://gitlab.example.com/team/app/-/jobs/1001");
+    assert!(run["metadata"]["startedOn"].is_null(), "no times at min: {run}");
+
+    // Attached: the statement and the signed envelope are referrers; the .att tag is cosign's.
+    let listed = Hoist::run(["referrers", &dest, "--json"]);
+    listed.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let kinds: Vec<&str> =
+        v["referrers"].as_array().unwrap().iter().filter_map(|r| r["artifactType"].as_str()).collect();
+    assert!(kinds.contains(&"application/vnd.in-toto+json"), "{v}");
+    assert!(kinds.contains(&"application/vnd.dsse.envelope.v1+json"), "{v}");
+    let statement_ref = v["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["artifactType"] == "application/vnd.in-toto+json")
+        .unwrap();
+    assert_eq!(statement_ref["annotations"]["in-toto.io/predicate-type"], "https://slsa.dev/provenance/v1");
+    let att = reg.manifest_bytes("team/app", &format!("{}.att", digest.replace(':', "-"))).expect("the .att tag");
+    let att: serde_json::Value = serde_json::from_slice(&att).unwrap();
+    assert_eq!(att["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(att["layers"][0]["mediaType"], "application/vnd.dsse.envelope.v1+json");
+
+    // cosign 3 and 2 verify the attestation with the public key.
+    let public = work.path().join("cosign.pub");
+    for tool in ["cosign", "cosign2"] {
+        let out = cosign(
+            tool,
+            &[
+                "verify-attestation",
+                "--key",
+                public.to_str().unwrap(),
+                "--type",
+                "slsaprovenance1",
+                "--insecure-ignore-tlog=true",
+                &format!("{}/team/app@{digest}", reg.host()),
+            ],
+        );
+        let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{tool} verify-attestation failed:\n{text}");
+    }
+    // Another key does not verify it.
+    let other = work.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    hoist_keys(&other);
+    let out = cosign(
+        "cosign2",
+        &[
+            "verify-attestation",
+            "--key",
+            other.join("cosign.pub").to_str().unwrap(),
+            "--type",
+            "slsaprovenance1",
+            "--insecure-ignore-tlog=true",
+            &format!("{}/team/app@{digest}", reg.host()),
+        ],
+    );
+    assert!(!out.status.success(), "cosign verified with another key");
+
+    // A rebuild gives the same image and the same statement bytes; the .att tag gains nothing.
+    let file2 = work.path().join("provenance2.json");
+    assert_eq!(build("min", &file2), digest);
+    assert_eq!(std::fs::read(&file2).unwrap(), bytes, "the statement is not reproducible");
+    let att2 = reg.manifest_bytes("team/app", &format!("{}.att", digest.replace(':', "-"))).unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&att2).unwrap()["layers"].as_array().unwrap().len(), 1);
+
+    // max: literal build-arg values (never the one taken from the environment) and the times.
+    let file3 = work.path().join("provenance3.json");
+    build("max", &file3);
+    let s3: serde_json::Value = serde_json::from_slice(&std::fs::read(&file3).unwrap()).unwrap();
+    let ext3 = &s3["predicate"]["buildDefinition"]["externalParameters"];
+    assert_eq!(ext3["buildArgs"], serde_json::json!({"VERSION": "1.2"}));
+    assert!(s3["predicate"]["runDetails"]["metadata"]["startedOn"].is_string());
+    assert!(!String::from_utf8_lossy(&std::fs::read(&file3).unwrap()).contains(BUILD_ARG_SECRET));
+
+    // hoist verify --provenance: the subject matches; source, commit, builder and base are printed.
+    let out = Hoist::run(["verify", &dest, "--provenance", "--key", public.to_str().unwrap()]);
+    out.assert_success()
+        .assert_stdout_contains("https://gitlab.example.com/team/app")
+        .assert_stdout_contains("4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c")
+        .assert_stdout_contains("https://gitlab.example.com/admin/runners/42")
+        .assert_stdout_contains(&format!("{base_ref}@{base_digest}"));
+    // Without a key: the unsigned statement referrer.
+    Hoist::run(["verify", &dest, "--provenance"])
+        .assert_success()
+        .assert_stdout_contains("https://gitlab.example.com/admin/runners/42");
+    // With another key, the signed statement does not hold.
+    let out = Hoist::run(["verify", &dest, "--provenance", "--key", other.join("cosign.pub").to_str().unwrap()]);
+    out.assert_code(5).assert_stderr_contains("does not verify with this key");
+}
+
+#[test]
+fn provenance_needs_a_destination_and_the_file_alone_attaches_nothing() {
+    let work = tmp();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a.txt /\n").unwrap();
+    std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
+    let out_dir = work.path().join("out");
+    let out =
+        Hoist::run(["build", ctx.to_str().unwrap(), "--output", &format!("oci:{}", out_dir.display()), "--provenance"]);
+    out.assert_code(2).assert_stderr_contains("--provenance attaches to what is pushed");
+    let file = work.path().join("p.json");
+    Hoist::run([
+        "build",
+        ctx.to_str().unwrap(),
+        "--output",
+        &format!("oci:{}", out_dir.display()),
+        "--provenance-file",
+        file.to_str().unwrap(),
+    ])
+    .assert_success();
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(s["predicateType"], "https://slsa.dev/provenance/v1");
+    assert!(s["subject"][0]["digest"]["sha256"].is_string());
+}
+
+/// `syft registry:REF -o json` (plain HTTP registry on loopback): the purls it lists.
+fn syft_purls(reference: &str) -> std::collections::BTreeSet<String> {
+    let home = scratch_dir("syft-home");
+    let mut cmd = Command::new(require_go_tool("syft"));
+    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_reproducible() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let ctx = work.path().join("ctx");
+    // A Go binary built here (no dependencies: the module proxy is off), a package-lock.json, a wheel's
+    // dist-info.
+    let src = work.path().join("gosrc");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("go.mod"), "module example.com/hello\n\ngo 1.22\n").unwrap();
+    std::fs::write(src.join("main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hi\") }\n")
+        .unwrap();
+    std::fs::create_dir_all(ctx.join("usr/local/bin")).unwrap();
+    let mut go = Command::new(require_tool("go"));
+    go.current_dir(&src)
+        .args(["build", "-o"])
+        .arg(ctx.join("usr/local/bin/hello"))
+        .arg(".")
+        .env("GOFLAGS", "-buildvcs=false")
+        .env("GOPROXY", "off")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", work.path().join("gocache"))
+        .env("HOME", work.path());
+    let out = run_with_timeout(go, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "go build: {}", String::from_utf8_lossy(&out.stderr));
+    let go_version =
+        String::from_utf8(Command::new(require_tool("go")).args(["env", "GOVERSION"]).output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .trim_start_matches("go")
+            .to_string();
+    std::fs::create_dir_all(ctx.join("app")).unwrap();
+    std::fs::write(
+        ctx.join("app/package-lock.json"),
+        r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"app","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/@types/node":{"version":"20.1.0"}}}"#,
+    )
+    .unwrap();
+    let dist = ctx.join("usr/lib/python3/site-packages/six-1.16.0.dist-info");
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(dist.join("METADATA"), "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n\n").unwrap();
+    std::fs::write(dist.join("RECORD"), "six.py,,\n").unwrap();
+    std::fs::write(work.path().join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    let dest = format!("{}/team/sbom:1", reg.host());
+    let build = |file: &Path| {
+        let mut cmd = Hoist::cmd();
+        cmd.current_dir(work.path())
+            .args(["build", "ctx", "-f", "Dockerfile", "-t", &dest, "--sbom", "--sbom-file"])
+            .arg(file)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        let out = Hoist::run_cmd(cmd, None);
+        out.assert_success().assert_stderr_contains("SBOM of the added files (5 packages)");
+        out.stdout().trim().rsplit_once('@').unwrap().1.to_string()
+    };
+    let file = work.path().join("cdx.json");
+    let digest = build(&file);
+
+    // The referrers: one SPDX and one CycloneDX manifest, each one layer of that media type.
+    let listed = Hoist::run(["referrers", &dest, "--json"]);
+    listed.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let mut docs = std::collections::BTreeMap::new();
+    for r in v["referrers"].as_array().unwrap() {
+        let kind = r["artifactType"].as_str().unwrap().to_string();
+        let m: serde_json::Value =
+            serde_json::from_slice(&reg.manifest_bytes("team/sbom", r["digest"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(m["layers"].as_array().unwrap().len(), 1, "{m}");
+        assert_eq!(m["layers"][0]["mediaType"].as_str().unwrap(), kind);
+        let path = format!("/v2/team/sbom/blobs/{}", m["layers"][0]["digest"].as_str().unwrap());
+        let got = reg.request("GET", &path, &HttpAuth::None, &[], b"");
+        assert_eq!(got.status, 200, "{}", got.text());
+        let blob = got.body;
+        docs.insert(
+            kind,
+            (r["digest"].as_str().unwrap().to_string(), serde_json::from_slice::<serde_json::Value>(&blob).unwrap()),
+        );
+    }
+    let (spdx_ref, spdx) = &docs["application/spdx+json"];
+    let (cdx_ref, cdx) = &docs["application/vnd.cyclonedx+json"];
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert_eq!(cdx["specVersion"], "1.6");
+    assert_eq!(cdx["metadata"]["timestamp"], "2023-11-14T22:13:20Z");
+    let spdx_purls: std::collections::BTreeSet<String> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str().map(str::to_string))
+        .collect();
+    let cdx_purls: std::collections::BTreeSet<String> =
+        cdx["components"].as_array().unwrap().iter().map(|c| c["purl"].as_str().unwrap().to_string()).collect();
+    assert_eq!(spdx_purls, cdx_purls);
+    let expected: std::collections::BTreeSet<String> = [
+        "pkg:golang/example.com/hello".to_string(),
+        format!("pkg:golang/stdlib@{go_version}"),
+        "pkg:npm/%40types/node@20.1.0".to_string(),
+        "pkg:npm/left-pad@1.3.0".to_string(),
+        "pkg:pypi/six@1.16.0".to_string(),
+    ]
+    .into();
+    assert_eq!(cdx_purls, expected);
+    let found_at: Vec<&str> =
+        cdx["components"].as_array().unwrap().iter().map(|c| c["properties"][0]["value"].as_str().unwrap()).collect();
+    assert!(found_at.contains(&"/usr/local/bin/hello") && found_at.contains(&"/app/package-lock.json"), "{found_at:?}");
+
+    // syft on the same pushed image: every purl it lists, hoist lists; hoist's extras are the
+    // lockfile's packages (syft catalogues installed node_modules in images, not lockfiles).
+    let syft = syft_purls(&dest);
+    assert!(!syft.is_empty());
+    let missing: Vec<&String> = syft.difference(&cdx_purls).collect();
+    assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {cdx_purls:?})");
+    let extra: Vec<&String> = cdx_purls.difference(&syft).collect();
+    assert!(extra.iter().all(|p| p.starts_with("pkg:npm/")), "hoist lists {extra:?}, syft does not");
+
+    // Both formats pass the SPDX and CycloneDX projects' own validators (PyPI: spdx-tools,
+    // cyclonedx-python-lib[json-validation]).
+    let spdx_file = work.path().join("spdx.json");
+    std::fs::write(&spdx_file, serde_json::to_vec(spdx).unwrap()).unwrap();
+    let mut cmd = Command::new(require_tool("pyspdxtools"));
+    cmd.arg("-i").arg(&spdx_file);
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "pyspdxtools: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cdx_file = work.path().join("cdx-referrer.json");
+    std::fs::write(&cdx_file, serde_json::to_vec(cdx).unwrap()).unwrap();
+    for f in [&cdx_file, &file] {
+        let mut cmd = Command::new(require_tool("python3"));
+        cmd.args([
+            "-c",
+            "import sys\n\
+             from cyclonedx.validation.json import JsonStrictValidator\n\
+             from cyclonedx.schema import SchemaVersion\n\
+             e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+             sys.exit(str(e) if e else 0)",
+        ])
+        .arg(f);
+        let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "the CycloneDX validator (pip install 'cyclonedx-python-lib[json-validation]') rejects {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // --sbom-file: CycloneDX with GitLab's properties.
+    let f: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let props: std::collections::BTreeMap<String, String> = f["metadata"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(props["gitlab:meta:schema_version"], "1");
+    assert_eq!(props["gitlab:container_scanning:image:name"], format!("{}/team/sbom", reg.host()));
+    assert_eq!(props["gitlab:container_scanning:image:tag"], "1");
+
+    // Reproducible: a rebuild attaches the same two manifests (same digests) and writes the same file.
+    let file2 = work.path().join("cdx2.json");
+    assert_eq!(build(&file2), digest);
+    assert_eq!(std::fs::read(&file2).unwrap(), std::fs::read(&file).unwrap());
+    let listed = Hoist::run(["referrers", &dest, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let mut again: Vec<String> =
+        v["referrers"].as_array().unwrap().iter().map(|r| r["digest"].as_str().unwrap().to_string()).collect();
+    again.sort();
+    let mut before = vec![spdx_ref.clone(), cdx_ref.clone()];
+    before.sort();
+    assert_eq!(again, before);
+}
