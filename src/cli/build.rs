@@ -437,16 +437,8 @@ fn now_rfc3339() -> String {
     build::config::rfc3339(now)
 }
 
-/// Attaches the statement in each repository pushed to (signed too with the --sign key).
-async fn attach_provenance(
-    report: &PushReport,
-    statement: &[u8],
-    signer: Option<&crate::sign::SignOptions>,
-    opts: &crate::push::PushOptions,
-    env: &dyn Env,
-    reporter: &std::sync::Arc<Reporter>,
-) -> Result<()> {
-    let clients = Clients::new(opts, env);
+/// What a build pushed, as the subject of an attached document, and each repository it went to (once).
+fn pushed_subject(report: &PushReport) -> Result<(crate::remote::referrers::Subject, Vec<Reference>)> {
     let subject = crate::remote::referrers::Subject {
         media_type: report.media_type.clone(),
         digest: report.digest.clone(),
@@ -459,6 +451,20 @@ async fn attach_provenance(
             repos.push(r);
         }
     }
+    Ok((subject, repos))
+}
+
+/// Attaches the statement in each repository pushed to (signed too with the --sign key).
+async fn attach_provenance(
+    report: &PushReport,
+    statement: &[u8],
+    signer: Option<&crate::sign::SignOptions>,
+    opts: &crate::push::PushOptions,
+    env: &dyn Env,
+    reporter: &std::sync::Arc<Reporter>,
+) -> Result<()> {
+    let clients = Clients::new(opts, env);
+    let (subject, repos) = pushed_subject(report)?;
     for r in repos {
         let done =
             crate::provenance::attach(&clients, &r, &subject, statement, signer.map(|s| &s.key), reporter).await?;
@@ -484,18 +490,7 @@ async fn attach_sbom(
     reporter: &std::sync::Arc<Reporter>,
 ) -> Result<()> {
     let clients = Clients::new(opts, env);
-    let subject = crate::remote::referrers::Subject {
-        media_type: report.media_type.clone(),
-        digest: report.digest.clone(),
-        size: report.size,
-    };
-    let mut repos: Vec<Reference> = Vec::new();
-    for r in &report.references {
-        let r: Reference = r.parse()?;
-        if !repos.iter().any(|x| x.name() == r.name()) {
-            repos.push(r);
-        }
-    }
+    let (subject, repos) = pushed_subject(report)?;
     for r in repos {
         let mut what = Vec::new();
         for (media_type, bytes) in docs {
