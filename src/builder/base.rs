@@ -56,8 +56,8 @@ pub async fn resolve(
     let last = candidates.len() - 1;
     for (i, source) in candidates.into_iter().enumerate() {
         match resolve_at(clients, image, &source, platform, retry).await {
-            Ok((digest, config, layers)) => {
-                return Ok((BaseImage { reference, source, digest, config, layers }, notes));
+            Ok((digest, config, layers, index)) => {
+                return Ok((BaseImage { reference, source, digest, config, layers, index }, notes));
             }
             Err(e) if i < last => notes.push(format!("mirror {source} for {image}: {e}; trying the next source")),
             Err(e) if i > 0 => return Err(e.with_hint(format!("its mirrors failed too: {}", notes.join("; ")))),
@@ -68,14 +68,14 @@ pub async fn resolve(
 }
 
 /// The manifest digest, config and layers of `image` as `source` serves it (the platform's manifest
-/// when it is an index).
+/// when it is an index), and the index's digest when it was one.
 pub(crate) async fn resolve_at(
     clients: &Clients<'_>,
     image: &str,
     source: &Reference,
     platform: &Platform,
     retry: RetryPolicy,
-) -> Result<(Digest, serde_json::Value, Vec<crate::model::OciDescriptor>)> {
+) -> Result<(Digest, serde_json::Value, Vec<crate::model::OciDescriptor>, Option<Digest>)> {
     let ctx = || {
         if source.to_string() == image {
             format!("resolving base image {image}")
@@ -87,7 +87,9 @@ pub(crate) async fn resolve_at(
     let repo = Repository::new(client, source.repository(), "pull", &[], retry);
     let mut manifest = repo.get_manifest(&source.manifest_reference()).await.with_context(ctx)?;
     let mut kind = kind_of(&manifest.media_type, &manifest.bytes);
+    let mut index_digest = None;
     if media::is_index(&kind) {
+        index_digest = Some(manifest.digest.clone());
         let index: OciImageIndex = serde_json::from_slice(&manifest.bytes)
             .map_err(|e| Error::other(format!("the image index is not valid: {e}")).context(ctx()))?;
         let (digest, _) = pick_platform(&index, platform).ok_or_else(|| {
@@ -111,7 +113,7 @@ pub(crate) async fn resolve_at(
     let config_bytes = repo.get_blob_bytes(&config_digest).await.with_context(ctx)?;
     let config: serde_json::Value = serde_json::from_slice(&config_bytes)
         .map_err(|e| Error::other(format!("the image config is not JSON: {e}")).context(ctx()))?;
-    Ok((manifest.digest, config, m.layers))
+    Ok((manifest.digest, config, m.layers, index_digest))
 }
 
 /// Downloads every registry-held blob of `artifact` into `dir` (for an OCI layout output), turning

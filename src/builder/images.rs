@@ -30,6 +30,19 @@ use crate::push::Clients;
 use crate::registry::ops::{BlobOutcome, NoProgress, Progress, RetryPolicy};
 use crate::rootfs::{self, EntryKind, Filter, Found, Listing, Options, ACCOUNT_FILES};
 
+/// Why `--sbom` reads a base layer (and the sign that its listing must keep the package databases).
+const WHY_SBOM: &str = "for the package databases --sbom lists";
+
+/// The base image's packages for `--sbom`, and where they were read.
+#[derive(Debug, Clone, Default)]
+pub struct BaseSbom {
+    /// An attached SBOM (`referrer sha256:…`) or the package databases read.
+    pub source: String,
+    /// Its `os-release` (when read from its layers).
+    pub os: Option<crate::sbom::distro::Os>,
+    pub packages: Vec<crate::sbom::Package>,
+}
+
 /// Downloaded images and where their files go.
 pub struct ImageSources {
     blobs: PathBuf,
@@ -176,12 +189,16 @@ impl ImageSources {
     ) -> Result<Arc<Listing>> {
         let d = &image.layers[index];
         let digest: Digest = d.digest.parse()?;
-        if let Some(l) = self.listings.lock().expect("listings").get(digest.as_str()) {
+        // `--sbom` needs the package databases, which listings cached by an older hoist lack.
+        let databases = why == WHY_SBOM;
+        let usable = |l: &Listing| !databases || l.databases.is_some();
+        if let Some(l) = self.listings.lock().expect("listings").get(digest.as_str()).filter(|l| usable(l)) {
             return Ok(l.clone());
         }
         let ctx = || format!("reading layer {} of {name}", index + 1);
         let file = self.listing_dir.join(format!("{}.json", digest.hex()));
-        let cached = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Listing>(&b).ok());
+        let cached =
+            std::fs::read(&file).ok().and_then(|b| serde_json::from_slice::<Listing>(&b).ok()).filter(|l| usable(l));
         let (listing, how) = match cached {
             Some(l) => (l, "its listing from the cache"),
             None => {
@@ -230,6 +247,41 @@ impl ImageSources {
         let listing = Arc::new(listing);
         self.listings.lock().expect("listings").insert(digest.to_string(), listing.clone());
         Ok(listing)
+    }
+
+    /// What `--sbom` knows of the base `image` (known as `name`): an SBOM attached to it (a referrer,
+    /// or BuildKit's attestation in its index) when there is one — a few small GETs — else the
+    /// distribution packages in its layers' listings: every layer (a database may be in any), each
+    /// read at most once, from the cache when a listing there keeps the databases.
+    pub async fn base_sbom(
+        &self,
+        clients: &Clients<'_>,
+        name: &str,
+        image: &BaseImage,
+        retry: RetryPolicy,
+    ) -> Result<BaseSbom> {
+        let src = &image.source;
+        let client = clients.get(src.api_host()).await?;
+        let repo = crate::registry::ops::Repository::new(client, src.repository(), "pull", &[], retry);
+        if let Some(found) = crate::sbom::import::attached(&repo, &image.digest, image.index.as_ref()).await? {
+            self.notes.lock().expect("notes").push(format!(
+                "base {name}: {} packages from its SBOM ({}); no layer read for --sbom",
+                found.packages.len(),
+                found.source
+            ));
+            return Ok(BaseSbom { source: found.source, os: None, packages: found.packages });
+        }
+        let mut listings = Vec::new();
+        for i in (0..image.layers.len()).rev() {
+            listings.push(self.listing(clients, name, image, i, WHY_SBOM, retry).await?);
+        }
+        let top_down: Vec<&Listing> = listings.iter().map(|l| &**l).collect();
+        let files = rootfs::visible_databases(&top_down)
+            .ok_or_else(|| Error::other("internal: a base layer listing without its package databases"))?;
+        let (os, packages) = crate::sbom::distro::packages(&files);
+        let source =
+            format!("the package databases of {name} ({})", files.keys().cloned().collect::<Vec<_>>().join(", "));
+        Ok(BaseSbom { source, os, packages })
     }
 
     /// Finds `/etc/passwd` and `/etc/group` of `image` in its layers' listings, top-down, reading a

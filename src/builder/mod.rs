@@ -68,6 +68,8 @@ pub struct BuildOptions {
     pub cache_from: Option<Vec<crate::model::Reference>>,
     /// Where downloads of `COPY --from` image layers show their progress; `None`: silent.
     pub reporter: Option<Arc<crate::progress::Reporter>>,
+    /// `--sbom` (not `=added`): read the final stage's base packages ([`Built::base_sbom`]).
+    pub sbom_base: bool,
 }
 
 /// A parsed Dockerfile with its context and stage outline.
@@ -99,6 +101,8 @@ pub struct Built {
     /// The files this build added (the stage's merged tree, base layers not included): what
     /// `--sbom` catalogues.
     pub added: layer::Tree,
+    /// The final stage's base image's packages, when [`BuildOptions::sbom_base`] asked.
+    pub base_sbom: Option<images::BaseSbom>,
 }
 
 /// `--build-arg` names no ARG in the Dockerfile declares (docker warns about them too).
@@ -268,6 +272,15 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
             sources.learn(clients, &name, &image, &questions, retry).await?;
         }
     };
+    let base_sbom = match (&stage.base, opts.sbom_base) {
+        (Some(base), true) => Some(
+            sources
+                .base_sbom(clients, &base.reference.to_string(), base, retry)
+                .await
+                .map_err(|e| e.context(format!("reading the packages of the base {} for --sbom", base.reference)))?,
+        ),
+        _ => None,
+    };
     let layer_notes = sources.take_notes();
     let candidates = match &opts.cache_from {
         None => reuse::Candidates::off("--no-cache-from: the registry is not asked"),
@@ -289,6 +302,7 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
         .chain(notes)
         .collect();
     built.notes = layer_notes;
+    built.base_sbom = base_sbom;
     let mut inputs: Vec<(&String, &Arc<BaseImage>)> = resolved.iter().collect();
     inputs.sort_by(|a, b| a.0.cmp(b.0));
     built.inputs = inputs.into_iter().map(|(_, b)| b.clone()).collect();
@@ -436,6 +450,7 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
         candidates,
         inputs: Vec::new(),
         added: stage.fs.clone(),
+        base_sbom: None,
     })
 }
 
@@ -582,6 +597,7 @@ mod tests {
             mirrors: Default::default(),
             cache_from: None,
             reporter: None,
+            sbom_base: false,
         };
         let p = check(&opts).unwrap();
         assert_eq!(instructions_json(&p.dockerfile).as_array().unwrap().len(), 4);

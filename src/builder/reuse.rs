@@ -185,7 +185,7 @@ pub async fn gather(
     .await;
     for ((name, read), reference) in reads.into_iter().zip(unique.iter()) {
         match read {
-            Ok((_, config, layers)) => out.add(&name, reference, &config, &layers),
+            Ok((_, config, layers, _)) => out.add(&name, reference, &config, &layers),
             Err(e) => {
                 let why = short_error(&e, &name);
                 out.unread.push((name, why));

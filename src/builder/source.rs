@@ -56,6 +56,9 @@ pub struct BaseImage {
     pub config: Value,
     /// The manifest's layer descriptors, reused as they are.
     pub layers: Vec<OciDescriptor>,
+    /// The image index the manifest was picked from, when the reference named one (BuildKit keeps
+    /// its SBOM attestations there: `--sbom` looks).
+    pub index: Option<Digest>,
 }
 
 /// `/etc/passwd` and `/etc/group` of an image (`None` when it has none).

@@ -122,16 +122,29 @@ pub struct ProvenanceFlags {
     /// --provenance) it attaches nothing.
     #[arg(long, value_name = "FILE")]
     pub provenance_file: Option<PathBuf>,
-    /// Attach an SBOM of the packages in the files this build added (Go binaries' build info,
-    /// package-lock.json, Python *.dist-info/METADATA) to the pushed image, as two referrers: SPDX
-    /// 2.3 JSON (application/spdx+json) and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json).
-    /// Only `added` exists: the base image's packages are not read.
-    #[arg(long, value_parser = ["added"], num_args = 0..=1, default_missing_value = "added", require_equals = true, value_name = "WHAT")]
+    /// Attach an SBOM to the pushed image, as two referrers: SPDX 2.3 JSON (application/spdx+json)
+    /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json). `all` (the default): the base
+    /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg and
+    /// apk databases and os-release, read from its layers once and cached — and those in the files
+    /// this build added (Go binaries' build info, package-lock.json, Python *.dist-info/METADATA).
+    /// `added`: only the added files; nothing of the base is read.
+    #[arg(long, value_parser = ["all", "added"], num_args = 0..=1, default_missing_value = "all", require_equals = true, value_name = "WHAT")]
     pub sbom: Option<String>,
     /// Write the CycloneDX SBOM, with GitLab's container-scanning properties, to FILE (for
     /// `artifacts:reports:cyclonedx`). Alone (without --sbom) it attaches nothing.
     #[arg(long, value_name = "FILE")]
     pub sbom_file: Option<PathBuf>,
+}
+
+impl ProvenanceFlags {
+    /// Whether the SBOM lists the base image's packages (`--sbom`, `--sbom=all`, or `--sbom-file`
+    /// without `--sbom=added`).
+    pub fn sbom_base(&self) -> bool {
+        match self.sbom.as_deref() {
+            Some(what) => what != "added",
+            None => self.sbom_file.is_some(),
+        }
+    }
 }
 
 fn pairs(flag: &str, items: &[String], from_env: bool) -> Result<BTreeMap<String, String>> {
@@ -212,6 +225,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         stream: None,
         cache_from: None,
         reporter: None,
+        sbom_base: args.provenance.sbom_base(),
     };
     if args.check {
         if args.json {
@@ -287,6 +301,16 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
             for (_, b) in &images {
                 added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
+                let os = b.base_sbom.as_ref().and_then(|s| s.os.as_ref());
+                added.extend(crate::sbom::distro::in_tree(&b.added, os).map_err(crate::sbom::context)?);
+                if let Some(base) = &b.base_sbom {
+                    reporter.note(&format!(
+                        "--sbom: {} packages of the base, from {}",
+                        base.packages.len(),
+                        base.source
+                    ));
+                    added.extend(base.packages.iter().cloned());
+                }
             }
             added.sort();
             added.dedup();

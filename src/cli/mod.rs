@@ -14,6 +14,7 @@ mod ls;
 mod pull;
 mod push;
 mod referrers;
+mod sbom;
 mod scan;
 mod sign;
 mod tag;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Run Harbor's vulnerability scan of a pushed image and bring the result back: summary, GitLab and JUnit reports.
     #[command(after_help = scan::EXAMPLES)]
     Scan(scan::ScanArgs),
+    /// Write the SBOM of an existing image (SPDX or CycloneDX): the one it carries, else its layers read.
+    #[command(after_help = sbom::EXAMPLES)]
+    Sbom(sbom::SbomArgs),
     /// Check credentials against a registry and store them in docker's and Helm's config for later tools.
     #[command(after_help = login::LOGIN_EXAMPLES)]
     Login(login::LoginArgs),
@@ -126,6 +130,7 @@ impl Cli {
             Command::Chart(args) => chart::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Scan(args) => scan::run(args).await,
+            Command::Sbom(args) => sbom::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args).await,
             Command::Sign(args) => sign::sign(args).await,

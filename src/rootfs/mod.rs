@@ -20,6 +20,6 @@ mod unpack;
 
 pub use crate::model::OciDescriptor;
 pub use unpack::{
-    apply_layers, list, lookup, resolve, Entry, EntryKind, Filter, Found, Listing, Lookup, Options, Report,
-    ACCOUNT_FILES,
+    apply_layers, list, list_with, lookup, resolve, visible_databases, Entry, EntryKind, Filter, Found, Listing,
+    Lookup, Options, Report, Visit, ACCOUNT_FILES,
 };

@@ -256,6 +256,49 @@ pub struct Listing {
     pub opaque: BTreeSet<String>,
     /// `etc/passwd` and `etc/group` when this layer has them as regular files (at most 1 MiB each).
     pub accounts: BTreeMap<String, Vec<u8>>,
+    /// The package databases and `os-release` files `--sbom` reads ([`crate::sbom::distro::is_database`])
+    /// this layer has as regular files (at most [`crate::sbom::files::MAX_DOC`] each, base64 in the
+    /// cache). `None`: a listing cached before hoist kept them — read the layer again when they are needed.
+    #[serde(default, with = "b64_files")]
+    pub databases: Option<BTreeMap<String, Vec<u8>>>,
+}
+
+/// The kept files' bytes as base64 strings (a JSON array of numbers would be 3-4 times larger).
+mod b64_files {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(v: &Option<BTreeMap<String, Vec<u8>>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(|m| m.iter().map(|(k, b)| (k.clone(), B64.encode(b))).collect::<BTreeMap<_, _>>()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, Vec<u8>>>, D::Error> {
+        let m = Option::<BTreeMap<String, String>>::deserialize(d)?;
+        m.map(|m| m.into_iter().map(|(k, v)| B64.decode(v).map(|b| (k, b)).map_err(serde::de::Error::custom)).collect())
+            .transpose()
+    }
+}
+
+/// What a visitor of [`list_with`] is given for each regular file of a layer: its path (no leading
+/// `/`), mode bits, size, and its bytes as they stream past.
+pub type Visit<'a> = &'a mut dyn FnMut(&str, u32, u64, &mut dyn Read) -> Result<()>;
+
+/// The kept package databases ([`Listing::databases`]) of an image whose listings are given top
+/// layer first, as the image shows them: a file a higher layer replaces, deletes or hides under an
+/// opaque directory does not count. `None` when a listing lacks them (cached by an older hoist).
+pub fn visible_databases(top_down: &[&Listing]) -> Option<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for (i, l) in top_down.iter().enumerate() {
+        for (path, bytes) in l.databases.as_ref()? {
+            if !out.contains_key(path) && top_down[..i].iter().all(|upper| upper.find(path).is_none()) {
+                out.insert(path.clone(), bytes.clone());
+            }
+        }
+    }
+    Some(out)
 }
 
 /// What one layer says of a path.
@@ -299,11 +342,17 @@ impl Listing {
 }
 
 /// Reads one layer blob (streamed) into its [`Listing`]: headers only, file contents skipped (but
-/// for the account files).
+/// for the account files and package databases).
 pub fn list<R: Read>(reader: R) -> Result<Listing> {
+    list_with(reader, &mut |_, _, _, _| Ok(()))
+}
+
+/// [`list`], also handing every regular file to `visit` as it streams past (`hoist sbom` runs the
+/// file catalogers so: each layer read once).
+pub fn list_with<R: Read>(reader: R, visit: Visit<'_>) -> Result<Listing> {
     const MAX_ACCOUNTS: u64 = 1 << 20;
     let read_err = |e: io::Error| Error::other(format!("reading the layer: {e}"));
-    let mut out = Listing::default();
+    let mut out = Listing { databases: Some(BTreeMap::new()), ..Listing::default() };
     let mut archive = tar::Archive::new(decoder(reader).map_err(read_err)?);
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -334,10 +383,21 @@ pub fn list<R: Read>(reader: R) -> Result<Listing> {
             'o'
         };
         let (mode, uid, gid) = (h.mode().unwrap_or(0o755) & 0o7777, h.uid().unwrap_or(0), h.gid().unwrap_or(0));
+        let size = h.size().unwrap_or(0);
         if t.is_file() && ACCOUNT_FILES.contains(&path.as_str()) {
             let mut buf = Vec::new();
             (&mut entry).take(MAX_ACCOUNTS).read_to_end(&mut buf).map_err(read_err)?;
+            visit(&path, mode, size, &mut buf.as_slice())?;
             out.accounts.insert(path.clone(), buf);
+        } else if t.is_file() && crate::sbom::distro::is_database(&path) {
+            let mut buf = Vec::new();
+            if size <= crate::sbom::files::MAX_DOC {
+                (&mut entry).read_to_end(&mut buf).map_err(read_err)?;
+                visit(&path, mode, size, &mut buf.as_slice())?;
+                out.databases.get_or_insert_with(BTreeMap::new).insert(path.clone(), buf);
+            }
+        } else if t.is_file() {
+            visit(&path, mode, size, &mut entry)?;
         }
         out.entries.insert(path, (kind, mode, uid, gid));
     }

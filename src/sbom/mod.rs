@@ -4,11 +4,17 @@
 //! - [`files`]: catalogers over single files (Go build info, lockfiles, Python metadata), read
 //!   through `std::io::Read` so they serve hoist's own layers and tar entries alike.
 //! - [`format`]: the two documents, deterministic (same packages and epoch, same bytes).
+//! - [`distro`]: dpkg and apk databases and `os-release`, with syft's purls.
+//! - [`import`]: an SBOM an image already carries (a referrer, BuildKit's attestation).
+//! - [`image`]: the SBOM of an existing image (`hoist sbom REF`): its SBOM, else its layers.
 //!
 //! [`catalogue`] walks the files hoist added in a build.
 
+pub mod distro;
 pub mod files;
 pub mod format;
+pub mod image;
+pub mod import;
 
 use crate::builder::layer::{Content, Kind, Tree};
 use crate::error::{Error, Result};

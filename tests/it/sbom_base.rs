@@ -1,0 +1,310 @@
+//! The base image's packages in `hoist build --sbom`, and `hoist sbom REF`: crafted bases (a
+//! distroless-style one with `var/lib/dpkg/status.d/*`, an alpine-style one with
+//! `lib/apk/db/installed`) pushed to a real registry; syft (pinned, `registry:` scans) as the judge of
+//! the purls; the registry's access log as the judge of which base layers were read, and how often.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::images::{dir, file, push_synthetic, synthetic_layout, Ent};
+use crate::harness::*;
+
+const DEBIAN_OS_RELEASE: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+VERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+
+/// A distroless-style base: `os-release` in `usr/lib` (with `etc/os-release` a symlink to it), one
+/// dpkg status file per package in `status.d` (md5sums beside them), and a second layer that adds a
+/// package and deletes one of the first layer's (a whiteout).
+fn distroless_layers() -> Vec<Vec<Ent>> {
+    vec![
+        vec![
+            dir("etc"),
+            dir("usr/lib"),
+            file("usr/lib/os-release", DEBIAN_OS_RELEASE),
+            Ent::Symlink("etc/os-release", "../usr/lib/os-release"),
+            dir("var/lib/dpkg/status.d"),
+            file(
+                "var/lib/dpkg/status.d/base-files",
+                "Package: base-files\nStatus: install ok installed\nPriority: required\nArchitecture: amd64\n\
+                 Version: 12.4+deb12u5\nDescription: Debian base system miscellaneous files\n",
+            ),
+            file(
+                "var/lib/dpkg/status.d/libc6",
+                "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc (2.36-9+deb12u4)\n\
+                 Version: 2.36-9+deb12u4\nDescription: GNU C Library: Shared libraries\n Contains the libraries.\n",
+            ),
+            file("var/lib/dpkg/status.d/libc6.md5sums", "0123456789abcdef0123456789abcdef  lib/libc.so.6\n"),
+            file(
+                "var/lib/dpkg/status.d/tzdata",
+                "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\nSource: tzdata (2024a-0+deb12u1)\n",
+            ),
+        ],
+        vec![
+            file(
+                "var/lib/dpkg/status.d/libssl3",
+                "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nMulti-Arch: same\n\
+                 Source: openssl\nVersion: 3.0.11-1~deb12u2\nDescription: Secure Sockets Layer toolkit\n",
+            ),
+            Ent::Whiteout("var/lib/dpkg/status.d/tzdata"),
+        ],
+    ]
+}
+
+fn alpine_layers() -> Vec<Vec<Ent>> {
+    vec![
+        vec![
+            dir("etc"),
+            file(
+                "etc/os-release",
+                "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n",
+            ),
+            dir("lib/apk/db"),
+            file("lib/apk/db/installed", "C:Q1old=\nP:musl\nV:1.2.4_git20230717-r3\nA:x86_64\no:musl\n\n"),
+        ],
+        vec![file(
+            "lib/apk/db/installed",
+            "C:Q1Kd=\nP:musl\nV:1.2.4_git20230717-r4\nA:x86_64\nS:407278\nI:667648\nT:the musl c library\n\
+             U:https://musl.libc.org/\nL:MIT\no:musl\nm:Natanael Copa <ncopa@alpinelinux.org>\nt:1705066223\n\
+             F:lib\nR:ld-musl-x86_64.so.1\na:0:0:755\n\n\
+             C:Q1Z=\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\nT:Crypto library from openssl\nL:Apache-2.0\no:openssl\n\
+             D:so:libc.musl-x86_64.so.1\n\n\
+             C:Q1Y=\nP:busybox-binsh\nV:1.36.1-r15\nA:x86_64\no:busybox\nL:GPL-2.0-only\n",
+        )],
+    ]
+}
+
+fn syft_purls(reference: &str) -> BTreeSet<String> {
+    let home = scratch_dir("syft-home");
+    let mut cmd = Command::new(require_go_tool("syft"));
+    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
+}
+
+/// The purls of an SPDX document's packages.
+fn spdx_purls(doc: &serde_json::Value) -> BTreeSet<String> {
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3", "{doc}");
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The purls of a CycloneDX document's components.
+fn cdx_purls(doc: &serde_json::Value) -> BTreeSet<String> {
+    assert_eq!(doc["bomFormat"], "CycloneDX", "{doc}");
+    doc["components"].as_array().unwrap().iter().map(|c| c["purl"].as_str().unwrap().to_string()).collect()
+}
+
+/// The SPDX referrer hoist attached to `image` (`host/repo:tag`, repository `repo`), parsed.
+fn attached_spdx(reg: &Registry, repo: &str, image: &str) -> serde_json::Value {
+    let listed = Hoist::run(["referrers", image, "--json"]);
+    listed.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout()).unwrap();
+    let r = v["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["artifactType"] == "application/spdx+json")
+        .unwrap_or_else(|| panic!("no SPDX referrer on {image}: {v}"));
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.manifest_bytes(repo, r["digest"].as_str().unwrap()).unwrap()).unwrap();
+    let got = reg.request(
+        "GET",
+        &format!("/v2/{repo}/blobs/{}", m["layers"][0]["digest"].as_str().unwrap()),
+        &HttpAuth::None,
+        &[],
+        b"",
+    );
+    assert_eq!(got.status, 200, "{}", got.text());
+    serde_json::from_slice(&got.body).unwrap()
+}
+
+/// `hoist build` of `ctx` with the cache directory `cache` and a fixed epoch.
+fn build(work: &Path, cache: &Path, args: &[&str]) -> Output {
+    let mut cmd = Hoist::cmd();
+    cmd.current_dir(work).env("HOIST_CACHE_DIR", cache).env("SOURCE_DATE_EPOCH", "1700000000").arg("build").args(args);
+    Hoist::run_cmd(cmd, None)
+}
+
+/// Blob GETs of `layers` since `mark`, by digest.
+fn layer_gets(reg: &Registry, mark: usize, layers: &[String]) -> Vec<String> {
+    reg.access_log_since(mark)
+        .into_iter()
+        .filter(|l| l.method == "GET")
+        .filter_map(|l| l.blob().map(|(_, d)| d))
+        .filter(|d| layers.contains(d))
+        .collect()
+}
+
+fn context(work: &Path, base: &str) {
+    let ctx = work.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nCOPY app.txt /app/\n")).unwrap();
+    std::fs::write(ctx.join("app.txt"), "app\n").unwrap();
+}
+
+#[test]
+fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let base = format!("{}/base/distroless:12", reg.host());
+    let synthetic = push_synthetic(&reg, work.path(), &base, &distroless_layers(), serde_json::json!({}));
+    context(work.path(), &base);
+    let cache = work.path().join("cache");
+    let dest = format!("{}/team/app:1", reg.host());
+
+    // --sbom=added reads no base blob (a fresh cache: nothing could come from there).
+    // (Another repository: the image is the same, and a subject's referrers are per repository.)
+    let added_dest = format!("{}/team/added:1", reg.host());
+    let mark = reg.log_mark();
+    let out = build(work.path(), &work.path().join("cache-added"), &["ctx", "-t", &added_dest, "--sbom=added"]);
+    out.assert_success();
+    assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new(), "{}", out.stderr());
+    let added = spdx_purls(&attached_spdx(&reg, "team/added", &added_dest));
+    assert!(added.iter().all(|p| !p.starts_with("pkg:deb/")), "--sbom=added lists the base: {added:?}");
+
+    // --sbom: each base layer downloaded exactly once (its headers and databases read, then dropped).
+    let mark = reg.log_mark();
+    let out = build(work.path(), &cache, &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success().assert_stderr_contains("packages of the base");
+    let mut gets = layer_gets(&reg, mark, &synthetic.layer_digests);
+    gets.sort();
+    let mut want = synthetic.layer_digests.clone();
+    want.sort();
+    assert_eq!(gets, want, "each base layer once: {}", out.stderr());
+    let ours = spdx_purls(&attached_spdx(&reg, "team/app", &dest));
+    let expected: BTreeSet<String> = [
+        "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64&distro=debian-12",
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12&upstream=glibc%402.36-9%2Bdeb12u4",
+        "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(ours, expected, "tzdata is deleted by the second layer's whiteout");
+
+    // The judge: syft on the base and on the built image lists nothing hoist does not.
+    for image in [&base, &dest] {
+        let syft = syft_purls(image);
+        assert!(!syft.is_empty(), "syft found nothing in {image}");
+        let missing: Vec<&String> = syft.difference(&ours).collect();
+        assert!(missing.is_empty(), "syft lists {missing:?} in {image}, hoist does not (hoist: {ours:?})");
+    }
+
+    // A rebuild on the same runner reads no base blob: the listings are cached by layer digest.
+    let mark = reg.log_mark();
+    let out = build(work.path(), &cache, &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success();
+    assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new(), "{}", out.stderr());
+    assert_eq!(spdx_purls(&attached_spdx(&reg, "team/app", &dest)), ours);
+
+    // `hoist sbom` of an image without an SBOM attached reads its layers and finds what the build
+    // wrote (--sbom-file alone attaches nothing; it lists the base too).
+    let plain = format!("{}/team/plain:1", reg.host());
+    let cdx_file = work.path().join("gl.cdx.json");
+    let out = build(work.path(), &cache, &["ctx", "-t", &plain, "--sbom-file", cdx_file.to_str().unwrap()]);
+    out.assert_success();
+    let from_build = cdx_purls(&serde_json::from_slice(&std::fs::read(&cdx_file).unwrap()).unwrap());
+    assert_eq!(from_build, ours);
+    let out = Hoist::run(["sbom", &plain, "--format", "cyclonedx"]);
+    out.assert_success().assert_stderr_contains("from 3 layers");
+    assert_eq!(cdx_purls(&serde_json::from_str(&out.stdout()).unwrap()), from_build);
+    // And of the built image with its SBOM attached: that SBOM, no layer read.
+    let mark = reg.log_mark();
+    let out = Hoist::run(["sbom", &dest]);
+    out.assert_success().assert_stderr_contains("from referrer sha256:");
+    assert_eq!(spdx_purls(&serde_json::from_str(&out.stdout()).unwrap()), ours);
+    assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new());
+}
+
+#[test]
+fn sbom_of_an_alpine_style_base_and_of_its_oci_layout_lists_what_syft_lists() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let base = format!("{}/base/alpine:3.19", reg.host());
+    push_synthetic(&reg, work.path(), &base, &alpine_layers(), serde_json::json!({}));
+    let expected: BTreeSet<String> = [
+        "pkg:apk/alpine/busybox-binsh@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1&upstream=busybox",
+        "pkg:apk/alpine/libcrypto3@3.1.4-r5?arch=x86_64&distro=alpine-3.19.1&upstream=openssl",
+        "pkg:apk/alpine/musl@1.2.4_git20230717-r4?arch=x86_64&distro=alpine-3.19.1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+
+    let out = Hoist::run(["sbom", &base, "--format", "spdx"]);
+    out.assert_success();
+    let ours = spdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+    assert_eq!(ours, expected, "the upper layer's database replaces the lower one's");
+    let syft = syft_purls(&base);
+    assert!(!syft.is_empty());
+    let missing: Vec<&String> = syft.difference(&ours).collect();
+    assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {ours:?})");
+
+    // The same image as an OCI layout, to a file, in GitLab's CycloneDX.
+    let layout = work.path().join("layout");
+    synthetic_layout(&layout, "3.19", &alpine_layers(), serde_json::json!({}));
+    let file = work.path().join("gl.json");
+    let out = Hoist::run([
+        "sbom",
+        &format!("oci:{}:3.19", layout.display()),
+        "--format",
+        "gitlab",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    out.assert_success();
+    assert_eq!(out.stdout(), "", "the document goes to the file");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(cdx_purls(&doc), expected);
+    let props: Vec<&str> =
+        doc["metadata"]["properties"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(props.contains(&"gitlab:meta:schema_version"), "{props:?}");
+
+    // In a build: the base's packages beside the added files'.
+    context(work.path(), &base);
+    let dest = format!("{}/team/alpine-app:1", reg.host());
+    let out = build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success();
+    assert_eq!(spdx_purls(&attached_spdx(&reg, "team/alpine-app", &dest)), expected);
+}
+
+#[test]
+fn sbom_uses_the_spdx_referrer_a_base_carries_instead_of_its_layers() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let base = format!("{}/base/carried:1", reg.host());
+    let synthetic = push_synthetic(&reg, work.path(), &base, &distroless_layers(), serde_json::json!({}));
+    // The base's own SBOM (as a vendor attaches it), naming a package its layers do not hold: the
+    // build's SBOM lists it only if the referrer was read.
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": "vendor",
+        "documentNamespace": "https://vendor.example/spdx/1", "creationInfo": {"created": "2024-01-01T00:00:00Z", "creators": ["Tool: vendor"]},
+        "packages": [{
+            "name": "vendored", "SPDXID": "SPDXRef-Package-1", "versionInfo": "9.9.9", "downloadLocation": "NOASSERTION",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": "pkg:deb/debian/vendored@9.9.9?arch=amd64&distro=debian-12"}]
+        }]
+    });
+    let f = work.path().join("base.spdx.json");
+    std::fs::write(&f, serde_json::to_vec(&doc).unwrap()).unwrap();
+    Hoist::run(["attach", &base, "--artifact-type", "application/spdx+json", f.to_str().unwrap()]).assert_success();
+
+    context(work.path(), &base);
+    let dest = format!("{}/team/carried:1", reg.host());
+    let mark = reg.log_mark();
+    let out = build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success().assert_stderr_contains("from referrer sha256:");
+    assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new(), "{}", out.stderr());
+    let ours = spdx_purls(&attached_spdx(&reg, "team/carried", &dest));
+    assert_eq!(ours, BTreeSet::from(["pkg:deb/debian/vendored@9.9.9?arch=amd64&distro=debian-12".to_string()]));
+}
