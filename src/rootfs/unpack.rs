@@ -392,7 +392,7 @@ pub fn list_with<R: Read>(reader: R, visit: Visit<'_>) -> Result<Listing> {
         } else if t.is_file() && crate::sbom::distro::is_database(&path) {
             let mut buf = Vec::new();
             if size <= crate::sbom::files::MAX_DOC {
-                (&mut entry).read_to_end(&mut buf).map_err(read_err)?;
+                entry.read_to_end(&mut buf).map_err(read_err)?;
                 visit(&path, mode, size, &mut buf.as_slice())?;
                 out.databases.get_or_insert_with(BTreeMap::new).insert(path.clone(), buf);
             }
@@ -853,6 +853,40 @@ mod tests {
         assert_eq!(listing.find("elsewhere"), None, "nothing said: the answer is below");
         let json = serde_json::to_vec(&listing).unwrap();
         assert_eq!(serde_json::from_slice::<Listing>(&json).unwrap(), listing);
+    }
+
+    #[test]
+    fn listings_keep_package_databases_and_the_image_shows_the_top_ones() {
+        let lower = list(
+            gz(&tar_of(&[
+                E::File("var/lib/dpkg/status.d/a", "Package: a\n"),
+                E::File("var/lib/dpkg/status.d/b", "Package: b\n"),
+                E::File("lib/apk/db/installed", "P:old\n"),
+                E::File("usr/bin/tool", "not kept"),
+            ]))
+            .as_slice(),
+        )
+        .unwrap();
+        let upper = list(
+            gz(&tar_of(&[E::File("var/lib/dpkg/status.d/.wh.a", ""), E::File("lib/apk/db/installed", "P:new\n")]))
+                .as_slice(),
+        )
+        .unwrap();
+        let kept = lower.databases.as_ref().unwrap();
+        assert_eq!(
+            kept.keys().collect::<Vec<_>>(),
+            ["lib/apk/db/installed", "var/lib/dpkg/status.d/a", "var/lib/dpkg/status.d/b"]
+        );
+        let shown = visible_databases(&[&upper, &lower]).unwrap();
+        assert_eq!(shown.get("lib/apk/db/installed").map(Vec::as_slice), Some(&b"P:new\n"[..]), "the upper layer's");
+        assert!(!shown.contains_key("var/lib/dpkg/status.d/a"), "deleted by the whiteout");
+        assert!(shown.contains_key("var/lib/dpkg/status.d/b"));
+        // The cache round trip (base64), and a listing cached before databases were kept: `None`.
+        let json = serde_json::to_vec(&lower).unwrap();
+        assert_eq!(serde_json::from_slice::<Listing>(&json).unwrap(), lower);
+        let old: Listing = serde_json::from_str(r#"{"entries":{},"whiteouts":[],"opaque":[],"accounts":{}}"#).unwrap();
+        assert_eq!(old.databases, None);
+        assert_eq!(visible_databases(&[&upper, &old]), None, "an old listing must be read again");
     }
 
     #[test]

@@ -308,3 +308,32 @@ fn sbom_uses_the_spdx_referrer_a_base_carries_instead_of_its_layers() {
     let ours = spdx_purls(&attached_spdx(&reg, "team/carried", &dest));
     assert_eq!(ours, BTreeSet::from(["pkg:deb/debian/vendored@9.9.9?arch=amd64&distro=debian-12".to_string()]));
 }
+
+#[test]
+fn sbom_of_a_distroless_style_build_lists_the_copied_package_databases_as_syft_does() {
+    let reg = Registry::plain();
+    let work = tmp();
+    let src = format!("{}/base/debian-files:12", reg.host());
+    push_synthetic(&reg, work.path(), &src, &distroless_layers(), serde_json::json!({}));
+    // As distroless images are made: the package records copied from another image, FROM scratch.
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY --from={src} /usr/lib/os-release /usr/lib/os-release\n\
+             COPY --from={src} /var/lib/dpkg/status.d/ /var/lib/dpkg/status.d/\n"
+        ),
+    )
+    .unwrap();
+    let dest = format!("{}/team/distroless:1", reg.host());
+    let out = build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success();
+    let ours = spdx_purls(&attached_spdx(&reg, "team/distroless", &dest));
+    assert_eq!(ours.len(), 3, "base-files, libc6, libssl3 (tzdata was deleted in the source image): {ours:?}");
+    assert!(ours.iter().all(|p| p.starts_with("pkg:deb/debian/") && p.contains("distro=debian-12")), "{ours:?}");
+    let syft = syft_purls(&dest);
+    assert_eq!(syft.len(), 3, "syft sees the same three: {syft:?}");
+    let missing: Vec<&String> = syft.difference(&ours).collect();
+    assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {ours:?})");
+}
