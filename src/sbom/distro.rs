@@ -138,35 +138,51 @@ fn paragraphs(text: &str) -> Vec<BTreeMap<&str, &str>> {
     out
 }
 
+/// One distribution package with syft's purl: `pkg:KIND/NAMESPACE/NAME@VERSION?arch=…&distro=…&upstream=…`,
+/// the namespace being `os-release`'s `ID` (else `default_namespace`).
+struct Record<'a> {
+    name: &'a str,
+    version: &'a str,
+    arch: &'a str,
+    upstream: String,
+}
+
+impl Record<'_> {
+    fn package(self, kind: &'static str, default_namespace: &str, os: Option<&Os>, at: &str) -> Package {
+        let namespace = os.map(|o| o.id.as_str()).filter(|id| !id.is_empty()).unwrap_or(default_namespace);
+        let q = vec![
+            ("arch", self.arch.to_string()),
+            ("distro", os.and_then(Os::qualifier).unwrap_or_default()),
+            ("upstream", self.upstream),
+        ];
+        Package {
+            purl: distro_purl(kind, namespace, self.name, self.version, q),
+            name: self.name.to_string(),
+            version: self.version.to_string(),
+            ecosystem: kind,
+            found_at: at.to_string(),
+        }
+    }
+}
+
 /// dpkg's status file (or one of distroless' `status.d/*`): every installed package. As syft: a
 /// package whose `Status` says it is not installed is left out; `Source: NAME (VERSION)` becomes
 /// `upstream=NAME@VERSION`, `Source: NAME` `upstream=NAME`.
 fn dpkg(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let namespace = os.map_or("debian", |o| if o.id.is_empty() { "debian" } else { o.id.as_str() });
     let mut out = Vec::new();
     for p in paragraphs(&text) {
         let Some(name) = p.get("Package").filter(|n| !n.is_empty()) else { continue };
         if p.get("Status").is_some_and(|s| s.split_whitespace().last() != Some("installed")) {
             continue;
         }
-        let version = p.get("Version").copied().unwrap_or_default();
         let upstream = p.get("Source").map_or(String::new(), |s| match s.split_once(' ') {
             Some((n, v)) => format!("{n}@{}", v.trim().trim_start_matches('(').trim_end_matches(')')),
             None => s.to_string(),
         });
-        let q = vec![
-            ("arch", p.get("Architecture").copied().unwrap_or_default().to_string()),
-            ("distro", os.and_then(Os::qualifier).unwrap_or_default()),
-            ("upstream", upstream),
-        ];
-        out.push(Package {
-            purl: distro_purl("deb", namespace, name, version, q),
-            name: name.to_string(),
-            version: version.to_string(),
-            ecosystem: "deb",
-            found_at: at.to_string(),
-        });
+        let version = p.get("Version").copied().unwrap_or_default();
+        let arch = p.get("Architecture").copied().unwrap_or_default();
+        out.push(Record { name, version, arch, upstream }.package("deb", "debian", os, at));
     }
     out
 }
@@ -175,24 +191,13 @@ fn dpkg(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
 /// origin — `upstream=` when it is not the package's own name, as syft writes it).
 fn apk(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let namespace = os.map_or("alpine", |o| if o.id.is_empty() { "alpine" } else { o.id.as_str() });
     let mut out = Vec::new();
     for p in paragraphs(&text) {
         let Some(name) = p.get("P").filter(|n| !n.is_empty()) else { continue };
+        let upstream = p.get("o").copied().filter(|o| o != name).unwrap_or_default().to_string();
         let version = p.get("V").copied().unwrap_or_default();
-        let origin = p.get("o").copied().filter(|o| o != name).unwrap_or_default();
-        let q = vec![
-            ("arch", p.get("A").copied().unwrap_or_default().to_string()),
-            ("distro", os.and_then(Os::qualifier).unwrap_or_default()),
-            ("upstream", origin.to_string()),
-        ];
-        out.push(Package {
-            purl: distro_purl("apk", namespace, name, version, q),
-            name: name.to_string(),
-            version: version.to_string(),
-            ecosystem: "apk",
-            found_at: at.to_string(),
-        });
+        let arch = p.get("A").copied().unwrap_or_default();
+        out.push(Record { name, version, arch, upstream }.package("apk", "alpine", os, at));
     }
     out
 }

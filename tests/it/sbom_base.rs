@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use crate::harness::images::{dir, file, push_synthetic, synthetic_layout, Ent};
 use crate::harness::*;
@@ -72,20 +71,6 @@ fn alpine_layers() -> Vec<Vec<Ent>> {
              C:Q1Y=\nP:busybox-binsh\nV:1.36.1-r15\nA:x86_64\no:busybox\nL:GPL-2.0-only\n",
         )],
     ]
-}
-
-fn syft_purls(reference: &str) -> BTreeSet<String> {
-    let home = scratch_dir("syft-home");
-    let mut cmd = Command::new(require_go_tool("syft"));
-    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
-        .env("HOME", &home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
-        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
 }
 
 /// The purls of an SPDX document's packages.

@@ -225,20 +225,6 @@ fn provenance_needs_a_destination_and_the_file_alone_attaches_nothing() {
 }
 
 /// `syft registry:REF -o json` (plain HTTP registry on loopback): the purls it lists.
-fn syft_purls(reference: &str) -> std::collections::BTreeSet<String> {
-    let home = scratch_dir("syft-home");
-    let mut cmd = Command::new(require_go_tool("syft"));
-    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
-        .env("HOME", &home)
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
-        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
-}
-
 #[test]
 fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_reproducible() {
     let reg = Registry::plain();

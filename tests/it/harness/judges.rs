@@ -13,6 +13,7 @@
 //! fails the test with the hint to run `scripts/go-tools.sh` ([`super::require_go_tool`]).
 
 use super::registry::Registry;
+use super::{require_go_tool, run_with_timeout, scratch_dir, TOOL_TIMEOUT};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -354,6 +355,21 @@ pub fn assert_export_matches_rootfs(reg: &Registry, reference: &str, platform: O
         }
     }
     assert!(diffs.is_empty(), "crane export of {reference} differs from hoist pull --rootfs:\n{}", diffs.join("\n"));
+}
+
+/// The purls syft (the pinned judge) lists for `reference` (`syft registry:…`, plain HTTP allowed).
+pub fn syft_purls(reference: &str) -> std::collections::BTreeSet<String> {
+    let home = scratch_dir("syft-home");
+    let mut cmd = Command::new(require_go_tool("syft"));
+    cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
 }
 
 #[cfg(test)]
