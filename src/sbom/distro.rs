@@ -17,12 +17,17 @@ const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 const DPKG_STATUS: &str = "var/lib/dpkg/status";
 const DPKG_STATUS_D: &str = "var/lib/dpkg/status.d/";
 const APK_INSTALLED: &str = "lib/apk/db/installed";
+/// rpm ≥ 4.16's sqlite database: where RHEL/UBI 9, Amazon Linux 2023 keep it, and Fedora ≥ 36,
+/// openSUSE (`/usr/lib/sysimage`).
+const RPMDB_SQLITE: [&str; 3] =
+    ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite", "usr/share/rpm/rpmdb.sqlite"];
 
 /// Whether `path` (no leading `/`) is a file the distribution packages are read from.
 pub fn is_database(path: &str) -> bool {
     OS_RELEASE.contains(&path)
         || path == DPKG_STATUS
         || path == APK_INSTALLED
+        || RPMDB_SQLITE.contains(&path)
         || path
             .strip_prefix(DPKG_STATUS_D)
             .is_some_and(|f| !f.is_empty() && !f.contains('/') && !f.ends_with(".md5sums"))
@@ -55,6 +60,8 @@ pub fn os_release(text: &[u8]) -> Os {
         match k.trim() {
             "ID" => os.id = v,
             "VERSION_ID" => os.version_id = v,
+            // syft's `distro` qualifier falls back to it (rolling releases have no VERSION_ID).
+            "BUILD_ID" if os.version_id.is_empty() => os.version_id = v,
             _ => {}
         }
     }
@@ -76,6 +83,8 @@ fn packages_on(files: &BTreeMap<String, Vec<u8>>, os: Option<&Os>) -> (Option<Os
             out.extend(dpkg(bytes, &at, os.as_ref()));
         } else if path == APK_INSTALLED {
             out.extend(apk(bytes, &at, os.as_ref()));
+        } else if RPMDB_SQLITE.contains(&path.as_str()) {
+            out.extend(rpm(bytes, &at, os.as_ref()));
         }
     }
     out.sort();
@@ -105,7 +114,8 @@ pub fn in_tree(tree: &crate::builder::layer::Tree, os: Option<&Os>) -> crate::er
 /// `pkg:TYPE/NAMESPACE/NAME[@VERSION]?k=v&…`, the qualifiers sorted by key, values encoded as the
 /// purl specification (and syft) do.
 fn distro_purl(kind: &str, namespace: &str, name: &str, version: &str, mut q: Vec<(&str, String)>) -> String {
-    let base = super::purl(kind, &format!("{namespace}/{name}"), version);
+    let path = if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") };
+    let base = super::purl(kind, &path, version);
     let base = if version.is_empty() { base.trim_end_matches('@').to_string() } else { base };
     q.retain(|(_, v)| !v.is_empty());
     q.sort();
@@ -138,31 +148,33 @@ fn paragraphs(text: &str) -> Vec<BTreeMap<&str, &str>> {
     out
 }
 
-/// One distribution package with syft's purl: `pkg:KIND/NAMESPACE/NAME@VERSION?arch=…&distro=…&upstream=…`,
-/// the namespace being `os-release`'s `ID` (else `default_namespace`).
+/// One distribution package with syft's purl: `pkg:KIND/NAMESPACE/NAME@VERSION?arch=…&distro=…&upstream=…`
+/// (`distro` from `os-release`, empty qualifiers left out).
 struct Record<'a> {
     name: &'a str,
-    version: &'a str,
-    arch: &'a str,
-    upstream: String,
+    /// In the purl; `version` of the package (rpm's has the epoch) when that differs.
+    purl_version: String,
+    version: String,
+    qualifiers: Vec<(&'static str, String)>,
 }
 
 impl Record<'_> {
-    fn package(self, kind: &'static str, default_namespace: &str, os: Option<&Os>, at: &str) -> Package {
-        let namespace = os.map(|o| o.id.as_str()).filter(|id| !id.is_empty()).unwrap_or(default_namespace);
-        let q = vec![
-            ("arch", self.arch.to_string()),
-            ("distro", os.and_then(Os::qualifier).unwrap_or_default()),
-            ("upstream", self.upstream),
-        ];
+    fn package(self, kind: &'static str, namespace: &str, os: Option<&Os>, at: &str) -> Package {
+        let mut q = self.qualifiers;
+        q.push(("distro", os.and_then(Os::qualifier).unwrap_or_default()));
         Package {
-            purl: distro_purl(kind, namespace, self.name, self.version, q),
+            purl: distro_purl(kind, namespace, self.name, &self.purl_version, q),
             name: self.name.to_string(),
-            version: self.version.to_string(),
+            version: self.version,
             ecosystem: kind,
             found_at: at.to_string(),
         }
     }
+}
+
+/// The purl namespace: `os-release`'s `ID`, else `default`.
+fn namespace<'a>(os: Option<&'a Os>, default: &'a str) -> &'a str {
+    os.map(|o| o.id.as_str()).filter(|id| !id.is_empty()).unwrap_or(default)
 }
 
 /// dpkg's status file (or one of distroless' `status.d/*`): every installed package. As syft: a
@@ -180,9 +192,11 @@ fn dpkg(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
             Some((n, v)) => format!("{n}@{}", v.trim().trim_start_matches('(').trim_end_matches(')')),
             None => s.to_string(),
         });
-        let version = p.get("Version").copied().unwrap_or_default();
-        let arch = p.get("Architecture").copied().unwrap_or_default();
-        out.push(Record { name, version, arch, upstream }.package("deb", "debian", os, at));
+        let version = p.get("Version").copied().unwrap_or_default().to_string();
+        let arch = p.get("Architecture").copied().unwrap_or_default().to_string();
+        let qualifiers = vec![("arch", arch), ("upstream", upstream)];
+        let r = Record { name, purl_version: version.clone(), version, qualifiers };
+        out.push(r.package("deb", namespace(os, "debian"), os, at));
     }
     out
 }
@@ -195,11 +209,42 @@ fn apk(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
     for p in paragraphs(&text) {
         let Some(name) = p.get("P").filter(|n| !n.is_empty()) else { continue };
         let upstream = p.get("o").copied().filter(|o| o != name).unwrap_or_default().to_string();
-        let version = p.get("V").copied().unwrap_or_default();
-        let arch = p.get("A").copied().unwrap_or_default();
-        out.push(Record { name, version, arch, upstream }.package("apk", "alpine", os, at));
+        let version = p.get("V").copied().unwrap_or_default().to_string();
+        let arch = p.get("A").copied().unwrap_or_default().to_string();
+        let qualifiers = vec![("arch", arch), ("upstream", upstream)];
+        let r = Record { name, purl_version: version.clone(), version, qualifiers };
+        out.push(r.package("apk", &namespace(os, "alpine").to_lowercase(), os, at));
     }
     out
+}
+
+/// The rpm sqlite database: every package header, as syft writes them — version `VERSION-RELEASE`
+/// (`EPOCH:` before it in the package's version, `epoch=` in the purl), `upstream=` the source rpm,
+/// namespace `redhat` for RHEL, `opensuse` for every openSUSE, else the `os-release` `ID` (none
+/// without one). A database hoist cannot read gives no packages.
+fn rpm(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
+    let ns = match namespace(os, "") {
+        "rhel" => "redhat",
+        id if id.starts_with("opensuse") => "opensuse",
+        id => id,
+    };
+    let headers = super::rpm::headers(bytes).unwrap_or_default();
+    headers
+        .iter()
+        .map(|h| {
+            let purl_version = format!("{}-{}", h.version, h.release);
+            let version = match h.epoch {
+                Some(e) => format!("{e}:{purl_version}"),
+                None => purl_version.clone(),
+            };
+            let qualifiers = vec![
+                ("arch", h.arch.clone()),
+                ("epoch", h.epoch.map(|e| e.to_string()).unwrap_or_default()),
+                ("upstream", h.source_rpm.clone()),
+            ];
+            Record { name: &h.name, purl_version, version, qualifiers }.package("rpm", ns, os, at)
+        })
+        .collect()
 }
 
 #[cfg(test)]

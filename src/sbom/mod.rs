@@ -15,6 +15,7 @@ pub mod files;
 pub mod format;
 pub mod image;
 pub mod import;
+pub mod rpm;
 
 use crate::builder::layer::{Content, Kind, Tree};
 use crate::error::{Error, Result};

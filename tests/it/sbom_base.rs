@@ -322,3 +322,55 @@ fn sbom_of_a_distroless_style_build_lists_the_copied_package_databases_as_syft_d
     let missing: Vec<&String> = syft.difference(&ours).collect();
     assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {ours:?})");
 }
+
+/// One uncompressed layer tar of (path, bytes) regular files (binary content allowed).
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_size(bytes.len() as u64);
+        h.set_path(path).unwrap();
+        h.set_cksum();
+        b.append(&h, *bytes).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn sbom_of_an_rpm_sqlite_base_lists_what_syft_lists() {
+    let reg = Registry::plain();
+    let work = tmp();
+    // rpmdb.sqlite written by sqlite itself (python3's sqlite3) with rpm's schema; the header blobs
+    // are crafted by the script (no rpm database from a real distribution is available offline here).
+    let db = work.path().join("rpmdb.sqlite");
+    let mut py = std::process::Command::new(require_tool("python3"));
+    py.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sbom/mkrpmdb.py")).arg(&db);
+    let out = run_with_timeout(py, None, TOOL_TIMEOUT);
+    assert!(out.status.success(), "mkrpmdb.py: {}", String::from_utf8_lossy(&out.stderr));
+    let db = std::fs::read(&db).unwrap();
+    let os_release = b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.3\"\n";
+    let layer = tar_of(&[("etc/os-release", os_release), ("var/lib/rpm/rpmdb.sqlite", &db)]);
+    let layout = work.path().join("layout");
+    oci_layout_with_tars(&layout, &[layer], "9");
+    let base = format!("{}/base/ubi:9", reg.host());
+    Skopeo::new(&reg).preserve_digests().push_layout(&layout, "9", &base);
+
+    let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
+    out.assert_success();
+    let ours = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+    assert_eq!(ours.len(), 305, "every header of the Packages table (its b-tree has interior pages)");
+    for p in [
+        "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rhel-9.3&epoch=1&upstream=openssl-3.0.7-24.el9.src.rpm",
+        "pkg:rpm/redhat/gpg-pubkey@fd431d51-4ae0493b?distro=rhel-9.3",
+        "pkg:rpm/redhat/big-files@1.0-1.el9?arch=x86_64&distro=rhel-9.3&upstream=big-1.0-1.el9.src.rpm",
+    ] {
+        assert!(ours.contains(p), "{p} (a header on overflow pages: big-files) missing from {ours:?}");
+    }
+    let syft = syft_purls(&base);
+    assert_eq!(syft.len(), 305, "syft reads the same database");
+    let missing: Vec<&String> = syft.difference(&ours).collect();
+    assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not");
+}

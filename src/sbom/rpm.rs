@@ -1,0 +1,287 @@
+//! The rpm database as rpm ≥ 4.16 keeps it (`rpmdb.sqlite`: table `Packages (hnum, blob)`, each blob
+//! one package's header), read without sqlite's C library: a read-only walk of the table's b-tree
+//! pages (sqlite's file format, <https://www.sqlite.org/fileformat2.html>: table interior and leaf
+//! pages, overflow chains, record serial types) and a parser of the rpm header blob (index entries
+//! and data store, big-endian: `NAME`, `VERSION`, `RELEASE`, `EPOCH`, `ARCH`, `SOURCERPM`). Only what
+//! those two need; anything unexpected ends the read with `None` (no packages), never a panic. A
+//! write-ahead log beside the file (`rpmdb.sqlite-wal`) is not read: images ship checkpointed
+//! databases. Berkeley DB (`Packages`) and ndb (`Packages.db`) databases are not read.
+
+/// The sqlite file's magic.
+const MAGIC: &[u8] = b"SQLite format 3\0";
+/// Page trees deeper than this are refused (a loop in a hostile file).
+const MAX_DEPTH: usize = 32;
+
+/// One package's fields from its header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub epoch: Option<i32>,
+    pub arch: String,
+    pub source_rpm: String,
+}
+
+/// Every package header of an `rpmdb.sqlite`; `None` when the file is not one hoist can read.
+pub fn headers(db: &[u8]) -> Option<Vec<Header>> {
+    let file = Db::open(db)?;
+    let schema = file.rows(1)?;
+    // sqlite_schema: type, name, tbl_name, rootpage, sql.
+    let root = schema.iter().find_map(|r| match (r.first(), r.get(1), r.get(3)) {
+        (Some(Value::Text(t)), Some(Value::Text(n)), Some(Value::Int(p))) if t == b"table" && n == b"Packages" => {
+            usize::try_from(*p).ok()
+        }
+        _ => None,
+    })?;
+    let rows = file.rows(root)?;
+    // Packages: hnum (the rowid, stored as NULL), blob.
+    Some(
+        rows.iter()
+            .filter_map(|r| match r.get(1) {
+                Some(Value::Blob(b)) => header(b),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+enum Value {
+    Null,
+    Int(i64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+struct Db<'a> {
+    bytes: &'a [u8],
+    page_size: usize,
+    usable: usize,
+}
+
+impl<'a> Db<'a> {
+    fn open(bytes: &'a [u8]) -> Option<Db<'a>> {
+        if !bytes.starts_with(MAGIC) || bytes.len() < 100 {
+            return None;
+        }
+        let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+            1 => 65536,
+            n if n >= 512 && n.is_power_of_two() => n as usize,
+            _ => return None,
+        };
+        let usable = page_size.checked_sub(bytes[20] as usize)?;
+        (usable >= 480).then_some(Db { bytes, page_size, usable })
+    }
+
+    fn page(&self, n: usize) -> Option<&'a [u8]> {
+        let start = n.checked_sub(1)?.checked_mul(self.page_size)?;
+        self.bytes.get(start..start.checked_add(self.page_size)?)
+    }
+
+    /// The records of the table whose b-tree is rooted at page `root`, in rowid order.
+    fn rows(&self, root: usize) -> Option<Vec<Vec<Value>>> {
+        let mut out = Vec::new();
+        self.walk(root, 0, &mut out)?;
+        Some(out)
+    }
+
+    fn walk(&self, n: usize, depth: usize, out: &mut Vec<Vec<Value>>) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let page = self.page(n)?;
+        let h = if n == 1 { 100 } else { 0 };
+        let kind = *page.get(h)?;
+        let cells = u16::from_be_bytes([*page.get(h + 3)?, *page.get(h + 4)?]) as usize;
+        let (header_len, leaf) = match kind {
+            0x0d => (8, true),
+            0x05 => (12, false),
+            _ => return None,
+        };
+        for i in 0..cells {
+            let at = h + header_len + 2 * i;
+            let cell = u16::from_be_bytes([*page.get(at)?, *page.get(at + 1)?]) as usize;
+            if leaf {
+                let (size, a) = varint(page.get(cell..)?)?;
+                let (_rowid, b) = varint(page.get(cell + a..)?)?;
+                let payload = self.payload(page, cell + a + b, usize::try_from(size).ok()?)?;
+                out.push(record(&payload)?);
+            } else {
+                let child = u32::from_be_bytes(page.get(cell..cell + 4)?.try_into().ok()?) as usize;
+                self.walk(child, depth + 1, out)?;
+            }
+        }
+        if !leaf {
+            let right = u32::from_be_bytes(page.get(h + 8..h + 12)?.try_into().ok()?) as usize;
+            self.walk(right, depth + 1, out)?;
+        }
+        Some(())
+    }
+
+    /// A table leaf cell's payload of `size` bytes starting at `at` in `page`, overflow pages followed.
+    fn payload(&self, page: &[u8], at: usize, size: usize) -> Option<Vec<u8>> {
+        let u = self.usable;
+        let x = u - 35;
+        if size <= x {
+            return Some(page.get(at..at + size)?.to_vec());
+        }
+        let m = ((u - 12) * 32 / 255) - 23;
+        let k = m + ((size - m) % (u - 4));
+        let local = if k <= x { k } else { m };
+        let mut out = page.get(at..at + local)?.to_vec();
+        let mut next = u32::from_be_bytes(page.get(at + local..at + local + 4)?.try_into().ok()?) as usize;
+        let mut hops = 0;
+        while out.len() < size {
+            hops += 1;
+            if next == 0 || hops > self.bytes.len() / self.page_size {
+                return None;
+            }
+            let p = self.page(next)?;
+            next = u32::from_be_bytes(p.get(0..4)?.try_into().ok()?) as usize;
+            let take = (size - out.len()).min(u - 4);
+            out.extend_from_slice(p.get(4..4 + take)?);
+        }
+        Some(out)
+    }
+}
+
+/// sqlite's big-endian varint (1–9 bytes).
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut x = 0u64;
+    for i in 0..9 {
+        let byte = *b.get(i)?;
+        if i == 8 {
+            return Some(((x << 8) | u64::from(byte), 9));
+        }
+        x = (x << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            return Some((x, i + 1));
+        }
+    }
+    None
+}
+
+/// A record: its header of serial types, then the values.
+fn record(p: &[u8]) -> Option<Vec<Value>> {
+    let (header_len, mut pos) = varint(p)?;
+    let header_len = usize::try_from(header_len).ok()?;
+    let mut types = Vec::new();
+    while pos < header_len {
+        let (t, n) = varint(p.get(pos..)?)?;
+        types.push(t);
+        pos += n;
+    }
+    let mut at = header_len;
+    let mut out = Vec::new();
+    for t in types {
+        let (len, value) = match t {
+            0 => (0, Value::Null),
+            1..=6 => {
+                let len = [0, 1, 2, 3, 4, 6, 8][t as usize];
+                let bytes = p.get(at..at + len)?;
+                let mut v = if bytes[0] & 0x80 != 0 { -1i64 } else { 0 };
+                for b in bytes {
+                    v = (v << 8) | i64::from(*b);
+                }
+                (len, Value::Int(v))
+            }
+            7 => (8, Value::Null),
+            8 => (0, Value::Int(0)),
+            9 => (0, Value::Int(1)),
+            t if t >= 12 => {
+                let len = usize::try_from((t - 12) / 2).ok()?;
+                let bytes = p.get(at..at + len)?.to_vec();
+                (len, if t % 2 == 0 { Value::Blob(bytes) } else { Value::Text(bytes) })
+            }
+            _ => return None,
+        };
+        at += len;
+        out.push(value);
+    }
+    Some(out)
+}
+
+const TAG_NAME: u32 = 1000;
+const TAG_VERSION: u32 = 1001;
+const TAG_RELEASE: u32 = 1002;
+const TAG_EPOCH: u32 = 1003;
+const TAG_ARCH: u32 = 1022;
+const TAG_SOURCERPM: u32 = 1044;
+const TYPE_INT32: u32 = 4;
+const TYPE_STRING: u32 = 6;
+
+/// One rpm header blob (as the database stores it: no lead, no magic): `il` index entries of (tag,
+/// type, offset, count), then `dl` bytes of data.
+fn header(b: &[u8]) -> Option<Header> {
+    let be = |at: usize| b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes);
+    let (il, dl) = (be(0)? as usize, be(4)? as usize);
+    let data_start = 8usize.checked_add(il.checked_mul(16)?)?;
+    let data = b.get(data_start..data_start.checked_add(dl)?)?;
+    let mut h = Header::default();
+    for i in 0..il {
+        let e = 8 + 16 * i;
+        let (tag, kind, offset) = (be(e)?, be(e + 4)?, be(e + 8)? as usize);
+        let string = || -> Option<String> {
+            let s = data.get(offset..)?;
+            let end = s.iter().position(|c| *c == 0)?;
+            Some(String::from_utf8_lossy(&s[..end]).into_owned())
+        };
+        match (tag, kind) {
+            (TAG_NAME, TYPE_STRING) => h.name = string()?,
+            (TAG_VERSION, TYPE_STRING) => h.version = string()?,
+            (TAG_RELEASE, TYPE_STRING) => h.release = string()?,
+            (TAG_ARCH, TYPE_STRING) => h.arch = string()?,
+            (TAG_SOURCERPM, TYPE_STRING) => h.source_rpm = string()?,
+            (TAG_EPOCH, TYPE_INT32) => {
+                h.epoch = Some(i32::from_be_bytes(data.get(offset..offset + 4)?.try_into().ok()?));
+            }
+            _ => {}
+        }
+    }
+    (!h.name.is_empty()).then_some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_blob(fields: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut index = Vec::new();
+        for (tag, kind, value) in fields {
+            index.extend([*tag, *kind, data.len() as u32, 1].iter().flat_map(|v| v.to_be_bytes()));
+            data.extend_from_slice(value);
+        }
+        let mut out = Vec::new();
+        out.extend((fields.len() as u32).to_be_bytes());
+        out.extend((data.len() as u32).to_be_bytes());
+        out.extend(index);
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn headers_varints_and_records_parse_and_garbage_does_not_panic() {
+        let b = header_blob(&[
+            (TAG_NAME, TYPE_STRING, b"bash\0"),
+            (TAG_VERSION, TYPE_STRING, b"5.1.8\0"),
+            (TAG_RELEASE, TYPE_STRING, b"6.el9\0\0\0"),
+            (TAG_EPOCH, TYPE_INT32, &2i32.to_be_bytes()),
+        ]);
+        let h = header(&b).unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.version.as_str(), h.release.as_str(), h.epoch),
+            ("bash", "5.1.8", "6.el9", Some(2))
+        );
+        assert_eq!(varint(&[0x81, 0x00]), Some((128, 2)));
+        assert_eq!(varint(&[0x05]), Some((5, 1)));
+        // header 3 bytes: int8 (1), text of 2 (17); values: 7, "hi".
+        let r = record(&[3, 1, 17, 7, b'h', b'i']).unwrap();
+        assert!(matches!((&r[0], &r[1]), (Value::Int(7), Value::Text(t)) if t == b"hi"));
+        assert!(headers(b"SQLite format 3\0 but nothing after").is_none());
+        assert!(headers(&[0u8; 4096]).is_none());
+        for cut in [0, 7, 20, b.len() - 3] {
+            let _ = header(&b[..cut]);
+        }
+    }
+}
