@@ -124,8 +124,8 @@ pub struct ProvenanceFlags {
     pub provenance_file: Option<PathBuf>,
     /// Attach an SBOM to the pushed image, as two referrers: SPDX 2.3 JSON (application/spdx+json)
     /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json). `all` (the default): the base
-    /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg and
-    /// apk databases and os-release, read from its layers once and cached — and those in the files
+    /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg, apk
+    /// and rpm (sqlite) databases and os-release, read from its layers once and cached — and those in the files
     /// this build added (Go binaries' build info, package-lock.json, Python *.dist-info/METADATA).
     /// `added`: only the added files; nothing of the base is read.
     #[arg(long, value_parser = ["all", "added"], num_args = 0..=1, default_missing_value = "all", require_equals = true, value_name = "WHAT")]

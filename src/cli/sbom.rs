@@ -18,11 +18,11 @@ Examples:
   hoist sbom localhost:5000/base:12 --platform linux/arm64 --format cyclonedx
   hoist sbom oci:./out:app
 
-An SBOM attached to the image (an application/spdx+json, application/vnd.cyclonedx+json or Harbor
-SBOM referrer, or BuildKit's attestation in its index) is used as it is. Otherwise every layer is read
-once, top layer first (files deleted or replaced by a higher layer do not count): the dpkg
-(status, status.d/*) and apk databases with os-release, Go binaries' build info, package-lock.json,
-Python *.dist-info/METADATA. See docs/sbom-provenance.md.";
+An SBOM attached to the image (an application/spdx+json, application/vnd.cyclonedx+json or
+Harbor SBOM referrer, or BuildKit's attestation in its index) is used as it is. Otherwise every
+layer is read once, top layer first (files a higher layer deleted or replaced do not count): the
+dpkg (status, status.d/*), apk and rpm (rpmdb.sqlite) databases with os-release, Go binaries'
+build info, package-lock.json, Python *.dist-info/METADATA. See docs/sbom-provenance.md.";
 
 /// The document written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
