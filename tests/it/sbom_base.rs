@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::harness::fixtures::write_blob;
 use crate::harness::images::{dir, file, push_synthetic, synthetic_layout, Ent};
 use crate::harness::*;
 
@@ -373,4 +374,76 @@ fn sbom_of_an_rpm_sqlite_base_lists_what_syft_lists() {
     assert_eq!(syft.len(), 305, "syft reads the same database");
     let missing: Vec<&String> = syft.difference(&ours).collect();
     assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not");
+}
+
+#[test]
+fn sbom_uses_buildkits_attestation_in_the_bases_index() {
+    let reg = Registry::plain();
+    let work = tmp();
+    // An index as BuildKit pushes one with --sbom: the image, and an attestation manifest
+    // (unknown/unknown) for it whose in-toto layer holds an SPDX statement.
+    let layout = work.path().join("layout");
+    let image = synthetic_layout(&layout, "img", &alpine_layers(), serde_json::json!({}));
+    let image_size =
+        std::fs::metadata(layout.join("blobs/sha256").join(image.manifest_digest.trim_start_matches("sha256:")))
+            .unwrap()
+            .len();
+    let purl = "pkg:apk/alpine/from-buildkit@1.0-r0?arch=x86_64&distro=alpine-3.19.1";
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": "https://spdx.dev/Document",
+        "subject": [{"name": "img", "digest": {"sha256": image.manifest_digest.trim_start_matches("sha256:")}}],
+        "predicate": {"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "buildkit", "packages": [{
+            "name": "from-buildkit", "SPDXID": "SPDXRef-1", "versionInfo": "1.0-r0",
+            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}]
+        }]},
+    });
+    let statement = serde_json::to_vec(&statement).unwrap();
+    let statement_digest = write_blob(&layout, &statement);
+    let config = br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = write_blob(&layout, config);
+    let attestation = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": statement_digest, "size": statement.len(),
+                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
+    }))
+    .unwrap();
+    let attestation_digest = write_blob(&layout, &attestation);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.manifest_digest, "size": image_size,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": attestation_digest, "size": attestation.len(),
+             "platform": {"architecture": "unknown", "os": "unknown"},
+             "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.manifest_digest}},
+        ],
+    }))
+    .unwrap();
+    let index_digest = write_blob(&layout, &index);
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "3.19"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let base = format!("{}/base/buildkit:3.19", reg.host());
+    Hoist::run(["push", &format!("oci:{}:3.19", layout.display()), &base]).assert_success();
+
+    let mark = reg.log_mark();
+    let out = Hoist::run(["sbom", &base]);
+    out.assert_success().assert_stderr_contains("from BuildKit attestation sha256:");
+    assert_eq!(spdx_purls(&serde_json::from_str(&out.stdout()).unwrap()), BTreeSet::from([purl.to_string()]));
+    assert_eq!(layer_gets(&reg, mark, &image.layer_digests), Vec::<String>::new(), "no layer read");
+
+    context(work.path(), &base);
+    let dest = format!("{}/team/from-buildkit:1", reg.host());
+    let out = build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]);
+    out.assert_success().assert_stderr_contains("from BuildKit attestation");
+    assert_eq!(spdx_purls(&attached_spdx(&reg, "team/from-buildkit", &dest)), BTreeSet::from([purl.to_string()]));
 }
