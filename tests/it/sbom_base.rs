@@ -194,6 +194,21 @@ fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever()
     assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new(), "{}", out.stderr());
     assert_eq!(spdx_purls(&attached_spdx(&reg, "team/app", &dest)), ours);
 
+    // Listings cached by an older hoist (no `databases`) are read again once, then kept with them.
+    let listings = cache.join("listings/sha256");
+    for layer in &synthetic.layer_digests {
+        let f = listings.join(format!("{}.json", layer.trim_start_matches("sha256:")));
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("databases").is_some(), "{v}");
+        std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    for expected_gets in [2, 0] {
+        let mark = reg.log_mark();
+        build(work.path(), &cache, &["ctx", "-t", &dest, "--sbom"]).assert_success();
+        assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests).len(), expected_gets);
+        assert_eq!(spdx_purls(&attached_spdx(&reg, "team/app", &dest)), ours);
+    }
+
     // `hoist sbom` of an image without an SBOM attached reads its layers and finds what the build
     // wrote (--sbom-file alone attaches nothing; it lists the base too).
     let plain = format!("{}/team/plain:1", reg.host());
@@ -202,8 +217,12 @@ fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever()
     out.assert_success();
     let from_build = cdx_purls(&serde_json::from_slice(&std::fs::read(&cdx_file).unwrap()).unwrap());
     assert_eq!(from_build, ours);
+    let mark = reg.log_mark();
     let out = Hoist::run(["sbom", &plain, "--format", "cyclonedx"]);
     out.assert_success().assert_stderr_contains("from 3 layers");
+    let mut gets = layer_gets(&reg, mark, &synthetic.layer_digests);
+    gets.sort();
+    assert_eq!(gets, want, "each base layer downloaded once");
     assert_eq!(cdx_purls(&serde_json::from_str(&out.stdout()).unwrap()), from_build);
     // And of the built image with its SBOM attached: that SBOM, no layer read.
     let mark = reg.log_mark();
