@@ -264,11 +264,6 @@ impl ImageSources {
         let client = clients.get(src.api_host()).await?;
         let repo = crate::registry::ops::Repository::new(client, src.repository(), "pull", &[], retry);
         if let Some(found) = crate::sbom::import::attached(&repo, &image.digest, image.index.as_ref()).await? {
-            self.notes.lock().expect("notes").push(format!(
-                "base {name}: {} packages from its SBOM ({}); no layer read for --sbom",
-                found.packages.len(),
-                found.source
-            ));
             return Ok(BaseSbom { source: found.source, os: None, packages: found.packages });
         }
         let mut listings = Vec::new();
@@ -279,8 +274,11 @@ impl ImageSources {
         let files = rootfs::visible_databases(&top_down)
             .ok_or_else(|| Error::other("internal: a base layer listing without its package databases"))?;
         let (os, packages) = crate::sbom::distro::packages(&files);
-        let source =
-            format!("the package databases of {name} ({})", files.keys().cloned().collect::<Vec<_>>().join(", "));
+        let source = if files.is_empty() {
+            format!("{name}'s layers, which hold no package database hoist reads")
+        } else {
+            format!("the package databases of {name} ({})", files.keys().cloned().collect::<Vec<_>>().join(", "))
+        };
         Ok(BaseSbom { source, os, packages })
     }
 

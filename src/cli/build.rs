@@ -124,10 +124,10 @@ pub struct ProvenanceFlags {
     pub provenance_file: Option<PathBuf>,
     /// Attach an SBOM to the pushed image, as two referrers: SPDX 2.3 JSON (application/spdx+json)
     /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json). `all` (the default): the base
-    /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg, apk
-    /// and rpm (sqlite) databases and os-release, read from its layers once and cached — and those in the files
-    /// this build added (Go binaries' build info, package-lock.json, Python *.dist-info/METADATA).
-    /// `added`: only the added files; nothing of the base is read.
+    /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg,
+    /// apk and rpm (sqlite) databases and os-release, read from its layers once and cached — and
+    /// those in the files this build added (Go binaries' build info, package-lock.json, Python
+    /// *.dist-info/METADATA). `added`: only the added files; nothing of the base is read.
     #[arg(long, value_parser = ["all", "added"], num_args = 0..=1, default_missing_value = "all", require_equals = true, value_name = "WHAT")]
     pub sbom: Option<String>,
     /// Write the CycloneDX SBOM, with GitLab's container-scanning properties, to FILE (for
@@ -299,6 +299,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         }
         let mut added: Vec<crate::sbom::Package> = Vec::new();
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
+            // `added` holds every package of the SBOM: the added files' and, unless --sbom=added, the base's.
             for (_, b) in &images {
                 added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
                 let os = b.base_sbom.as_ref().and_then(|s| s.os.as_ref());
