@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("chart_yaml", chart_yaml),
     ("chart_archive", chart_archive),
     ("registries_conf", registries_conf),
+    ("package_databases", package_databases),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -109,6 +110,20 @@ pub fn tar_layer(data: &[u8]) {
     let Ok(dir) = tempfile::tempdir() else { return };
     let desc = crate::model::OciDescriptor { size: data.len() as i64, ..Default::default() };
     let _ = crate::rootfs::apply_layers([(desc, data)], &dir.path().join("root"), &Default::default());
+}
+
+/// What `--sbom` and `hoist sbom` read from images: rpm's sqlite database, dpkg's status, apk's
+/// installed, os-release (all from a base's layers), and SPDX/CycloneDX/in-toto documents (from its
+/// referrers).
+pub fn package_databases(data: &[u8]) {
+    let _ = crate::sbom::rpm::headers(data);
+    let files: std::collections::BTreeMap<String, Vec<u8>> =
+        ["etc/os-release", "var/lib/dpkg/status", "lib/apk/db/installed", "var/lib/rpm/rpmdb.sqlite"]
+            .into_iter()
+            .map(|p| (p.to_string(), data.to_vec()))
+            .collect();
+    let _ = crate::sbom::distro::packages(&files);
+    let _ = crate::sbom::import::parse(data, "fuzz");
 }
 
 /// Registry error bodies (distribution's JSON, a proxy's HTML) for every status class.
