@@ -1,14 +1,23 @@
 //! Software bills of materials (`hoist build --sbom`): the packages an image holds, each with its
 //! purl and the path it was found at, written as SPDX 2.3 JSON and CycloneDX 1.6 JSON.
 //!
-//! - [`files`]: catalogers over single files (Go build info, lockfiles, Python metadata), read
-//!   through `std::io::Read` so they serve hoist's own layers and tar entries alike.
+//! - [`files`]: which files are catalogued and how they are read (through `std::io::Read`, so they
+//!   serve hoist's own layers and tar entries alike); one module per ecosystem parses them:
+//!   `golang` (build info, `go.mod`), `rust` (`cargo auditable`'s `.dep-v0`, `Cargo.lock`), `node`
+//!   (npm/yarn/pnpm lockfiles, `package.json`), `python` (`METADATA`, `PKG-INFO`), `java` (jars,
+//!   through a small bounded zip reader), with `elf` finding sections in executables.
 //! - [`format`]: the two documents, deterministic (same packages and epoch, same bytes).
 //!
 //! [`catalogue`] walks the files hoist added in a build.
 
+mod elf;
 pub mod files;
 pub mod format;
+mod golang;
+mod java;
+mod node;
+mod python;
+mod rust;
 
 use crate::builder::layer::{Content, Kind, Tree};
 use crate::error::{Error, Result};
@@ -24,10 +33,22 @@ pub struct Package {
     pub purl: String,
     pub name: String,
     pub version: String,
-    /// `golang`, `npm`, `pypi`.
+    /// `golang`, `npm`, `pypi`, `cargo`, `maven`.
     pub ecosystem: &'static str,
-    /// The file it was found in, absolute in the image.
+    /// The file it was found in, absolute in the image (for a Java archive nested in another, the
+    /// outer file's path, `:` and the path inside it, as syft writes it).
     pub found_at: String,
+}
+
+impl Package {
+    /// A package of `ecosystem` (also the purl type) with the plain `pkg:TYPE/NAME@VERSION` purl.
+    pub fn new(ecosystem: &'static str, name: &str, version: &str, at: &str) -> Package {
+        Package::with_purl(ecosystem, purl(ecosystem, name, version), name, version, at)
+    }
+
+    pub fn with_purl(ecosystem: &'static str, purl: String, name: &str, version: &str, at: &str) -> Package {
+        Package { purl, name: name.to_string(), version: version.to_string(), ecosystem, found_at: at.to_string() }
+    }
 }
 
 /// The packages in `tree`'s files (what a build added), sorted by purl then path.
