@@ -121,11 +121,7 @@ fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
 /// A Go purl; a version-less module (a main module built outside version control, `(devel)`, or a
 /// `go.mod` replacement by a local directory) gets none, as syft writes it.
 fn go_purl(path: &str, version: &str) -> String {
-    if version.is_empty() || version == "(devel)" {
-        purl("golang", path, "").trim_end_matches('@').to_string()
-    } else {
-        purl("golang", path, version)
-    }
+    purl("golang", path, if version == "(devel)" { "" } else { version })
 }
 
 /// `go.mod`: every `require` (direct and `// indirect`); a `replace` by another module replaces

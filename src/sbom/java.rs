@@ -195,7 +195,8 @@ fn name_and_version(stem: &str) -> (String, String) {
 /// from the file name (else the manifest's `Name`, `Bundle-Name`, `Implementation-Title`), the
 /// version from the file name (else `Implementation-Version`, `Specification-Version`,
 /// `Bundle-Version`), the group from the first manifest field that looks like one (has a dot),
-/// else the name.
+/// else the name. Without a version it is listed as syft lists it: version `UNKNOWN`, a purl
+/// without one.
 fn from_manifest(
     m: &std::collections::BTreeMap<String, String>,
     stem_name: &str,
@@ -208,7 +209,8 @@ fn from_manifest(
         .or_else(|| field(&["Name", "Bundle-Name", "Implementation-Title"]))?;
     let version = Some(stem_version.to_string())
         .filter(|v| !v.is_empty())
-        .or_else(|| field(&["Implementation-Version", "Specification-Version", "Bundle-Version"]))?;
+        .or_else(|| field(&["Implementation-Version", "Specification-Version", "Bundle-Version"]))
+        .unwrap_or_default();
     let group = [
         "Group-Id",
         "Bundle-SymbolicName",
@@ -225,7 +227,11 @@ fn from_manifest(
     .map(|v| v.split(';').next().unwrap_or_default().trim())
     .find(|v| v.contains('.') && !v.contains(' '))
     .map_or(name.clone(), str::to_string);
-    Some(maven(&group, &name, &version, at))
+    let mut p = maven(&group, &name, &version, at);
+    if version.is_empty() {
+        p.version = super::UNKNOWN.into();
+    }
+    Some(p)
 }
 
 #[cfg(test)]
@@ -297,6 +303,9 @@ pub mod tests {
             b"Manifest-Version: 1.0\nImplementation-Version: 0.9\nImplementation-Vendor: org.bare\n\n",
             false,
         )]);
+        let war = zip(&[("META-INF/MANIFEST.MF", manifest, true), ("WEB-INF/lib/dep-2.1.jar", &dep, false)]);
+        let got: Vec<String> = archive(&war, "/opt/shop.war").into_iter().map(|p| p.purl).collect();
+        assert_eq!(got, vec!["pkg:maven/shop/shop", "pkg:maven/org.example/dep@2.1"]);
         let app = zip(&[
             ("META-INF/MANIFEST.MF", manifest, true),
             (

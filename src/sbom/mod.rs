@@ -26,6 +26,8 @@ pub use format::{cyclonedx, spdx, Describe};
 
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";
 pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+/// The version of a package whose files name none (syft writes the same; its purl has no version).
+pub const UNKNOWN: &str = "UNKNOWN";
 
 /// One package found in an image.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -76,7 +78,7 @@ pub fn catalogue(tree: &Tree) -> Result<Vec<Package>> {
 }
 
 /// `pkg:TYPE/NAME@VERSION`, the name's segments percent-encoded as purl wants (`/` kept between
-/// namespace and name, `@` of an npm scope encoded).
+/// namespace and name, `@` of an npm scope encoded); `pkg:TYPE/NAME` when the version is unknown.
 pub fn purl(kind: &str, name: &str, version: &str) -> String {
     let enc = |s: &str| {
         s.bytes()
@@ -86,7 +88,11 @@ pub fn purl(kind: &str, name: &str, version: &str) -> String {
             })
             .collect::<String>()
     };
-    format!("pkg:{kind}/{}@{}", enc(name), enc(version).replace('/', "%2F"))
+    if version.is_empty() {
+        format!("pkg:{kind}/{}", enc(name))
+    } else {
+        format!("pkg:{kind}/{}@{}", enc(name), enc(version).replace('/', "%2F"))
+    }
 }
 
 /// Maps a catalogue error into one that names the SBOM.

@@ -33,10 +33,16 @@ pub fn npm_lock(bytes: &[u8], at: &str) -> Vec<Package> {
     out
 }
 
-/// `package.json`: the package it describes, when it has both a name and a version.
+/// `package.json`: the package it describes, when it has a name. Without a version it is listed
+/// as syft lists it: version `UNKNOWN`, a purl without one.
 pub fn package_json(bytes: &[u8], at: &str) -> Vec<Package> {
     let Ok(v) = serde_json::from_slice::<Value>(bytes) else { return Vec::new() };
-    npm(v["name"].as_str().unwrap_or_default(), v["version"].as_str().unwrap_or_default(), at).into_iter().collect()
+    let name = v["name"].as_str().unwrap_or_default();
+    match v["version"].as_str().unwrap_or_default() {
+        _ if name.is_empty() => Vec::new(),
+        "" => vec![Package::with_purl("npm", super::purl("npm", name, ""), name, super::UNKNOWN, at)],
+        version => vec![Package::new("npm", name, version, at)],
+    }
 }
 
 /// The package name in a lockfile key such as `"@scope/pkg@^1.0.0, @scope/pkg@^1.1.0"` (yarn v1)
@@ -151,6 +157,7 @@ mod tests {
         assert_eq!(purls(pnpm_lock(v5, "/pnpm-lock.yaml")), vec!["pkg:npm/%40babel/core@7.16.7"]);
 
         assert_eq!(purls(package_json(br#"{"name":"@s/x","version":"1.0.0"}"#, "/p")), vec!["pkg:npm/%40s/x@1.0.0"]);
-        assert!(package_json(br#"{"name":"x"}"#, "/p").is_empty());
+        assert_eq!(purls(package_json(br#"{"name":"x"}"#, "/p")), vec!["pkg:npm/x"]);
+        assert!(package_json(br#"{"version":"1.0.0"}"#, "/p").is_empty());
     }
 }

@@ -23,6 +23,7 @@ mod push;
 mod realworld;
 mod referrers;
 mod resilience;
+mod sbom_catalogers;
 mod sbom_provenance;
 mod scan;
 mod secrets;

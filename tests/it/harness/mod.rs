@@ -79,7 +79,7 @@ pub fn require_go_tool(tool: &str) -> PathBuf {
     panic!(
         "`{tool}` is not installed (not in .tools/bin nor on PATH); the integration tests need it: \
          run scripts/go-tools.sh (needs Go >= 1.22; builds the pinned helm, crane, oras, syft, regctl, cosign \
-         and registry with `go install`)"
+         and registry with `go install`, and cargo-auditable with `cargo install --locked`)"
     );
 }
 
