@@ -51,7 +51,7 @@ fn entries(zip: &[u8]) -> Option<Vec<Entry>> {
     let eocd = (from..zip.len().saturating_sub(21)).rev().find(|&i| zip[i..].starts_with(b"PK\x05\x06"))?;
     let count = usize::from(u16_at(zip, eocd + 10)?);
     let mut at = u32_at(zip, eocd + 16)? as usize;
-    if count == 0xffff || at == 0xffff_ffff as usize || count > MAX_ENTRIES {
+    if count == 0xffff || at == 0xffff_ffff_usize || count > MAX_ENTRIES {
         return None;
     }
     let mut out = Vec::with_capacity(count);

@@ -28,7 +28,7 @@ pub use fixtures::{
 pub use harbor::{FakeProject, FakeRobot, FakeScan, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
-pub use judges::{assert_export_matches_rootfs, check_remote, Judge};
+pub use judges::{assert_export_matches_rootfs, assert_valid_cyclonedx, check_remote, syft_packages, Judge};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
 pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
 pub use skopeo::{assert_same_image, copy_to_layout, inspect_raw, push_layout, umoci_unpack, Skopeo};
