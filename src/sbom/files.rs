@@ -101,7 +101,7 @@ fn executable(file: &[u8], at: &str) -> Vec<Package> {
     let mut out = Vec::new();
     let go = match section(".go.buildinfo") {
         Some(r) => Some(r.start),
-        None if sections.is_empty() => file.windows(golang::GO_MAGIC.len()).position(|w| w == golang::GO_MAGIC),
+        None if sections.is_empty() => memchr::memmem::find(file, golang::GO_MAGIC),
         None => None,
     };
     if let Some(start) = go {

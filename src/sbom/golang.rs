@@ -15,7 +15,7 @@ pub const CHUNK: usize = 1 << 20;
 /// For an ELF file: the bytes from Go's build-info magic on (at most [`GO_INFO_MAX`]), read in
 /// chunks so a large binary is never held whole. `None`: not ELF, or no Go build info.
 pub fn go_buildinfo(r: &mut dyn Read, at: &str) -> Result<Option<Vec<u8>>> {
-    let find = |b: &[u8]| b.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC);
+    let find = |b: &[u8]| memchr::memmem::find(b, GO_MAGIC);
     let io = |e| Error::io(format!("{at} (for the SBOM)"), e);
     let mut buf = Vec::with_capacity(CHUNK + GO_MAGIC.len());
     let mut chunk = vec![0u8; CHUNK];
@@ -53,7 +53,7 @@ pub const GO_MAGIC: &[u8] = b"\xff Go buildinf:";
 /// A Go binary's build info (Go 1.18+: the inline form, flag bit 2): the Go version as the
 /// `stdlib` package, the main module and every `dep` (a `=>` replacement replaces the line before).
 pub fn go_binary(bytes: &[u8], at: &str) -> Vec<Package> {
-    let Some(start) = bytes.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC) else { return Vec::new() };
+    let Some(start) = memchr::memmem::find(bytes, GO_MAGIC) else { return Vec::new() };
     let Some(header) = bytes.get(start..start + 32) else { return Vec::new() };
     if header[15] & 2 == 0 {
         // Before Go 1.18 the strings are behind pointers into the data segment: not read.
