@@ -159,4 +159,28 @@ mod tests {
         assert_eq!(purls, vec!["pkg:golang/example.com/x@v1.0.0", "pkg:golang/stdlib@1.22.3", "pkg:cargo/hello@0.1.0"]);
         assert!(catalogue_file("/s", Want::Executable, 10, &mut &b"#!/bin/sh\n"[..]).unwrap().is_empty());
     }
+
+    /// Sections cut by objcopy from the test's real binaries (fuzz seeds too): a `cargo auditable`
+    /// build of hello-audit (itoa 1.0.11) and a Go 1.26 build using github.com/google/uuid.
+    #[test]
+    fn real_binaries_sections() {
+        let seed =
+            |n: &str| std::fs::read(format!("{}/fuzz/corpus/sbom_files/{n}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let purls = |b: Vec<u8>| -> Vec<String> {
+            catalogue_file("/bin/x", Want::Executable, b.len() as u64, &mut b.as_slice())
+                .unwrap()
+                .into_iter()
+                .map(|p| p.purl)
+                .collect()
+        };
+        assert_eq!(purls(seed("dep-v0.elf")), vec!["pkg:cargo/hello-audit@0.1.0", "pkg:cargo/itoa@1.0.11"]);
+        assert_eq!(
+            purls(seed("go-buildinfo.elf")),
+            vec![
+                "pkg:golang/example.com/hello",
+                "pkg:golang/github.com/google/uuid@v1.6.0",
+                "pkg:golang/stdlib@1.26.8"
+            ]
+        );
+    }
 }

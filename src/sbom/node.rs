@@ -49,8 +49,8 @@ pub fn package_json(bytes: &[u8], at: &str) -> Vec<Package> {
 /// or `"pkg@npm:^1.0.0"` (berry): the first specifier, up to its last `@` that is not a scope's.
 fn name_of_key(key: &str) -> &str {
     let first = key.split(',').next().unwrap_or_default().trim().trim_matches('"');
-    match first[1.min(first.len())..].find('@') {
-        Some(i) => &first[..i + 1],
+    match first.char_indices().skip(1).find(|&(_, c)| c == '@') {
+        Some((i, _)) => &first[..i],
         None => first,
     }
 }
