@@ -60,15 +60,17 @@ pub fn go_binary(bytes: &[u8], at: &str) -> Vec<Package> {
         return Vec::new();
     }
     let mut pos = start + 32;
-    let mut string = || -> Option<String> {
+    let mut string = || -> Option<&[u8]> {
         let (len, n) = uvarint(bytes.get(pos..)?)?;
-        let s = bytes.get(pos + n..pos + n + len as usize)?;
-        pos += n + len as usize;
-        Some(String::from_utf8_lossy(s).into_owned())
+        let end = (pos + n).checked_add(usize::try_from(len).ok()?)?;
+        let s = bytes.get(pos + n..end)?;
+        pos = end;
+        Some(s)
     };
     let (Some(go_version), Some(modinfo)) = (string(), string()) else { return Vec::new() };
-    // modinfo is framed by 16-byte sentinels.
-    let modinfo = if modinfo.len() >= 33 { &modinfo[16..modinfo.len() - 16] } else { "" };
+    let go_version = String::from_utf8_lossy(go_version);
+    // modinfo is framed by 16-byte sentinels (cut as bytes: the text between need not be UTF-8).
+    let modinfo = String::from_utf8_lossy(if modinfo.len() >= 33 { &modinfo[16..modinfo.len() - 16] } else { b"" });
     let mut mods: Vec<(String, String)> = Vec::new();
     for line in modinfo.lines() {
         let f: Vec<&str> = line.split('\t').collect();
@@ -229,6 +231,22 @@ mod tests {
             ]
         );
         assert!(go_buildinfo(&mut &b"#!/bin/sh\n"[..], "/s").unwrap().is_none());
+
+        // Not UTF-8 where the sentinel ends, and a length past the end: nothing, no panic (found by
+        // mutating the fuzz seeds).
+        let mut bad = GO_MAGIC.to_vec();
+        bad.extend([8u8, 2]);
+        bad.resize(32, 0);
+        bad.extend([1, b'g', 40]);
+        bad.extend([b'x'; 15]);
+        bad.extend([0xe2, 0x82, 0xac]);
+        bad.extend([b'y'; 22]);
+        assert!(go_binary(&bad, "/b").is_empty());
+        let mut huge = GO_MAGIC.to_vec();
+        huge.extend([8u8, 2]);
+        huge.resize(32, 0);
+        huge.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(go_binary(&huge, "/b").is_empty());
     }
 
     #[test]
