@@ -286,7 +286,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         let mut added: Vec<crate::sbom::Package> = Vec::new();
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
             for (_, b) in &images {
-                added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
+                added.extend(
+                    crate::sbom::catalogue_cached(&b.added, opts.cache.as_deref()).map_err(crate::sbom::context)?,
+                );
             }
             added.sort();
             added.dedup();
