@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The judges the tests run beside hoist, built from the Go module proxy with `go install` at pinned versions:
-# helm 4, crane, oras, syft, regctl, cosign 2 and 3, and distribution v3's registry.
+# helm 4, crane, oras, syft, regctl, cosign 2 and 3, and distribution v3's registry; and cargo-auditable
+# (a Rust tool, `cargo install --locked`).
 #
 # Each tool is built once per machine into $HOIST_TOOLS_CACHE/<name>-<version>/ (default
 # ~/.cache/hoist-dev-tools: outside the work tree, so a fresh clone on the same machine reuses it; never
@@ -57,5 +58,27 @@ for t in "${TOOLS[@]}"; do
     echo "go-tools.sh: $name built in $(( $(date +%s) - start )) s" >&2
   fi
   ln -sfn "$dir/$exe" "$BIN/$name"
+done
+
+# Rust tools, pinned the same way with `cargo install --locked` (crates.io): cargo-auditable builds the
+# Rust binary whose `.dep-v0` section the SBOM test compares with syft.
+CARGO_TOOLS=(
+  "cargo-auditable 0.7.7"
+)
+for t in "${CARGO_TOOLS[@]}"; do
+  read -r name version <<<"$t"
+  dir="$CACHE/$name-$version"
+  if [ ! -x "$dir/bin/$name" ]; then
+    command -v cargo >/dev/null || { echo "go-tools.sh: cargo is missing (rustup, or apt-get install cargo)" >&2; exit 1; }
+    echo "go-tools.sh: building $name $version (cargo install)" >&2
+    start=$(date +%s)
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp"
+    cargo install --quiet --locked --version "$version" --root "$tmp" "$name" >&2
+    rm -rf "$dir"
+    mv "$tmp" "$dir"
+    echo "go-tools.sh: $name built in $(( $(date +%s) - start )) s" >&2
+  fi
+  ln -sfn "$dir/bin/$name" "$BIN/$name"
 done
 echo "$BIN"

@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("chart_archive", chart_archive),
     ("registries_conf", registries_conf),
     ("package_databases", package_databases),
+    ("sbom_files", sbom_files),
 ];
 
 fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -161,6 +162,27 @@ pub fn registries_conf(data: &[u8]) {
     let s = text(data);
     let _ = crate::registry::mirrors::Mirrors::from_registries_conf(&s, "registries.conf");
     let _ = crate::registry::mirrors::Mirrors::from_pairs(s.lines(), "--registry-mirror");
+}
+
+/// The SBOM's catalogers (`--sbom`): the same bytes as each kind of file they read — a Java archive
+/// (the zip reader), an executable (ELF sections, Go build info, `.dep-v0`), the lockfiles, `go.mod`,
+/// `package.json`, Python metadata.
+pub fn sbom_files(data: &[u8]) {
+    use crate::sbom::files::{catalogue_file, Want};
+    let size = data.len() as u64;
+    let _ = catalogue_file("/usr/bin/x", Want::Executable, size, &mut &data[..]);
+    for at in [
+        "/app/a.jar",
+        "/app/yarn.lock",
+        "/app/pnpm-lock.yaml",
+        "/app/package-lock.json",
+        "/app/package.json",
+        "/src/go.mod",
+        "/src/Cargo.lock",
+        "/site-packages/x.egg-info",
+    ] {
+        let _ = catalogue_file(at, Want::Document, size, &mut &data[..]);
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@
 //! - [`rootfs`]: applying image layers to a directory (whiteouts, path filter, escape checks).
 //! - [`ci`]: the CI environment (GitLab, Harbor) read through a trait so tests pass a map.
 //! - [`provenance`]: SLSA provenance of a build (in-toto statement, DSSE envelope, `.att` tag).
-//! - [`sbom`]: the SBOM of what a build added (Go build info, npm locks, Python dist-info; SPDX, CycloneDX).
+//! - [`sbom`]: the SBOM of what a build added (Go and cargo-auditable binaries, Go/Rust/npm/yarn/pnpm
+//!   lockfiles, package.json, Python dist-info/egg-info, Java archives; SPDX, CycloneDX).
 //! - [`scan`]: `hoist scan` — Harbor's vulnerability scan, its report, and the GitLab/JUnit files made from it.
 //! - [`doctor`]: `hoist doctor`'s checks (pure diagnoses in `doctor::checks`) and their report.
 //! - [`cli`]: clap definitions and one module per verb; no protocol logic.

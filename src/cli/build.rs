@@ -301,7 +301,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
             // `added` holds every package of the SBOM: the added files' and, unless --sbom=added, the base's.
             for (_, b) in &images {
-                added.extend(crate::sbom::catalogue(&b.added).map_err(crate::sbom::context)?);
+                added.extend(
+                    crate::sbom::catalogue_cached(&b.added, opts.cache.as_deref()).map_err(crate::sbom::context)?,
+                );
                 let os = b.base_sbom.as_ref().and_then(|s| s.os.as_ref());
                 added.extend(crate::sbom::distro::in_tree(&b.added, os).map_err(crate::sbom::context)?);
                 if let Some(base) = &b.base_sbom {

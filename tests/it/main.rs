@@ -24,6 +24,7 @@ mod realworld;
 mod referrers;
 mod resilience;
 mod sbom_base;
+mod sbom_catalogers;
 mod sbom_provenance;
 mod scan;
 mod secrets;

@@ -14,7 +14,7 @@
 
 use super::registry::Registry;
 use super::{require_go_tool, run_with_timeout, scratch_dir, TOOL_TIMEOUT};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -357,19 +357,64 @@ pub fn assert_export_matches_rootfs(reg: &Registry, reference: &str, platform: O
     assert!(diffs.is_empty(), "crane export of {reference} differs from hoist pull --rootfs:\n{}", diffs.join("\n"));
 }
 
-/// The purls syft (the pinned judge) lists for `reference` (`syft registry:…`, plain HTTP allowed).
-pub fn syft_purls(reference: &str) -> std::collections::BTreeSet<String> {
-    let home = scratch_dir("syft-home");
-    let mut cmd = Command::new(require_go_tool("syft"));
+/// The CycloneDX project's own validator (PyPI `cyclonedx-python-lib[json-validation]`, strict, 1.6)
+/// accepts the document in `file`; else the test fails with its message.
+pub fn assert_valid_cyclonedx(file: &Path) {
+    let mut cmd = Command::new(super::require_tool("python3"));
+    cmd.args([
+        "-c",
+        "import sys\n\
+         from cyclonedx.validation.json import JsonStrictValidator\n\
+         from cyclonedx.schema import SchemaVersion\n\
+         e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+         sys.exit(str(e) if e else 0)",
+    ])
+    .arg(file);
+    let out = super::run_with_timeout(cmd, None, super::TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "the CycloneDX validator (pip install 'cyclonedx-python-lib[json-validation]') rejects {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `syft registry:REF -o json` (plain HTTP registry on loopback), parsed.
+fn syft_json(reference: &str) -> serde_json::Value {
+    let home = super::scratch_dir("syft-home");
+    let mut cmd = Command::new(super::require_go_tool("syft"));
     cmd.args([&format!("registry:{reference}"), "-o", "json", "-q"])
         .env("HOME", &home)
         .env("XDG_CACHE_HOME", home.join(".cache"))
         .env("SYFT_REGISTRY_INSECURE_USE_HTTP", "true")
         .env("SYFT_CHECK_FOR_APP_UPDATE", "false");
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    let out = super::run_with_timeout(cmd, None, super::TOOL_TIMEOUT);
     assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The purls syft (the pinned judge) lists for `reference`, whatever file each came from.
+pub fn syft_purls(reference: &str) -> BTreeSet<String> {
+    let v = syft_json(reference);
     v["artifacts"].as_array().unwrap().iter().filter_map(|a| a["purl"].as_str().map(str::to_string)).collect()
+}
+
+/// Each package syft lists for `reference`: its purl and the path it was read from.
+pub fn syft_packages(reference: &str) -> BTreeSet<(String, String)> {
+    let v = syft_json(reference);
+    let mut found = BTreeSet::new();
+    for a in v["artifacts"].as_array().unwrap() {
+        let purl = a["purl"].as_str().unwrap_or_default();
+        if purl.is_empty() {
+            continue;
+        }
+        // The file the package was read from (syft's primary evidence), not the supporting ones
+        // (a dist-info's RECORD, an egg-info's top_level.txt).
+        for l in a["locations"].as_array().unwrap().iter().filter(|l| l["annotations"]["evidence"] == "primary") {
+            found.insert((purl.to_string(), l["path"].as_str().unwrap().to_string()));
+        }
+    }
+    found
 }
 
 #[cfg(test)]

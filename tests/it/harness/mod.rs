@@ -28,7 +28,9 @@ pub use fixtures::{
 pub use harbor::{FakeProject, FakeRobot, FakeScan, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
-pub use judges::{assert_export_matches_rootfs, check_remote, syft_purls, Judge};
+pub use judges::{
+    assert_export_matches_rootfs, assert_valid_cyclonedx, check_remote, syft_packages, syft_purls, Judge,
+};
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
 pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
 pub use skopeo::{assert_same_image, copy_to_layout, inspect_raw, push_layout, umoci_unpack, Skopeo};
@@ -79,7 +81,7 @@ pub fn require_go_tool(tool: &str) -> PathBuf {
     panic!(
         "`{tool}` is not installed (not in .tools/bin nor on PATH); the integration tests need it: \
          run scripts/go-tools.sh (needs Go >= 1.22; builds the pinned helm, crane, oras, syft, regctl, cosign \
-         and registry with `go install`)"
+         and registry with `go install`, and cargo-auditable with `cargo install --locked`)"
     );
 }
 
