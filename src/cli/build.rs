@@ -298,6 +298,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             images.push((platform.clone(), built));
         }
         let mut added: Vec<crate::sbom::Package> = Vec::new();
+        // The OS the base's os-release names (the first platform's), for GitLab's SBOM properties.
+        let os = images.iter().find_map(|(_, b)| b.base_sbom.as_ref().and_then(|s| s.os.clone()));
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
             // `added` holds every package of the SBOM: the added files' and, unless --sbom=added, the base's.
             for (_, b) in &images {
@@ -414,6 +416,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 digest: &report.digest,
                 tag: dests.first().and_then(|d| d.tag()),
                 created: &created,
+                os: os.as_ref(),
             };
             if let Some(file) = &args.provenance.sbom_file {
                 crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&added, &describe, true))?;

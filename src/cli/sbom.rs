@@ -77,6 +77,7 @@ pub async fn run(args: SbomArgs) -> Result<()> {
         digest: &subject.digest,
         tag: subject.tag.as_deref(),
         created: &subject.created,
+        os: sbom.os.as_ref(),
     };
     let doc = match args.format {
         Format::Spdx => crate::sbom::spdx(&sbom.packages, &describe),

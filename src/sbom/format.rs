@@ -15,6 +15,8 @@ pub struct Describe<'a> {
     pub tag: Option<&'a str>,
     /// RFC 3339, the build epoch.
     pub created: &'a str,
+    /// The operating system `os-release` names, when it is known (for GitLab's properties).
+    pub os: Option<&'a super::distro::Os>,
 }
 
 /// A UUID-shaped id from the image digest (deterministic).
@@ -92,6 +94,14 @@ pub fn cyclonedx(packages: &[Package], d: &Describe, gitlab: bool) -> Vec<u8> {
         ];
         if let Some(t) = d.tag {
             props.push(json!({"name": "gitlab:container_scanning:image:tag", "value": t}));
+        }
+        if let Some(os) = d.os.filter(|os| !os.id.is_empty()) {
+            props.push(json!({"name": "gitlab:container_scanning:operating_system:name", "value": os.id}));
+            if !os.version_id.is_empty() {
+                props.push(
+                    json!({"name": "gitlab:container_scanning:operating_system:version", "value": os.version_id}),
+                );
+            }
         }
         metadata["properties"] = Value::Array(props);
     }

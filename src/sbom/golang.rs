@@ -72,9 +72,11 @@ pub fn go_binary(bytes: &[u8], at: &str) -> Vec<Package> {
     // modinfo is framed by 16-byte sentinels (cut as bytes: the text between need not be UTF-8).
     let modinfo = String::from_utf8_lossy(if modinfo.len() >= 33 { &modinfo[16..modinfo.len() - 16] } else { b"" });
     let mut mods: Vec<(String, String)> = Vec::new();
+    let mut main_path = None;
     for line in modinfo.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
+            ["path", path, ..] => main_path = Some(path.to_string()),
             ["mod", path, version, ..] | ["dep", path, version, ..] => {
                 mods.push((path.to_string(), version.to_string()))
             }
@@ -84,6 +86,13 @@ pub fn go_binary(bytes: &[u8], at: &str) -> Vec<Package> {
                 }
             }
             _ => {}
+        }
+    }
+    // A binary built in GOPATH mode has a `path` line and no `mod` line: syft names its main
+    // package by that path, without a version.
+    if !modinfo.lines().any(|l| l.starts_with("mod\t")) {
+        if let Some(path) = main_path {
+            mods.insert(0, (path, "(devel)".to_string()));
         }
     }
     let mut out: Vec<Package> = mods
@@ -197,12 +206,8 @@ pub fn go_mod(bytes: &[u8], at: &str) -> Vec<Package> {
 mod tests {
     use super::*;
 
-    /// A synthetic Go 1.18+ build info, placed so the magic straddles two read chunks.
-    #[test]
-    fn go_build_info_is_found_across_a_chunk_boundary() {
-        let modinfo = "0123456789abcdefpath\texample.com/x\nmod\texample.com/x\tv1.0.0\th1:a\n\
-                       dep\tgolang.org/x/text\tv0.14.0\th1:b\ndep\told.example/y\tv1.0.0\n\
-                       =>\tnew.example/y\tv1.1.0\th1:c\n0123456789abcdef";
+    /// Go 1.18+ inline build info for `modinfo` (already framed by its sentinels).
+    fn build_info(modinfo: &str) -> Vec<u8> {
         let mut info = GO_MAGIC.to_vec();
         info.extend([8u8, 2]);
         info.resize(32, 0);
@@ -215,6 +220,24 @@ mod tests {
             info.push(n as u8);
             info.extend_from_slice(s.as_bytes());
         }
+        info
+    }
+
+    /// GOPATH mode: a `path` line and no `mod` line; the main package is named by its path.
+    #[test]
+    fn a_gopath_binary_is_named_by_its_path() {
+        let info = build_info("0123456789abcdefpath\tcmd/tool\nbuild\t-compiler=gc\n0123456789abcdef");
+        let purls: Vec<String> = go_binary(&info, "/usr/bin/tool").into_iter().map(|p| p.purl).collect();
+        assert_eq!(purls, vec!["pkg:golang/cmd/tool", "pkg:golang/stdlib@1.22.3"]);
+    }
+
+    /// A synthetic Go 1.18+ build info, placed so the magic straddles two read chunks.
+    #[test]
+    fn go_build_info_is_found_across_a_chunk_boundary() {
+        let modinfo = "0123456789abcdefpath\texample.com/x\nmod\texample.com/x\tv1.0.0\th1:a\n\
+                       dep\tgolang.org/x/text\tv0.14.0\th1:b\ndep\told.example/y\tv1.0.0\n\
+                       =>\tnew.example/y\tv1.1.0\th1:c\n0123456789abcdef";
+        let info = build_info(modinfo);
         let mut file = b"\x7fELF".to_vec();
         file.resize(CHUNK - 5, 0);
         file.extend_from_slice(&info);

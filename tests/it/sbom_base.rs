@@ -215,8 +215,10 @@ fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever()
     let cdx_file = work.path().join("gl.cdx.json");
     let out = build(work.path(), &cache, &["ctx", "-t", &plain, "--sbom-file", cdx_file.to_str().unwrap()]);
     out.assert_success();
-    let from_build = cdx_purls(&serde_json::from_slice(&std::fs::read(&cdx_file).unwrap()).unwrap());
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&cdx_file).unwrap()).unwrap();
+    let from_build = cdx_purls(&doc);
     assert_eq!(from_build, ours);
+    assert_eq!(gitlab_os(&doc), ("debian".to_string(), "12".to_string()), "GitLab's OS properties");
     let mark = reg.log_mark();
     let out = Hoist::run(["sbom", &plain, "--format", "cyclonedx"]);
     out.assert_success().assert_stderr_contains("from 3 layers");
@@ -275,6 +277,7 @@ fn sbom_of_an_alpine_style_base_and_of_its_oci_layout_lists_what_syft_lists() {
     let props: Vec<&str> =
         doc["metadata"]["properties"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(props.contains(&"gitlab:meta:schema_version"), "{props:?}");
+    assert_eq!(gitlab_os(&doc), ("alpine".to_string(), "3.19.1".to_string()), "GitLab's OS properties");
 
     // In a build: the base's packages beside the added files'.
     context(work.path(), &base);
@@ -465,4 +468,19 @@ fn sbom_uses_buildkits_attestation_in_the_bases_index() {
     let out = build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]);
     out.assert_success().assert_stderr_contains("from BuildKit attestation");
     assert_eq!(spdx_purls(&attached_spdx(&reg, "team/from-buildkit", &dest)), BTreeSet::from([purl.to_string()]));
+}
+
+/// GitLab's `operating_system:name` and `:version` properties of a CycloneDX document's metadata.
+fn gitlab_os(doc: &serde_json::Value) -> (String, String) {
+    let prop = |name: &str| {
+        doc["metadata"]["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == format!("gitlab:container_scanning:operating_system:{name}"))
+            .and_then(|p| p["value"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    (prop("name"), prop("version"))
 }
