@@ -140,7 +140,9 @@ impl Compression {
         }
     }
 
-    fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
+    /// A streaming compressor writing into `w`: every layer hoist compresses goes through it (the
+    /// layers `hoist build` writes, and the uncompressed layers of a `docker save` archive).
+    pub(crate) fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
         Ok(match self {
             Compression::Gzip(l) => Encoder::Gzip(ParallelGzip::new(w, l)),
             Compression::Zstd(l) => Encoder::Zstd(zstd::stream::write::Encoder::new(w, l)?),
@@ -149,13 +151,14 @@ impl Compression {
 }
 
 /// A streaming compressor for either algorithm.
-enum Encoder<W: io::Write> {
+pub(crate) enum Encoder<W: io::Write> {
     Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: io::Write> Encoder<W> {
-    fn finish(self) -> io::Result<W> {
+    /// Writes what is left and returns the inner writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Gzip(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),
@@ -186,8 +189,8 @@ const GZIP_BLOCK: usize = 4 << 20;
 /// thread into a complete gzip member, and the members are written in order. A sequence of members is
 /// one valid gzip stream (RFC 1952 §2.2) that Go's reader — docker, containerd, skopeo, umoci — reads
 /// whole by default; the ratio loss of restarting the 32 KiB window every 4 MiB is negligible. Inputs
-/// under one block give a single member. Each block is compressed by [`gzip_member`].
-struct ParallelGzip<W: io::Write> {
+/// under one block give a single member. Each block is compressed by [`gzip_block`].
+pub(crate) struct ParallelGzip<W: io::Write> {
     out: W,
     level: u32,
     block: Vec<u8>,
@@ -215,7 +218,7 @@ impl<W: io::Write> ParallelGzip<W> {
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
         let level = self.level;
-        self.pending.push_back(std::thread::spawn(move || gzip_member(&block, level)));
+        self.pending.push_back(std::thread::spawn(move || gzip_block(&block, level)));
         Ok(())
     }
 
@@ -253,26 +256,73 @@ impl<W: io::Write> io::Write for ParallelGzip<W> {
     }
 }
 
-/// One block as one complete gzip member (RFC 1952: header, deflate stream, CRC-32 and size), by
-/// libdeflate at `level` (1–9; gzip's levels and libdeflate's mean the same fast … small scale, so they
-/// map one to one; libdeflate's slower 10–12 are not offered). libdeflate compresses a whole buffer at
-/// once, which is what a block is: at level 1 as fast as zlib-rs's level 1 for ~17% smaller output
-/// on shared libraries (docs/compression.md has the measurements).
+/// The unit of the stored-or-deflated choice inside a block ([`gzip_block`]).
+const SEGMENT: usize = 64 << 10;
+/// How many samples of a segment [`incompressible`] deflates, and the bytes of each.
+const PROBES: usize = 2;
+const SAMPLE: usize = 1 << 10;
+
+/// One block as gzip members (RFC 1952: header, deflate stream, CRC-32 and size), by libdeflate:
+/// the block is cut into [`SEGMENT`]s, each judged by [`incompressible`]; every run of consecutive
+/// segments judged alike becomes one member — deflated at `level` (1–9; gzip's levels and
+/// libdeflate's mean the same fast … small scale, so they map one to one; libdeflate's slower 10–12
+/// are not offered), or *stored* (libdeflate level 0: deflate's uncompressed blocks, a copy and a
+/// CRC-32) when the run would not shrink. A block of one kind is one member. Random data (encrypted
+/// or already compressed files) then costs a copy, not a deflate that finds nothing (libdeflate 1
+/// is slower on random bytes than on text, 117 against 231 MiB/s here).
 ///
-/// The same bytes on every machine: libdeflate picks code by CPU at run time only for checksums
+/// The same bytes on every machine: the choice is a function of the block's bytes alone (never of
+/// time, cores or `--jobs`), and libdeflate picks code by CPU at run time only for checksums
 /// (CRC-32, Adler-32) and for decompression; its match finders are chosen when it is compiled (the
 /// release builds for baseline x86-64) and only their table setup is vectorised, which computes the
 /// same values either way. `bench/compress.sh dispatch` checks the output with every run-time path
 /// forced off and with an AVX2 build; a unit test pins the digests.
-fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let lvl = libdeflater::CompressionLvl::new(level as i32)
-        .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
-    let mut compressor = libdeflater::Compressor::new(lvl);
-    let mut out = vec![0; compressor.gzip_compress_bound(block.len())];
-    let n = compressor.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
-    out.truncate(n);
+fn gzip_block(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    let compressor = |level: u32| {
+        libdeflater::CompressionLvl::new(level as i32)
+            .map(libdeflater::Compressor::new)
+            .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))
+    };
+    let (mut deflate, mut store, mut probe) = (compressor(level)?, compressor(0)?, compressor(1)?);
+    let mut out = Vec::with_capacity(deflate.gzip_compress_bound(block.len()));
+    let mut member = |run: &[u8], stored: bool| -> io::Result<()> {
+        let c = if stored { &mut store } else { &mut deflate };
+        let start = out.len();
+        out.resize(start + c.gzip_compress_bound(run.len()), 0);
+        let n = c.gzip_compress(run, &mut out[start..]).map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+        out.truncate(start + n);
+        Ok(())
+    };
+    let mut run = (0, incompressible(&block[..block.len().min(SEGMENT)], &mut probe));
+    for start in (SEGMENT..block.len()).step_by(SEGMENT) {
+        let stored = incompressible(&block[start..block.len().min(start + SEGMENT)], &mut probe);
+        if stored != run.1 {
+            member(&block[run.0..start], run.1)?;
+            run = (start, stored);
+        }
+    }
+    member(&block[run.0..], run.1)?;
     out.shrink_to_fit();
     Ok(out)
+}
+
+/// Whether deflating `segment` would not pay: [`PROBES`] samples of [`SAMPLE`] bytes, spread evenly
+/// over it and put side by side, do not deflate (libdeflate level 1, whatever the layer's level) into
+/// less than 31/32 of their size (libdeflate stops and says so when the output does not fit). One
+/// deflate of 2 KiB per 64 KiB: about 8 GiB/s of input here. Noise in every sample is needed, so a
+/// segment half text and half noise is deflated — a wrong "stored" costs bytes, a wrong "deflate"
+/// only time. Segments shorter than the samples (and an empty block) are deflated.
+fn incompressible(segment: &[u8], probe: &mut libdeflater::Compressor) -> bool {
+    if segment.len() < PROBES * SAMPLE {
+        return false;
+    }
+    let mut samples = [0u8; PROBES * SAMPLE];
+    for (i, sample) in samples.chunks_exact_mut(SAMPLE).enumerate() {
+        let at = segment.len() * (2 * i + 1) / (2 * PROBES) - SAMPLE / 2;
+        sample.copy_from_slice(&segment[at..at + SAMPLE]);
+    }
+    let mut room = [0u8; PROBES * SAMPLE * 31 / 32];
+    probe.deflate_compress(&samples, &mut room).is_err()
 }
 
 /// Writes `tree` as a compressed tar into `dir/name`, every mtime `epoch`.
@@ -541,7 +591,7 @@ mod tests {
         // Under one block: exactly one member, which a single-member reader takes whole.
         let small = &data[..1000];
         let member = par_gzip(small, 2);
-        assert_eq!(member, gzip_member(small, 1).unwrap());
+        assert_eq!(member, gzip_block(small, 1).unwrap());
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut back).unwrap();
         assert!(back == small);
@@ -576,6 +626,62 @@ mod tests {
         out
     }
 
+    /// `n` bytes of noise (xorshift: incompressible, the same everywhere).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// The uncompressed sizes of the gzip members of `stream`, each read alone (and its CRC checked).
+    fn member_sizes(mut stream: &[u8]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        while !stream.is_empty() {
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::bufread::GzDecoder::new(&mut stream), &mut back).unwrap();
+            sizes.push(back.len());
+        }
+        sizes
+    }
+
+    #[test]
+    fn incompressible_runs_are_stored_and_the_rest_deflated() {
+        // 1 MiB text, 1 MiB noise, 1 MiB text, 1 KiB noise (a last segment too short to sample: deflated
+        // with the text before it) in one block: three members, the noise stored.
+        let text = text_like();
+        let data = [&text[..], &noise(1 << 20, 7), &text[..], &noise(1 << 10, 9)].concat();
+        let out = gzip_block(&data, 1).unwrap();
+        assert_eq!(member_sizes(&out), [1 << 20, 1 << 20, (1 << 20) + (1 << 10)]);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&out[..]), &mut back).unwrap();
+        assert!(back == data, "the members decode to the block");
+        // The stored member is the noise plus deflate's and gzip's framing: 5 bytes per stored block of
+        // at most 65535 bytes, 18 per member. The text members are libdeflate's level 1, as a block of text alone.
+        let first = gzip_block(&text, 1).unwrap();
+        assert!(out.starts_with(&first), "the text run is deflated as it would be alone");
+        let stored = &out[first.len()..first.len() + (1 << 20) + 17 * 5 + 18];
+        assert_eq!(member_sizes(stored), [1 << 20], "stored member: 1 MiB + 17 × 5 + 18 bytes");
+        // Never more than 5% above zlib level 1 (zlib-rs's, flate2) on the same block; the same bytes
+        // at every level for the noise (the choice does not depend on the level).
+        let mut zlib = GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        std::io::Write::write_all(&mut zlib, &data).unwrap();
+        let zlib = zlib.finish().unwrap();
+        assert!(out.len() * 100 <= zlib.len() * 105, "{} bytes against zlib 1's {}", out.len(), zlib.len());
+        let nine = gzip_block(&data, 9).unwrap();
+        assert!(nine.windows(stored.len()).any(|w| w == stored), "level 9 stores the same noise");
+        // All noise: one stored member, framing only; the choice is a function of the bytes.
+        let all = noise(GZIP_BLOCK, 3);
+        let out = gzip_block(&all, 1).unwrap();
+        assert_eq!(out.len(), GZIP_BLOCK + 65 * 5 + 18);
+        assert_eq!(out, gzip_block(&all, 1).unwrap());
+    }
+
     #[test]
     fn gzip_members_are_the_same_bytes_on_every_machine() {
         // The digests of libdeflate's members for fixed input, pinned: a CPU whose run-time dispatch
@@ -588,7 +694,7 @@ mod tests {
             (6, "sha256:1fef15e80dc91f7c17315afc3d57570df09314fbd63f8a766233d520f2382487"),
             (9, "sha256:0b400304f44c3e976fbde4237b3a019a2a7d2fe5ca3755162a8bcb79158545e4"),
         ] {
-            let member = gzip_member(&data, level).unwrap();
+            let member = gzip_block(&data, level).unwrap();
             let mut back = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut back).unwrap();
             assert!(back == data, "level {level} round-trips through zlib-rs (which checks the CRC-32)");
