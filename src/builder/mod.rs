@@ -9,6 +9,7 @@ pub mod archive;
 pub mod base;
 pub mod cache;
 pub mod config;
+mod gzip;
 pub mod context;
 pub mod dockerfile;
 pub mod ignore;
