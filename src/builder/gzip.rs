@@ -35,8 +35,9 @@ pub(super) fn gzip_block(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(deflate.gzip_compress_bound(block.len()));
     let mut member = |run: &[u8], stored: bool| -> io::Result<()> {
         let c = if stored { &mut store } else { &mut deflate };
-        let start = out.len();
-        out.resize(start + c.gzip_compress_bound(run.len()), 0);
+        let (start, bound) = (out.len(), c.gzip_compress_bound(run.len()));
+        out.reserve_exact(bound); // not doubled: a thread holds one block's output at a time (P4)
+        out.resize(start + bound, 0);
         let n = c.gzip_compress(run, &mut out[start..]).map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
         out.truncate(start + n);
         Ok(())
