@@ -11,10 +11,10 @@ use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::gzip::gzip_block;
 use crate::error::{Error, Result};
 use crate::fsutil::{Expansion, ExpansionGuard};
 use crate::layout::docker_archive::GZIP_LEVEL;
-use super::gzip::gzip_block;
 use crate::model::{media, Blob, BlobSource, Digest, HashingWriter};
 
 /// Where a regular file's bytes come from.
