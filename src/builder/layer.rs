@@ -533,17 +533,21 @@ mod tests {
         assert!(back.is_empty());
     }
 
-    /// 1 MiB that compresses like code and text: words from a small vocabulary, numbers, and a run of
-    /// noise every so often (an xorshift generator, so the bytes are the same everywhere).
-    fn text_like() -> Vec<u8> {
-        let words = ["static", "const", "return", "0x7fff", "lib", "gnu", "elf", "symbol", "\n", "{", "}", "  "];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
+    /// An xorshift generator: the same numbers everywhere.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// 1 MiB that compresses like code and text: words from a small vocabulary, numbers, and a run of
+    /// noise every so often ([`xorshift`], so the bytes are the same everywhere).
+    fn text_like() -> Vec<u8> {
+        let words = ["static", "const", "return", "0x7fff", "lib", "gnu", "elf", "symbol", "\n", "{", "}", "  "];
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut out = Vec::with_capacity(1 << 20);
         while out.len() < 1 << 20 {
             let r = next();
@@ -558,17 +562,10 @@ mod tests {
         out
     }
 
-    /// `n` bytes of noise (xorshift: incompressible, the same everywhere).
+    /// `n` bytes of noise ([`xorshift`]: incompressible, the same everywhere).
     fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        let mut next = xorshift(seed);
+        (0..n).map(|_| (next() >> 24) as u8).collect()
     }
 
     /// The uncompressed sizes of the gzip members of `stream`, each read alone (and its CRC checked).

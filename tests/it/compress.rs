@@ -15,16 +15,25 @@ use crate::harness::skopeo::{check, clean_command, run};
 use crate::harness::{copy_to_layout, require_go_tool, require_tool, run_with_timeout, tmp, umoci_unpack, Hoist};
 use crate::harness::{sha256_digest, Registry};
 
+/// An xorshift generator: the same numbers everywhere.
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 /// 9 MiB that compresses like binaries and text (words, numbers, runs of noise from an xorshift
 /// generator): three 4 MiB blocks, so the layer holds three gzip members.
 fn mixed_bytes() -> Vec<u8> {
     let words: [&[u8]; 8] = [b"static ", b"return ", b"0x7fff ", b"libc.so.6 ", b"\n", b"GLIBC_2.34 ", b"{ ", b"} "];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut out = Vec::with_capacity(9 << 20);
     while out.len() < 9 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = next();
         match x % 8 {
             0 => out.extend((0..(x >> 8) % 200).map(|i| (x >> (i % 56)) as u8 ^ i as u8)),
             1 => out.extend_from_slice(format!("{} ", x % 1_000_000).as_bytes()),
@@ -35,17 +44,10 @@ fn mixed_bytes() -> Vec<u8> {
     out
 }
 
-/// `n` bytes of noise (xorshift): what encrypted or already compressed files look like to deflate.
+/// `n` bytes of noise: what encrypted or already compressed files look like to deflate.
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    let mut next = xorshift(seed);
+    (0..n).map(|_| (next() >> 24) as u8).collect()
 }
 
 /// (compressed, uncompressed) bytes of each gzip member of `stream`, each read alone (CRC checked).
