@@ -141,16 +141,12 @@ impl Compression {
         }
     }
 
-    /// A streaming compressor writing into `w`, hashing what it is given and what it writes: every
-    /// layer hoist compresses goes through it (the layers `hoist build` writes, and the uncompressed
-    /// layers of a `docker save` archive).
+    /// A streaming compressor writing into `w`: every layer hoist compresses goes through it (the
+    /// layers `hoist build` writes, and the uncompressed layers of a `docker save` archive).
     pub(crate) fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
         Ok(match self {
             Compression::Gzip(l) => Encoder::Gzip(ParallelGzip::new(w, l)),
-            Compression::Zstd(l) => Encoder::Zstd(Box::new(HashingWriter::new(zstd::stream::write::Encoder::new(
-                HashingWriter::new(w),
-                l,
-            )?))),
+            Compression::Zstd(l) => Encoder::Zstd(zstd::stream::write::Encoder::new(w, l)?),
         })
     }
 }
@@ -158,27 +154,15 @@ impl Compression {
 /// A streaming compressor for either algorithm.
 pub(crate) enum Encoder<W: io::Write> {
     Gzip(ParallelGzip<W>),
-    Zstd(Box<HashingWriter<zstd::stream::write::Encoder<'static, HashingWriter<W>>>>),
-}
-
-/// What an [`Encoder`] did: the digest of its input (a layer's `diff_id`), the digest and size of its
-/// output (the blob's), and the writer it wrote to.
-pub(crate) struct Encoded<W> {
-    pub input: Digest,
-    pub output: (Digest, u64),
-    pub writer: W,
+    Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: io::Write> Encoder<W> {
-    /// Writes what is left; the digests and the inner writer.
-    pub(crate) fn finish(self) -> io::Result<Encoded<W>> {
+    /// Writes what is left and returns the inner writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Gzip(e) => e.finish(),
-            Encoder::Zstd(e) => {
-                let (input, _, zstd) = (*e).finish();
-                let (digest, size, writer) = zstd.finish()?.finish();
-                Ok(Encoded { input, output: (digest, size), writer })
-            }
+            Encoder::Zstd(e) => e.finish(),
         }
     }
 }
@@ -207,22 +191,12 @@ const GZIP_BLOCK: usize = 4 << 20;
 /// one valid gzip stream (RFC 1952 §2.2) that Go's reader — docker, containerd, skopeo, umoci — reads
 /// whole by default; the ratio loss of restarting the 32 KiB window every 4 MiB is negligible. Inputs
 /// under one block give a single member. Each block is compressed by [`gzip_block`].
-///
-/// The two SHA-256 passes (of the input, the tar: the `diff_id`; of the output: the blob's digest) run
-/// on the block threads too, each block taking its turn ([`Turns`]): they are sequential, and on the
-/// writing thread they were most of its time (0.33 s of a cold build's 0.45 s there), so it tarred at
-/// the pace of two hashes while the other core waited.
 pub(crate) struct ParallelGzip<W: io::Write> {
     out: W,
     level: u32,
     block: Vec<u8>,
     pending: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
     max_pending: usize,
-    /// Blocks handed out so far: block `i` hashes its input in turn `i` of `input`, its member in turn
-    /// `i` of `output`.
-    dispatched: usize,
-    input: Arc<Turns>,
-    output: Arc<Turns>,
 }
 
 impl<W: io::Write> ParallelGzip<W> {
@@ -234,9 +208,6 @@ impl<W: io::Write> ParallelGzip<W> {
             block: Vec::with_capacity(GZIP_BLOCK),
             pending: Default::default(),
             max_pending: cores,
-            dispatched: 0,
-            input: Default::default(),
-            output: Default::default(),
         }
     }
 
@@ -247,16 +218,8 @@ impl<W: io::Write> ParallelGzip<W> {
             self.write_oldest()?;
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
-        let (level, turn, input, output) = (self.level, self.dispatched, self.input.clone(), self.output.clone());
-        self.dispatched += 1;
-        self.pending.push_back(std::thread::spawn(move || {
-            input.take(turn, &block);
-            let member = std::panic::catch_unwind(|| gzip_block(&block, level))
-                .unwrap_or_else(|_| Err(io::Error::other("the gzip compressor panicked")));
-            // A failed block still takes its turn (the layer fails; the blocks after it must not hang).
-            output.take(turn, member.as_deref().unwrap_or_default());
-            member
-        }));
+        let level = self.level;
+        self.pending.push_back(std::thread::spawn(move || gzip_block(&block, level)));
         Ok(())
     }
 
@@ -268,15 +231,15 @@ impl<W: io::Write> ParallelGzip<W> {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<Encoded<W>> {
+    fn finish(mut self) -> io::Result<W> {
         // An empty input still needs one (empty) member to be a gzip stream.
-        if !self.block.is_empty() || self.dispatched == 0 {
+        if !self.block.is_empty() || self.pending.is_empty() {
             self.dispatch()?;
         }
         while !self.pending.is_empty() {
             self.write_oldest()?;
         }
-        Ok(Encoded { input: self.input.finish().0, output: self.output.finish(), writer: self.out })
+        Ok(self.out)
     }
 }
 
@@ -291,35 +254,6 @@ impl<W: io::Write> io::Write for ParallelGzip<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// A SHA-256 that threads feed in a fixed order: turn `i` waits until turns `0..i` are done.
-#[derive(Default)]
-struct Turns {
-    /// The next turn, the hash so far, the bytes hashed.
-    state: std::sync::Mutex<(usize, sha2::Sha256, u64)>,
-    done: std::sync::Condvar,
-}
-
-impl Turns {
-    /// Waits for turn `turn`, hashes `bytes`, and passes the turn on.
-    fn take(&self, turn: usize, bytes: &[u8]) {
-        use sha2::Digest as _;
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while s.0 != turn {
-            s = self.done.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        s.1.update(bytes);
-        s.2 += bytes.len() as u64;
-        s.0 += 1;
-        self.done.notify_all();
-    }
-
-    /// The digest and size of everything hashed (every turn has been taken).
-    fn finish(&self) -> (Digest, u64) {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        (Digest::from_sha256(s.1.clone()), s.2)
     }
 }
 
@@ -343,17 +277,15 @@ pub fn write_layer_to(
     if let Some(sink) = sink {
         (sink.0)(growing, compression.media_type());
     }
-    let enc = compression.encoder(BufWriter::new(file)).map_err(|e| Error::io("starting the layer compressor", e))?;
-    let mut builder = tar::Builder::new(enc);
+    let enc = compression
+        .encoder(HashingWriter::new(BufWriter::new(file)))
+        .map_err(|e| Error::io("starting the layer compressor", e))?;
+    let mut builder = tar::Builder::new(HashingWriter::new(enc));
     builder.mode(tar::HeaderMode::Deterministic);
     append_tree(&mut builder, tree, epoch).map_err(|e| Error::io("writing layer", e))?;
-    let done = builder
-        .into_inner()
-        .map_err(|e| Error::io("writing layer", e))?
-        .finish()
-        .map_err(|e| Error::io("compressing layer", e))?;
-    let (diff_id, (digest, size)) = (done.input, done.output);
-    let file = done.writer.into_inner().map_err(|e| Error::io("writing layer", e.into_error()))?;
+    let (diff_id, _, enc) = builder.into_inner().map_err(|e| Error::io("writing layer", e))?.finish();
+    let (digest, size, out) = enc.finish().map_err(|e| Error::io("compressing layer", e))?.finish();
+    let file = out.into_inner().map_err(|e| Error::io("writing layer", e.into_error()))?;
     file.finish(digest.clone(), size);
     Ok(Layer {
         blob: Blob {
@@ -576,11 +508,7 @@ mod tests {
         for chunk in data.chunks(100_003) {
             std::io::Write::write_all(&mut enc, chunk).unwrap();
         }
-        let done = enc.finish().unwrap();
-        // The digests hashed on the block threads, in turn, are those of the whole input and output.
-        assert_eq!(done.input, Digest::sha256_of(data));
-        assert_eq!(done.output, (Digest::sha256_of(&done.writer), done.writer.len() as u64));
-        done.writer
+        enc.finish().unwrap()
     }
 
     #[test]

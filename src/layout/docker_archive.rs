@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::model::{media, Artifact, Blob, BlobSource, Digest, Manifest, OciDescriptor, OciImageManifest};
+use crate::model::{
+    media, Artifact, Blob, BlobSource, Digest, HashingWriter, Manifest, OciDescriptor, OciImageManifest,
+};
 
 /// Spool files for converted layers; deleted when dropped.
 pub type Spool = Option<tempfile::TempDir>;
@@ -206,12 +208,10 @@ fn layer_blob(file: &Path, offset: u64, size: u64, spool: &mut Spool) -> Result<
     let out = File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     // The layer writer's compressor (libdeflate, 4 MiB members in parallel, incompressible runs stored).
     let mut gz = crate::builder::layer::Compression::Gzip(GZIP_LEVEL)
-        .encoder(io::BufWriter::new(out))
+        .encoder(HashingWriter::new(io::BufWriter::new(out)))
         .map_err(|e| Error::io("compressing", e))?;
     io::copy(&mut reader, &mut gz).map_err(|e| Error::io("compressing", e))?;
-    let done = gz.finish().map_err(|e| Error::io("compressing", e))?;
-    done.writer.into_inner().map_err(|e| Error::io(format!("writing {}", path.display()), e.into_error()))?;
-    let (digest, written) = done.output;
+    let (digest, written, _) = gz.finish().map_err(|e| Error::io("compressing", e))?.finish();
     Ok(Blob {
         digest,
         size: written,
