@@ -8,6 +8,11 @@
 #                                block): MiB/s on 1 and 2 threads, compressed/original, size against
 #                                zlib 1, inflate MiB/s of each output through hoist's streaming reader, and
 #                                the decoders side by side. One run, printed as markdown.
+#   bench/compress.sh stored     zlib-rs 1 and libdeflate 1 against hoist's layer writer (src/builder/gzip.rs,
+#                                compiled into the bench: libdeflate 1 with incompressible 64 KiB runs
+#                                stored) on bench/build.sh's context (bench/work/ctx-mixed, generated if
+#                                missing: 64 MiB of text and 130 MiB of random binaries; MIB=180) and on
+#                                DATA (100 MiB of shared libraries: next to nothing to store, the same size).
 #   bench/compress.sh dispatch   libdeflate's output (sha256 of all members, levels 0–9 and 12, 32 MiB of
 #                                the same files) from: the normal build; a build with libdeflate's test
 #                                hook (TEST_SUPPORT__DO_NOT_USE) run with every run-time CPU feature on,
@@ -39,6 +44,16 @@ table)
     bin=$(build "" "${features[@]}")
     "$bin" table "$DATA" "${MIB:-100}"
     ;;
+stored)
+    ctx=$BENCH/work/ctx-mixed
+    [[ -d $ctx ]] || python3 "$BENCH/gen-context.py" mixed "$ctx"
+    bin=$(build "")
+    echo "bench/build.sh's context ($ctx):"
+    "$bin" stored "$ctx" "${MIB:-180}"
+    echo
+    echo "$DATA:"
+    "$bin" stored "$DATA" 100
+    ;;
 dispatch)
     mib=${MIB:-32}
     ref=$(build "" )
@@ -64,5 +79,5 @@ dispatch)
     check "built for x86-64-v3 (AVX2 match-finder tables, BMI2 at compile time)" /tmp/compress-dispatch-cmp.txt
     exit $fail
     ;;
-*) echo "usage: bench/compress.sh [table|dispatch]" >&2; exit 2 ;;
+*) echo "usage: bench/compress.sh [table|stored|dispatch]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::gzip::gzip_block;
 use crate::error::{Error, Result};
 use crate::fsutil::{Expansion, ExpansionGuard};
 use crate::layout::docker_archive::GZIP_LEVEL;
@@ -140,7 +141,9 @@ impl Compression {
         }
     }
 
-    fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
+    /// A streaming compressor writing into `w`: every layer hoist compresses goes through it (the
+    /// layers `hoist build` writes, and the uncompressed layers of a `docker save` archive).
+    pub(crate) fn encoder<W: io::Write>(self, w: W) -> io::Result<Encoder<W>> {
         Ok(match self {
             Compression::Gzip(l) => Encoder::Gzip(ParallelGzip::new(w, l)),
             Compression::Zstd(l) => Encoder::Zstd(zstd::stream::write::Encoder::new(w, l)?),
@@ -149,13 +152,14 @@ impl Compression {
 }
 
 /// A streaming compressor for either algorithm.
-enum Encoder<W: io::Write> {
+pub(crate) enum Encoder<W: io::Write> {
     Gzip(ParallelGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
 
 impl<W: io::Write> Encoder<W> {
-    fn finish(self) -> io::Result<W> {
+    /// Writes what is left and returns the inner writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Gzip(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),
@@ -186,8 +190,8 @@ const GZIP_BLOCK: usize = 4 << 20;
 /// thread into a complete gzip member, and the members are written in order. A sequence of members is
 /// one valid gzip stream (RFC 1952 §2.2) that Go's reader — docker, containerd, skopeo, umoci — reads
 /// whole by default; the ratio loss of restarting the 32 KiB window every 4 MiB is negligible. Inputs
-/// under one block give a single member. Each block is compressed by [`gzip_member`].
-struct ParallelGzip<W: io::Write> {
+/// under one block give a single member. Each block is compressed by [`gzip_block`].
+pub(crate) struct ParallelGzip<W: io::Write> {
     out: W,
     level: u32,
     block: Vec<u8>,
@@ -215,7 +219,7 @@ impl<W: io::Write> ParallelGzip<W> {
         }
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
         let level = self.level;
-        self.pending.push_back(std::thread::spawn(move || gzip_member(&block, level)));
+        self.pending.push_back(std::thread::spawn(move || gzip_block(&block, level)));
         Ok(())
     }
 
@@ -251,28 +255,6 @@ impl<W: io::Write> io::Write for ParallelGzip<W> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// One block as one complete gzip member (RFC 1952: header, deflate stream, CRC-32 and size), by
-/// libdeflate at `level` (1–9; gzip's levels and libdeflate's mean the same fast … small scale, so they
-/// map one to one; libdeflate's slower 10–12 are not offered). libdeflate compresses a whole buffer at
-/// once, which is what a block is: at level 1 as fast as zlib-rs's level 1 for ~17% smaller output
-/// on shared libraries (docs/compression.md has the measurements).
-///
-/// The same bytes on every machine: libdeflate picks code by CPU at run time only for checksums
-/// (CRC-32, Adler-32) and for decompression; its match finders are chosen when it is compiled (the
-/// release builds for baseline x86-64) and only their table setup is vectorised, which computes the
-/// same values either way. `bench/compress.sh dispatch` checks the output with every run-time path
-/// forced off and with an AVX2 build; a unit test pins the digests.
-fn gzip_member(block: &[u8], level: u32) -> io::Result<Vec<u8>> {
-    let lvl = libdeflater::CompressionLvl::new(level as i32)
-        .map_err(|e| io::Error::other(format!("gzip level {level}: {e:?}")))?;
-    let mut compressor = libdeflater::Compressor::new(lvl);
-    let mut out = vec![0; compressor.gzip_compress_bound(block.len())];
-    let n = compressor.gzip_compress(block, &mut out).map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
-    out.truncate(n);
-    out.shrink_to_fit();
-    Ok(out)
 }
 
 /// Writes `tree` as a compressed tar into `dir/name`, every mtime `epoch`.
@@ -541,7 +523,7 @@ mod tests {
         // Under one block: exactly one member, which a single-member reader takes whole.
         let small = &data[..1000];
         let member = par_gzip(small, 2);
-        assert_eq!(member, gzip_member(small, 1).unwrap());
+        assert_eq!(member, gzip_block(small, 1).unwrap());
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut back).unwrap();
         assert!(back == small);
@@ -551,17 +533,21 @@ mod tests {
         assert!(back.is_empty());
     }
 
-    /// 1 MiB that compresses like code and text: words from a small vocabulary, numbers, and a run of
-    /// noise every so often (an xorshift generator, so the bytes are the same everywhere).
-    fn text_like() -> Vec<u8> {
-        let words = ["static", "const", "return", "0x7fff", "lib", "gnu", "elf", "symbol", "\n", "{", "}", "  "];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
+    /// An xorshift generator: the same numbers everywhere.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// 1 MiB that compresses like code and text: words from a small vocabulary, numbers, and a run of
+    /// noise every so often ([`xorshift`], so the bytes are the same everywhere).
+    fn text_like() -> Vec<u8> {
+        let words = ["static", "const", "return", "0x7fff", "lib", "gnu", "elf", "symbol", "\n", "{", "}", "  "];
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let mut out = Vec::with_capacity(1 << 20);
         while out.len() < 1 << 20 {
             let r = next();
@@ -576,6 +562,55 @@ mod tests {
         out
     }
 
+    /// `n` bytes of noise ([`xorshift`]: incompressible, the same everywhere).
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut next = xorshift(seed);
+        (0..n).map(|_| (next() >> 24) as u8).collect()
+    }
+
+    /// The uncompressed sizes of the gzip members of `stream`, each read alone (and its CRC checked).
+    fn member_sizes(mut stream: &[u8]) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        while !stream.is_empty() {
+            let mut back = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::bufread::GzDecoder::new(&mut stream), &mut back).unwrap();
+            sizes.push(back.len());
+        }
+        sizes
+    }
+
+    #[test]
+    fn incompressible_runs_are_stored_and_the_rest_deflated() {
+        // 1 MiB text, 1 MiB noise, 1 MiB text, 1 KiB noise (a last segment too short to sample: deflated
+        // with the text before it) in one block: three members, the noise stored.
+        let text = text_like();
+        let data = [&text[..], &noise(1 << 20, 7), &text[..], &noise(1 << 10, 9)].concat();
+        let out = gzip_block(&data, 1).unwrap();
+        assert_eq!(member_sizes(&out), [1 << 20, 1 << 20, (1 << 20) + (1 << 10)]);
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&out[..]), &mut back).unwrap();
+        assert!(back == data, "the members decode to the block");
+        // The stored member is the noise plus deflate's and gzip's framing: 5 bytes per stored block of
+        // at most 65535 bytes, 18 per member. The text members are libdeflate's level 1, as a block of text alone.
+        let first = gzip_block(&text, 1).unwrap();
+        assert!(out.starts_with(&first), "the text run is deflated as it would be alone");
+        let stored = &out[first.len()..first.len() + (1 << 20) + 17 * 5 + 18];
+        assert_eq!(member_sizes(stored), [1 << 20], "stored member: 1 MiB + 17 × 5 + 18 bytes");
+        // Never more than 5% above zlib level 1 (zlib-rs's, flate2) on the same block; the same bytes
+        // at every level for the noise (the choice does not depend on the level).
+        let mut zlib = GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        std::io::Write::write_all(&mut zlib, &data).unwrap();
+        let zlib = zlib.finish().unwrap();
+        assert!(out.len() * 100 <= zlib.len() * 105, "{} bytes against zlib 1's {}", out.len(), zlib.len());
+        let nine = gzip_block(&data, 9).unwrap();
+        assert!(nine.windows(stored.len()).any(|w| w == stored), "level 9 stores the same noise");
+        // All noise: one stored member, framing only; the choice is a function of the bytes.
+        let all = noise(GZIP_BLOCK, 3);
+        let out = gzip_block(&all, 1).unwrap();
+        assert_eq!(out.len(), GZIP_BLOCK + 65 * 5 + 18);
+        assert_eq!(out, gzip_block(&all, 1).unwrap());
+    }
+
     #[test]
     fn gzip_members_are_the_same_bytes_on_every_machine() {
         // The digests of libdeflate's members for fixed input, pinned: a CPU whose run-time dispatch
@@ -588,7 +623,7 @@ mod tests {
             (6, "sha256:1fef15e80dc91f7c17315afc3d57570df09314fbd63f8a766233d520f2382487"),
             (9, "sha256:0b400304f44c3e976fbde4237b3a019a2a7d2fe5ca3755162a8bcb79158545e4"),
         ] {
-            let member = gzip_member(&data, level).unwrap();
+            let member = gzip_block(&data, level).unwrap();
             let mut back = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&member[..]), &mut back).unwrap();
             assert!(back == data, "level {level} round-trips through zlib-rs (which checks the CRC-32)");

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod config;
 pub mod context;
 pub mod dockerfile;
+mod gzip;
 pub mod ignore;
 pub mod images;
 pub mod layer;

@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
@@ -40,9 +39,10 @@ pub type Spool = Option<tempfile::TempDir>;
 /// slow uplink `hoist build --compression-level 3`, or `--compression zstd` (smaller and faster than
 /// every gzip level), pays off.
 ///
-/// Layers `hoist build` writes use the same level with libdeflate instead (src/builder/layer.rs; at
-/// level 1 as fast as zlib-rs and ~17% smaller on shared libraries: docs/compression.md). The
-/// uncompressed layers of a `docker save` archive converted here still go through zlib-rs.
+/// (That table is zlib-rs's.) Every layer hoist compresses — those `hoist build` writes and the
+/// uncompressed layers of a `docker save` archive converted here — now goes through the layer writer's
+/// compressor at this level: libdeflate, 4 MiB gzip members in parallel, incompressible runs stored
+/// (src/builder/layer.rs, docs/compression.md).
 pub const GZIP_LEVEL: u32 = 1;
 
 #[derive(serde::Deserialize)]
@@ -206,7 +206,10 @@ fn layer_blob(file: &Path, offset: u64, size: u64, spool: &mut Spool) -> Result<
     };
     let path: PathBuf = dir.join(format!("layer-{offset}.tar.gz"));
     let out = File::create(&path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    let mut gz = GzEncoder::new(HashingWriter::new(io::BufWriter::new(out)), flate2::Compression::new(GZIP_LEVEL));
+    // The layer writer's compressor (libdeflate, 4 MiB members in parallel, incompressible runs stored).
+    let mut gz = crate::builder::layer::Compression::Gzip(GZIP_LEVEL)
+        .encoder(HashingWriter::new(io::BufWriter::new(out)))
+        .map_err(|e| Error::io("compressing", e))?;
     io::copy(&mut reader, &mut gz).map_err(|e| Error::io("compressing", e))?;
     let (digest, written, _) = gz.finish().map_err(|e| Error::io("compressing", e))?.finish();
     Ok(Blob {

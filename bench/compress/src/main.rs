@@ -3,6 +3,8 @@
 //!
 //!   hoist-compress-bench table [DIR] [MIB]   the table for docs/compression.md (markdown on stdout)
 //!   hoist-compress-bench digests [DIR] [MIB] sha256 of libdeflate's output per level (dispatch check)
+//!   hoist-compress-bench stored [DIR] [MIB]  zlib-rs 1 and libdeflate 1 against hoist's layer writer
+//!                                            (src/builder/gzip.rs itself: incompressible runs stored)
 //!
 //! DIR defaults to /usr/lib/x86_64-linux-gnu, MIB to 100. Driven by bench/compress.sh.
 
@@ -13,6 +15,10 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 const BLOCK: usize = 4 << 20;
+
+/// hoist's own block compressor, this very file: libdeflate with incompressible runs stored.
+#[path = "../../../src/builder/gzip.rs"]
+mod gzip;
 
 /// This thread's CPU seconds so far (/proc/thread-self/schedstat: nanoseconds on a CPU). Speeds are
 /// bytes over CPU time, so other work on a shared machine slows the wall clock but not the figures.
@@ -55,6 +61,8 @@ fn corpus(dir: &Path, limit: usize) -> Vec<u8> {
 enum Codec {
     Zlib(u32),
     Libdeflate(i32),
+    /// hoist's layer writer: libdeflate at the level, incompressible 64 KiB runs stored.
+    Hoist(u32),
     #[cfg(feature = "isal")]
     Isal(u8),
 }
@@ -64,6 +72,7 @@ impl Codec {
         match self {
             Codec::Zlib(l) => format!("flate2/zlib-rs {l}"),
             Codec::Libdeflate(l) => format!("libdeflate {l}"),
+            Codec::Hoist(l) => format!("hoist: libdeflate {l}, incompressible runs stored"),
             #[cfg(feature = "isal")]
             Codec::Isal(l) => format!("ISA-L igzip {l}"),
         }
@@ -85,6 +94,7 @@ impl Codec {
                 out.truncate(n);
                 out
             }
+            Codec::Hoist(l) => gzip::gzip_block(block, l).unwrap(),
             #[cfg(feature = "isal")]
             Codec::Isal(l) => {
                 let level = match l {
@@ -187,22 +197,28 @@ fn main() {
                 println!("libdeflate {l:2} {:x}", h.finalize());
             }
         }
-        "table" => table(&data, &blocks),
-        other => panic!("unknown mode {other:?}: table or digests"),
+        "table" => table(&data, &blocks, &table_codecs()),
+        "stored" => table(&data, &blocks, &[Codec::Zlib(1), Codec::Libdeflate(1), Codec::Hoist(1)]),
+        other => panic!("unknown mode {other:?}: table, stored or digests"),
     }
 }
 
-fn table(data: &[u8], blocks: &[&[u8]]) {
+fn table_codecs() -> Vec<Codec> {
     let mut codecs: Vec<Codec> = [1, 2, 3, 4, 5, 6, 9].into_iter().map(Codec::Zlib).collect();
     codecs.extend([1, 2, 3, 4, 5, 6, 9, 12].into_iter().map(Codec::Libdeflate));
+    codecs.push(Codec::Hoist(1));
     #[cfg(feature = "isal")]
     codecs.extend([0, 1, 3].into_iter().map(Codec::Isal));
+    codecs
+}
+
+fn table(data: &[u8], blocks: &[&[u8]], codecs: &[Codec]) {
     let len = data.len();
     let mut zlib1_size = 0usize;
     println!("| compressor, level | 1 core MiB/s (CPU time) | 2 threads MiB/s (wall) | 2 threads MiB/s (CPU time of the busier) | compressed/original | size vs zlib-rs 1 | inflate MiB/s (zlib-rs streaming, CPU time) |");
     println!("|---|---|---|---|---|---|---|");
     let mut keep: Option<Vec<Vec<u8>>> = None;
-    for codec in codecs {
+    for &codec in codecs {
         let (_, one, members) = compress(codec, blocks, 1);
         let (two_wall, two, members2) = compress(codec, blocks, 2);
         assert!(members == members2, "{}: output depends on the thread count", codec.name());
@@ -226,7 +242,8 @@ fn table(data: &[u8], blocks: &[&[u8]]) {
             keep = Some(members);
         }
     }
-    let members = keep.unwrap();
+    // The decoders, on libdeflate 6's members (in the full table).
+    let Some(members) = keep else { return };
     let stream = members.concat();
     println!();
     println!("Inflate of libdeflate level 6's members ({} MiB out), one core, CPU time:", len >> 20);
