@@ -99,6 +99,10 @@ pub const HOIST_SIGNING_PASSWORD: &str = "HOIST_SIGNING_PASSWORD";
 pub const COSIGN_PRIVATE_KEY: &str = "COSIGN_PRIVATE_KEY";
 /// cosign's key password variable, read after `HOIST_SIGNING_PASSWORD`.
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// `hoist build`'s provenance when neither `--provenance` nor `--no-provenance` is given: `off`,
+/// `auto` (attach at `min` where the registry keeps referrers itself; the default in GitLab CI),
+/// `min` or `max`.
+pub const HOIST_PROVENANCE: &str = "HOIST_PROVENANCE";
 /// `hoist verify`'s public key: the PEM itself, or a path to it.
 pub const HOIST_VERIFY_KEY: &str = "HOIST_VERIFY_KEY";
 /// The GitLab instance (`https://gitlab.example.com`): with `CI_RUNNER_ID`, the provenance's builder id.

@@ -138,6 +138,7 @@ pub async fn sign(
                 bytes: bytes.into(),
                 annotations: [(payload::SIGNATURE_ANNOTATION.to_string(), layer.signature_b64.clone())].into(),
             }],
+            config_media_type: None,
         };
         Some(
             crate::remote::referrers::attach(clients, repository, subject, &attachment, reporter)
@@ -176,7 +177,7 @@ async fn append_legacy(repo: &Repository, digest: &Digest, layer: &SignatureLaye
         Ok(Merge::Write { manifest, blobs: vec![config] })
     };
     let appended = crate::remote::append::append(repo, &tag, merge, has).await?;
-    Ok(LegacyWritten { tag, written: appended.written })
+    Ok(LegacyWritten { tag, written: appended.written() })
 }
 
 /// One signature found for an image, and whether it holds.
