@@ -86,6 +86,19 @@ pub fn statement(inputs: &Inputs, env: &dyn Env) -> Vec<u8> {
     if let Some(r) = get(vars::CI_COMMIT_REF_NAME) {
         source.insert("ref".into(), json!(r));
     }
+    if let Some(iid) = get(vars::CI_MERGE_REQUEST_IID) {
+        // A merge-request pipeline: which one, and its branches (the commit may be the merged result).
+        let mut mr = serde_json::Map::from_iter([("iid".to_string(), json!(iid))]);
+        for (key, var) in [
+            ("sourceBranch", vars::CI_MERGE_REQUEST_SOURCE_BRANCH_NAME),
+            ("targetBranch", vars::CI_MERGE_REQUEST_TARGET_BRANCH_NAME),
+        ] {
+            if let Some(v) = get(var) {
+                mr.insert(key.into(), json!(v));
+            }
+        }
+        source.insert("mergeRequest".into(), Value::Object(mr));
+    }
     if !source.is_empty() {
         external.insert("source".into(), Value::Object(source));
     }
@@ -102,9 +115,13 @@ pub fn statement(inputs: &Inputs, env: &dyn Env) -> Vec<u8> {
     }
     let mut deps = Vec::new();
     if let Some(sha) = get(vars::CI_COMMIT_SHA) {
-        let uri = match (get(vars::CI_PROJECT_URL), get(vars::CI_COMMIT_REF_NAME)) {
-            (Some(url), Some(r)) => format!("git+{url}@refs/{}/{r}", ref_kind(env)),
-            (Some(url), None) => format!("git+{url}"),
+        // The ref the runner fetched: a merge request's own (refs/merge-requests/<iid>/head or
+        // /merge) in its pipelines, else the branch or tag.
+        let mr_ref = get(vars::CI_MERGE_REQUEST_REF_PATH).filter(|_| get(vars::CI_MERGE_REQUEST_IID).is_some());
+        let uri = match (get(vars::CI_PROJECT_URL), mr_ref, get(vars::CI_COMMIT_REF_NAME)) {
+            (Some(url), Some(mr), _) => format!("git+{url}@{mr}"),
+            (Some(url), None, Some(r)) => format!("git+{url}@refs/{}/{r}", ref_kind(env)),
+            (Some(url), None, None) => format!("git+{url}"),
             _ => "git".to_string(),
         };
         deps.push(json!({"uri": uri, "digest": {"gitCommit": sha}}));
