@@ -346,9 +346,6 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 push_streamed(&artifact, &dests, &clients, &reporter, &streamed).await?
             };
             reporter.summary(&report.summary());
-            if let Some(signer) = &signer {
-                super::sign::sign_pushed(signer, &report, &push_opts, &env, &reporter).await?;
-            }
             report
         };
         report.layers = layers;
@@ -428,8 +425,8 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 docs.packages = added.len();
             }
         }
-        if !docs.provenance.is_empty() || !docs.sbom.is_empty() {
-            attach_documents(&report, &docs, &clients, &reporter).await?;
+        if signer.is_some() || !docs.provenance.is_empty() || !docs.sbom.is_empty() {
+            attach_documents(&report, &docs, signer.as_ref(), &clients, &reporter).await?;
         }
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
@@ -563,18 +560,22 @@ fn document(media_type: &str, config: Option<&str>, bytes: Vec<u8>) -> crate::re
     }
 }
 
-/// Attaches `docs` in each repository pushed to, all in one [`crate::remote::referrers::attach_all`]
-/// (one fallback tag update on registries without the referrers API), while cosign's `.att` tag is
+/// Signs what was pushed (with --sign) and attaches `docs`, in each repository pushed to: the
+/// signature referrer and the documents in one [`crate::remote::referrers::attach_all`] (one fallback
+/// tag update on registries without the referrers API), while cosign's `.sig` and `.att` tags are
 /// written; the Harbor form of the SBOM only where the registry is Harbor.
 async fn attach_documents(
     report: &PushReport,
     docs: &Documents,
+    signer: Option<&crate::sign::SignOptions>,
     clients: &Clients<'_>,
     reporter: &std::sync::Arc<Reporter>,
 ) -> Result<()> {
     let (subject, repos) = pushed_subject(report)?;
     for r in repos {
-        let mut all: Vec<_> = docs.provenance.iter().chain(&docs.sbom).cloned().collect();
+        let signature = signer.map(|s| crate::sign::Signature::new(&r, &subject, s));
+        let mut all: Vec<_> = signature.iter().filter_map(|s| s.attachment()).collect();
+        all.extend(docs.provenance.iter().chain(&docs.sbom).cloned());
         if let Some(harbor_form) = &docs.harbor_sbom {
             if crate::registry::harbor::Harbor::detect(&*clients.get(r.api_host()).await?).await {
                 all.push(harbor_form.clone());
@@ -586,9 +587,28 @@ async fn attach_documents(
                 None => Ok(None),
             }
         };
-        let (attached, att) =
-            tokio::join!(crate::remote::referrers::attach_all(clients, &r, &subject, &all, reporter), att);
-        let (attached, att) = (attached?, att?);
+        let sig = async {
+            match &signature {
+                Some(s) => s.write_legacy(clients, &r).await,
+                None => Ok(None),
+            }
+        };
+        let attach = async {
+            if all.is_empty() {
+                return Ok(Vec::new());
+            }
+            crate::remote::referrers::attach_all(clients, &r, &subject, &all, reporter).await
+        };
+        let (attached, att, sig) = tokio::join!(attach, att, sig);
+        let (mut attached, att, sig) = (attached?, att?, sig?);
+        if let Some(signature) = signature {
+            let referrer = signature.attachment().is_some().then(|| attached.remove(0));
+            let signed = signature.report(sig, referrer);
+            reporter.note(&format!("signed {} ({})", signed.reference, signed.describe()));
+        }
+        if attached.is_empty() {
+            continue;
+        }
         let mut what: Vec<String> = attached
             .iter()
             .map(|a| {
