@@ -23,7 +23,9 @@ Examples:
   hoist build --check --json
   hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
   hoist build -t worker --extra-tag stable --dotenv build.env
-  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign";
+  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign
+  hoist build --no-provenance       # CI: none (default: on where the registry keeps referrers)
+  HOIST_PROVENANCE=min hoist build  # CI: provenance everywhere (a fallback tag where needed)";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
