@@ -266,6 +266,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                  (or use --provenance-file alone to only write the statement)",
             ));
         }
+        let wanted = provenance_wanted(&args.provenance, &env, ci_context.in_gitlab)?;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
@@ -352,19 +353,26 @@ pub async fn run(args: BuildArgs) -> Result<()> {
         };
         report.layers = layers;
         // Provenance: asked for, or (auto) where the registry keeps referrers itself — one GET.
-        let wanted = provenance_wanted(&args.provenance, &env, ci_context.in_gitlab)?;
         let attach_level = match (wanted, dests.first()) {
             (_, None) | (Wanted::Off, _) => None,
             (Wanted::Level(level), Some(_)) => Some(level),
             (Wanted::Auto, Some(dest)) => {
-                let keeps = keeps_referrers(&clients, dest, &report.digest).await?;
-                if !keeps {
-                    reporter.note(&format!(
-                        "provenance not attached: {} has no referrers API, and hoist writes a fallback tag only when \
-                         asked (--provenance, or HOIST_PROVENANCE=min)",
-                        dest.registry()
-                    ));
-                }
+                // The default: a registry that cannot be asked gets no provenance, and the build goes on.
+                let keeps = match keeps_referrers(&clients, dest, &report.digest).await {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        reporter.note(&format!(
+                            "provenance not attached: {} has no referrers API, and hoist writes a fallback tag \
+                             only when asked (--provenance, or HOIST_PROVENANCE=min)",
+                            dest.registry()
+                        ));
+                        false
+                    }
+                    Err(e) => {
+                        reporter.warn(&format!("provenance not attached: {e}"));
+                        false
+                    }
+                };
                 keeps.then_some(crate::provenance::Level::Min)
             }
         };
@@ -735,6 +743,32 @@ mod tests {
         assert!(e.to_string().contains("--cache-from \"Bad Ref\""), "{e}");
         let e = cache_candidates(&[], &ci, &[], Some("UPPER/x".into())).unwrap_err();
         assert!(e.to_string().contains("HOIST_CACHE_FROM"), "{e}");
+    }
+
+    #[test]
+    fn provenance_flags_win_over_the_variable_which_wins_over_the_ci_default() {
+        use crate::provenance::Level;
+        let flags = |provenance: Option<Level>, no_provenance: bool| ProvenanceFlags {
+            provenance,
+            no_provenance,
+            provenance_file: None,
+            sbom: None,
+            sbom_file: None,
+        };
+        let none = crate::ci::MapEnv::new([("GITLAB_CI", "true")]);
+        let var = |v: &str| crate::ci::MapEnv::new([("HOIST_PROVENANCE", v)]);
+        assert_eq!(provenance_wanted(&flags(None, false), &none, true).unwrap(), Wanted::Auto);
+        assert_eq!(provenance_wanted(&flags(None, false), &none, false).unwrap(), Wanted::Off);
+        assert_eq!(provenance_wanted(&flags(None, false), &var("MAX"), false).unwrap(), Wanted::Level(Level::Max));
+        assert_eq!(provenance_wanted(&flags(None, false), &var("off"), true).unwrap(), Wanted::Off);
+        assert_eq!(provenance_wanted(&flags(None, false), &var("auto"), false).unwrap(), Wanted::Auto);
+        assert_eq!(
+            provenance_wanted(&flags(Some(Level::Min), false), &var("off"), true).unwrap(),
+            Wanted::Level(Level::Min)
+        );
+        assert_eq!(provenance_wanted(&flags(None, true), &var("max"), true).unwrap(), Wanted::Off);
+        let e = provenance_wanted(&flags(None, false), &var("yes"), true).unwrap_err();
+        assert!(e.to_string().contains("off, auto, min or max"), "{e}");
     }
 
     #[test]
