@@ -85,7 +85,7 @@ ensure_hoist
 "$HOIST" build --help | grep -q -- '--sbom' || { echo "$HOIST has no --sbom" >&2; exit 2; }
 FACTS=$(cat <<EOF
 $(machine_line)
-- $(hoist_version), $("$SYFT" version 2>/dev/null | awk '/^Version:/ {print "syft " $2}'), $(registry_version) (no referrers API: fallback tag)
+- $(hoist_version), syft $(go version -m "$SYFT" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'), $(registry_version) (no referrers API: fallback tag)
 - $ROUNDS rounds, median shown; plain and attest alternate in order every round, each on a fresh registry with a cold layer cache
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the start: $(load_average)
 EOF
