@@ -439,25 +439,9 @@ fn ci_build(ctx: &Path, dest: &str, extra: &[&str], ci: &[(&str, &str)], robot: 
     Hoist::run_cmd(cmd, robot.then_some(&b"harbor-pw"[..]))
 }
 
-/// Harbor's accessories of `digest` in `proj/<repo>` (its API): (type, artifact digest) pairs.
+/// Harbor's accessories of `digest` in `proj/<repo>` (its API): (digest, type) pairs.
 fn harbor_accessories(h: &HarborFake, repo: &str, digest: &str) -> Vec<(String, String)> {
-    let acc = http::request(
-        "GET",
-        &h.host(),
-        &format!("/api/v2.0/projects/proj/repositories/{repo}/artifacts/{digest}/accessories"),
-        None,
-        &HttpAuth::Basic("robot$proj+ci".into(), "harbor-pw".into()),
-        &[],
-        b"",
-    )
-    .unwrap();
-    assert_eq!(acc.status, 200, "{}", String::from_utf8_lossy(&acc.body));
-    let acc: serde_json::Value = serde_json::from_slice(&acc.body).unwrap();
-    acc.as_array()
-        .unwrap()
-        .iter()
-        .map(|a| (a["type"].as_str().unwrap().to_string(), a["digest"].as_str().unwrap().to_string()))
-        .collect()
+    h.accessories("proj", repo, digest, ("robot$proj+ci", "harbor-pw"))
 }
 
 #[test]
@@ -525,7 +509,7 @@ fn on_harbor_a_ci_build_gets_provenance_by_default_and_the_sbom_in_harbors_form_
     assert!(names.contains(&"left-pad") && names.contains(&"is-odd"), "{names:?}");
 
     // Harbor's API classifies it as its SBOM accessory; the others are plain accessories.
-    let mut kinds: Vec<String> = harbor_accessories(&h, "app", &digest).into_iter().map(|(k, _)| k).collect();
+    let mut kinds: Vec<String> = harbor_accessories(&h, "app", &digest).into_iter().map(|(_, k)| k).collect();
     kinds.sort();
     assert_eq!(kinds, ["harbor.sbom", "subject.accessory", "subject.accessory", "subject.accessory"]);
 
