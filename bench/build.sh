@@ -150,123 +150,17 @@ echo
 
 # --- inputs -----------------------------------------------------------------------------------------
 
-if [[ ! -f $BASE_DIR/index.json ]]; then
-    echo "generating $BASE_DIR (80 MiB in 3 layers)…" >&2
-    timeout 900 python3 "$BENCH/gen-layout.py" "$BASE_DIR" base 3 80 hoist-build-base
-fi
-if [[ ! -d $CTX ]]; then
-    echo "generating $CTX (~195 MiB of mixed files)…" >&2
-    timeout 900 python3 "$BENCH/gen-context.py" mixed "$CTX"
-fi
+p2_inputs
 if [[ $SKIP_2G != 1 && ! -d $CTX2G ]]; then
     echo "generating $CTX2G (one 2 GiB file)…" >&2
     timeout 900 python3 "$BENCH/gen-context.py" big "$CTX2G" 2048
 fi
 ctx_bytes=$(du -sb --apparent-size "$CTX" | cut -f 1)
 ctx_files=$(find "$CTX" -type f | wc -l)
-# Warm the page cache so both tools read the context and the base from memory.
-timeout 300 find "$CTX" "$BASE_DIR" -type f -exec cat {} + >/dev/null
-
-# --- registry ---------------------------------------------------------------------------------------
-
-# start_registry_with_base: a fresh registry (bench/lib.sh) with the base copied in as base/img:1, and
-# the Dockerfile naming it.
-start_registry_with_base() {
-    start_registry
-    timeout "$STEP_TIMEOUT" skopeo copy -q --dest-tls-verify=false \
-        "oci:$BASE_DIR:base" "docker://127.0.0.1:$PORT/base/img:1"
-    # The Dockerfile names the registry's port, so it is written per registry, outside the context.
-    DOCKERFILE=$REG_DIR/Dockerfile
-    cat >"$DOCKERFILE" <<EOF
-FROM 127.0.0.1:$PORT/base/img:1
-ENV APP_HOME=/app BENCH=1
-COPY . /app/
-CMD ["/app/bin/run"]
-EOF
-}
-
-# verify: the pushed tag must resolve in the registry.
-verify() {
-    local code
-    code=$(curl -sS -o /dev/null -I -w '%{http_code}' \
-        -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
-        "http://127.0.0.1:$PORT/v2/$REPO/manifests/$TAG")
-    if [[ $code != 200 ]]; then
-        echo "verification failed: $REPO:$TAG is not in the registry after $1 (HTTP $code)" >&2
-        exit 1
-    fi
-}
-
-# all_skipped METADATA_FILE: every blob outcome in hoist's --metadata-file is "skipped" (0 uploaded).
-all_skipped() {
-    python3 - "$1" <<'PY'
-import json, sys
-outcomes = []
-def walk(v):
-    if isinstance(v, dict):
-        for k, x in v.items():
-            if k == "outcome" and isinstance(x, str):
-                outcomes.append(x)
-            else:
-                walk(x)
-    elif isinstance(v, list):
-        for x in v:
-            walk(x)
-walk(json.load(open(sys.argv[1])))
-bad = [o for o in outcomes if o != "skipped"]
-if not outcomes or bad:
-    print(f"outcomes: {len(outcomes)} blobs, not skipped: {bad}", file=sys.stderr)
-    sys.exit(1)
-PY
-}
 
 # --- measuring --------------------------------------------------------------------------------------
 
 printf 'step\tround\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$RAW"
-
-# timed STEP ROUND CMD...: runs CMD under GNU time (and a timeout), appends a row to build-raw.tsv.
-timed() {
-    local step=$1 round=$2
-    shift 2
-    local log=$LOGS/$step-$round.log tf=$LOGS/$step-$round.time
-    # In the background + wait, so that an interrupt reaches the trap at once and can stop the step.
-    timeout "$STEP_TIMEOUT" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$@" >"$log" 2>&1 &
-    STEP_PID=$!
-    local rc=0
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=
-    if ((rc != 0)); then
-        echo "FAILED (or timed out after ${STEP_TIMEOUT}s): $step, round $round: $*" >&2
-        tail -n 20 "$log" >&2
-        [[ -f $tf ]] && cat "$tf" >&2
-        [[ -n $REG_DIR ]] && tail -n 20 "$REG_DIR/registry.log" >&2
-        exit 1
-    fi
-    local wall user sys rss
-    read -r wall user sys rss < <(tail -n 1 "$tf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$round" "$wall" "$user" "$sys" "$rss" >>"$RAW"
-    awk -v c="$step" -v r="$round" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-        printf "  round %d  %-11s wall %7.2f s   cpu %6.2f s (user %.2f, sys %.2f)   peak rss %7.1f MiB\n",
-            r, c, w, u + s, u, s, m / 1024 }'
-}
-
-# registry_cpu: the registry process's user+sys CPU seconds so far (/proc/PID/stat, clock ticks).
-registry_cpu() {
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$REG_PID/stat"
-}
-
-hoist_build() { # STEP ROUND CONTEXT [EXTRA ARGS...]: hoist build, pushing to app/x:1
-    local step=$1 round=$2 ctx=$3
-    shift 3
-    local reg0
-    reg0=$(registry_cpu)
-    timed "$step" "$round" env XDG_CACHE_HOME="$CACHE_DIR" "$HOIST" build -q "$ctx" -f "$DOCKERFILE" \
-        -t "127.0.0.1:$PORT/$REPO:$TAG" --metadata-file "$LOGS/$step-$round.json" "$@"
-    # The registry's CPU during the step (a row of its own: wall 0, CPU as user), for the machine's limit.
-    printf '%s\t%s\t0\t%s\t0\t0\n' "registry-$step" "$round" \
-        "$(awk -v a="$reg0" -v b="$(registry_cpu)" 'BEGIN { printf "%.2f", b - a }')" >>"$RAW"
-    verify "$step"
-}
 
 run_hoist() { # ROUND
     local round=$1

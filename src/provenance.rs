@@ -18,10 +18,9 @@ use serde_json::{json, Value};
 use crate::ci::{vars, Env};
 use crate::error::{Context, Error, Result};
 use crate::model::{Blob, Digest, Manifest, Reference};
-use crate::progress::Reporter;
 use crate::push::Clients;
 use crate::remote::append::Merge;
-use crate::remote::referrers::{Attached, Attachment, Layer, Subject};
+use crate::remote::referrers::{Attachment, Layer, Subject};
 use crate::sign::keys::SigningKey;
 use crate::sign::payload::{sig_layers, sig_manifest, SIGNATURE_ANNOTATION};
 
@@ -87,6 +86,19 @@ pub fn statement(inputs: &Inputs, env: &dyn Env) -> Vec<u8> {
     if let Some(r) = get(vars::CI_COMMIT_REF_NAME) {
         source.insert("ref".into(), json!(r));
     }
+    if let Some(iid) = get(vars::CI_MERGE_REQUEST_IID) {
+        // A merge-request pipeline: which one, and its branches (the commit may be the merged result).
+        let mut mr = serde_json::Map::from_iter([("iid".to_string(), json!(iid))]);
+        for (key, var) in [
+            ("sourceBranch", vars::CI_MERGE_REQUEST_SOURCE_BRANCH_NAME),
+            ("targetBranch", vars::CI_MERGE_REQUEST_TARGET_BRANCH_NAME),
+        ] {
+            if let Some(v) = get(var) {
+                mr.insert(key.into(), json!(v));
+            }
+        }
+        source.insert("mergeRequest".into(), Value::Object(mr));
+    }
     if !source.is_empty() {
         external.insert("source".into(), Value::Object(source));
     }
@@ -103,9 +115,13 @@ pub fn statement(inputs: &Inputs, env: &dyn Env) -> Vec<u8> {
     }
     let mut deps = Vec::new();
     if let Some(sha) = get(vars::CI_COMMIT_SHA) {
-        let uri = match (get(vars::CI_PROJECT_URL), get(vars::CI_COMMIT_REF_NAME)) {
-            (Some(url), Some(r)) => format!("git+{url}@refs/{}/{r}", ref_kind(env)),
-            (Some(url), None) => format!("git+{url}"),
+        // The ref the runner fetched: a merge request's own (refs/merge-requests/<iid>/head or
+        // /merge) in its pipelines, else the branch or tag.
+        let mr_ref = get(vars::CI_MERGE_REQUEST_REF_PATH).filter(|_| get(vars::CI_MERGE_REQUEST_IID).is_some());
+        let uri = match (get(vars::CI_PROJECT_URL), mr_ref, get(vars::CI_COMMIT_REF_NAME)) {
+            (Some(url), Some(mr), _) => format!("git+{url}@{mr}"),
+            (Some(url), None, Some(r)) => format!("git+{url}@refs/{}/{r}", ref_kind(env)),
+            (Some(url), None, None) => format!("git+{url}"),
             _ => "git".to_string(),
         };
         deps.push(json!({"uri": uri, "digest": {"gitCommit": sha}}));
@@ -187,28 +203,11 @@ pub fn att_tag(digest: &Digest) -> String {
     format!("{}-{}.att", digest.algorithm(), digest.hex())
 }
 
-/// What [`attach`] wrote in one repository.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProvenanceReport {
-    pub statement: Attached,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signed: Option<Attached>,
-    /// The legacy `.att` tag and whether hoist added to it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub att_tag: Option<crate::sign::LegacyWritten>,
-}
-
-/// Attaches `statement` to `subject` in `repository`; with `key`, also the signed envelope (a
-/// referrer and the `.att` tag).
-pub async fn attach(
-    clients: &Clients<'_>,
-    repository: &Reference,
-    subject: &Subject,
-    statement: &[u8],
-    key: Option<&SigningKey>,
-    reporter: &Arc<Reporter>,
-) -> Result<ProvenanceReport> {
+/// The referrers that carry `statement`: the statement itself (an `application/vnd.in-toto+json`
+/// layer) and, with `key`, the DSSE envelope signed with it; and the envelope, for cosign's `.att` tag
+/// ([`write_att_tag`]). Attached together with the build's other documents through
+/// [`crate::remote::referrers::attach_all`], so the fallback tag is updated once.
+pub fn attachments(statement: &[u8], key: Option<&SigningKey>) -> (Vec<Attachment>, Option<Vec<u8>>) {
     let annotations: BTreeMap<String, String> = [(PREDICATE_ANNOTATION.to_string(), PREDICATE_TYPE.to_string())].into();
     let plain = Attachment {
         artifact_type: IN_TOTO_MEDIA_TYPE.to_string(),
@@ -218,33 +217,30 @@ pub async fn attach(
             bytes: statement.to_vec().into(),
             annotations: annotations.clone(),
         }],
+        config_media_type: None,
     };
-    let Some(key) = key else {
-        let attached = crate::remote::referrers::attach(clients, repository, subject, &plain, reporter).await?;
-        return Ok(ProvenanceReport { statement: attached, signed: None, att_tag: None });
-    };
+    let Some(key) = key else { return (vec![plain], None) };
     let envelope = envelope(statement, key);
     let signed = Attachment {
         artifact_type: DSSE_MEDIA_TYPE.to_string(),
         annotations: annotations.clone(),
         layers: vec![Layer { media_type: DSSE_MEDIA_TYPE.to_string(), bytes: envelope.clone().into(), annotations }],
+        config_media_type: None,
     };
-    // The two referrers share the fallback tag, so they go one after the other; the `.att` tag is
-    // another tag, written meanwhile (on registries without the referrers API each tag update waits
-    // for its confirmations, see crate::remote::append).
-    let referrers = async {
-        let attached = crate::remote::referrers::attach(clients, repository, subject, &plain, reporter).await?;
-        let signed = crate::remote::referrers::attach(clients, repository, subject, &signed, reporter).await?;
-        Ok::<_, Error>((attached, signed))
-    };
-    let att = async {
-        let ctx = || format!("writing the attestation tag of {}@{}", repository.name(), subject.digest);
-        let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
-        append_att(&repo, &subject.digest, Blob::from_bytes(DSSE_MEDIA_TYPE, envelope)).await.with_context(ctx)
-    };
-    let (referrers, att) = tokio::join!(referrers, att);
-    let ((attached, signed), att) = (referrers?, att?);
-    Ok(ProvenanceReport { statement: attached, signed: Some(signed), att_tag: Some(att) })
+    (vec![plain, signed], Some(envelope))
+}
+
+/// Appends the signed `envelope` to cosign's `sha256-<hex>.att` tag of `subject` in `repository`
+/// (another tag than the fallback index: it can be written while the referrers are attached).
+pub async fn write_att_tag(
+    clients: &Clients<'_>,
+    repository: &Reference,
+    subject: &Subject,
+    envelope: Vec<u8>,
+) -> Result<crate::sign::LegacyWritten> {
+    let ctx = || format!("writing the attestation tag of {}@{}", repository.name(), subject.digest);
+    let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
+    append_att(&repo, &subject.digest, Blob::from_bytes(DSSE_MEDIA_TYPE, envelope)).await.with_context(ctx)
 }
 
 /// Uploads the envelope and appends it to `digest`'s `.att` tag (cosign's layout: one layer per
@@ -280,7 +276,7 @@ async fn append_att(
         Ok(Merge::Write { manifest, blobs: vec![config] })
     };
     let appended = crate::remote::append::append(repo, &tag, merge, has).await?;
-    Ok(crate::sign::LegacyWritten { tag, written: appended.written })
+    Ok(crate::sign::LegacyWritten { tag, written: appended.written() })
 }
 
 /// What `hoist verify --provenance` found in a statement.

@@ -82,6 +82,11 @@ pub const CI_COMMIT_TAG: &str = "CI_COMMIT_TAG";
 pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
 /// The merge request's project-level id (merge-request pipelines only): the `mr-<iid>` tag.
 pub const CI_MERGE_REQUEST_IID: &str = "CI_MERGE_REQUEST_IID";
+/// A merge-request pipeline's ref (`refs/merge-requests/<iid>/head`, or `/merge` for merged results).
+pub const CI_MERGE_REQUEST_REF_PATH: &str = "CI_MERGE_REQUEST_REF_PATH";
+/// A merge request's source and target branches (provenance's `source.mergeRequest`).
+pub const CI_MERGE_REQUEST_SOURCE_BRANCH_NAME: &str = "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME";
+pub const CI_MERGE_REQUEST_TARGET_BRANCH_NAME: &str = "CI_MERGE_REQUEST_TARGET_BRANCH_NAME";
 /// Helm's registry credentials file (`hoist login` writes it; default `~/.config/helm/registry/config.json`).
 pub const HELM_REGISTRY_CONFIG: &str = "HELM_REGISTRY_CONFIG";
 /// Helm's configuration directory (`registry/config.json` below it), before `XDG_CONFIG_HOME`.
@@ -99,6 +104,10 @@ pub const HOIST_SIGNING_PASSWORD: &str = "HOIST_SIGNING_PASSWORD";
 pub const COSIGN_PRIVATE_KEY: &str = "COSIGN_PRIVATE_KEY";
 /// cosign's key password variable, read after `HOIST_SIGNING_PASSWORD`.
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// `hoist build`'s provenance when neither `--provenance` nor `--no-provenance` is given: `off`,
+/// `auto` (attach at `min` where the registry keeps referrers itself; the default in GitLab CI),
+/// `min` or `max`.
+pub const HOIST_PROVENANCE: &str = "HOIST_PROVENANCE";
 /// `hoist verify`'s public key: the PEM itself, or a path to it.
 pub const HOIST_VERIFY_KEY: &str = "HOIST_VERIFY_KEY";
 /// The GitLab instance (`https://gitlab.example.com`): with `CI_RUNNER_ID`, the provenance's builder id.

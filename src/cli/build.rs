@@ -11,7 +11,7 @@ use super::common::{CiArgs, ForceArgs, MirrorArgs, OutputArgs, RegistryArgs};
 use crate::builder::{self as build, source::Platform, BuildOptions};
 use crate::ci::context::{ref_slug, tag_slug, CiContext};
 use crate::ci::{vars, Env, ProcessEnv};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::model::{Digest, Reference};
 use crate::progress::{Mode, Reporter};
 use crate::push::{push_streamed, Clients, LayerStreams, PushReport, Streamed};
@@ -23,7 +23,9 @@ Examples:
   hoist build --check --json
   hoist build          # GitLab CI: to $HARBOR_PROJECT/$CI_PROJECT_NAME, pipeline tags
   hoist build -t worker --extra-tag stable --dotenv build.env
-  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign";
+  hoist build . -t registry.example.com/team/app:1.0 --sbom --sbom-file gl-sbom.cdx.json --provenance --sign
+  hoist build --no-provenance       # CI: none (default: on where the registry keeps referrers)
+  HOIST_PROVENANCE=min hoist build  # CI: provenance everywhere (a fallback tag where needed)";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -115,19 +117,27 @@ pub struct ProvenanceFlags {
     /// Attach SLSA provenance v1 (an in-toto statement) to the pushed image as a referrer; with
     /// --sign also signed (a DSSE envelope, and cosign's sha256-<hex>.att tag). min: build-arg names
     /// only, no times (reproducible); max: also the values of build args given as K=V (never those
-    /// taken from the environment) and startedOn/finishedOn. See docs/sbom-provenance.md.
+    /// taken from the environment) and startedOn/finishedOn. Without it: $HOIST_PROVENANCE
+    /// (off|auto|min|max); unset, in GitLab CI `auto` — attached at min where the registry keeps
+    /// referrers itself (its referrers API answers; Harbor), so no fallback tag appears unasked — and
+    /// off elsewhere. See docs/sbom-provenance.md.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "min", require_equals = true, value_name = "LEVEL")]
     pub provenance: Option<crate::provenance::Level>,
+    /// Attach no provenance, whatever $HOIST_PROVENANCE says and in CI too.
+    #[arg(long, conflicts_with = "provenance")]
+    pub no_provenance: bool,
     /// Write the provenance statement (JSON) to FILE, for GitLab's `artifacts:`. Alone (without
     /// --provenance) it attaches nothing.
     #[arg(long, value_name = "FILE")]
     pub provenance_file: Option<PathBuf>,
     /// Attach an SBOM to the pushed image, as two referrers: SPDX 2.3 JSON (application/spdx+json)
-    /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json). `all` (the default): the base
+    /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json); on Harbor also the SPDX in the form
+    /// Harbor's UI shows (application/vnd.goharbor.harbor.sbom.v1). `all` (the default): the base
     /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg,
     /// apk and rpm (sqlite) databases and os-release, read from its layers once and cached — and
-    /// those in the files this build added (Go binaries' build info, package-lock.json, Python
-    /// *.dist-info/METADATA). `added`: only the added files; nothing of the base is read.
+    /// those in the files this build added (Go and `cargo auditable` binaries, npm/yarn/pnpm
+    /// lockfiles and package.json, Python dist-info/egg-info, Java archives, go.mod, Cargo.lock).
+    /// `added`: only the added files; nothing of the base is read.
     #[arg(long, value_parser = ["all", "added"], num_args = 0..=1, default_missing_value = "all", require_equals = true, value_name = "WHAT")]
     pub sbom: Option<String>,
     /// Write the CycloneDX SBOM, with GitLab's container-scanning properties, to FILE (for
@@ -271,6 +281,7 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                  (or use --provenance-file alone to only write the statement)",
             ));
         }
+        let wanted = provenance_wanted(&args.provenance, &env, ci_context.in_gitlab)?;
         let reporter = Reporter::for_env(Mode::detect(args.output_args.quiet), &env);
         args.ci.warn(&ci_context, &env, &reporter);
         let clients = Clients::new(&push_opts, &env);
@@ -368,14 +379,36 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 push_streamed(&artifact, &dests, &clients, &reporter, &streamed).await?
             };
             reporter.summary(&report.summary());
-            if let Some(signer) = &signer {
-                super::sign::sign_pushed(signer, &report, &push_opts, &env, &reporter).await?;
-            }
             report
         };
         report.layers = layers;
-        if args.provenance.provenance.is_some() || args.provenance.provenance_file.is_some() {
-            let level = args.provenance.provenance.unwrap_or(crate::provenance::Level::Min);
+        // Provenance: asked for, or (auto) where the registry keeps referrers itself — one GET.
+        let attach_level = match (wanted, dests.first()) {
+            (_, None) | (Wanted::Off, _) => None,
+            (Wanted::Level(level), Some(_)) => Some(level),
+            (Wanted::Auto, Some(dest)) => {
+                // The default: a registry that cannot be asked gets no provenance, and the build goes on.
+                let keeps = match keeps_referrers(&clients, dest, &report.digest).await {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        reporter.note(&format!(
+                            "provenance not attached: {} has no referrers API, and hoist writes a fallback tag \
+                             only when asked (--provenance, or HOIST_PROVENANCE=min)",
+                            dest.registry()
+                        ));
+                        false
+                    }
+                    Err(e) => {
+                        reporter.warn(&format!("provenance not attached: {e}"));
+                        false
+                    }
+                };
+                keeps.then_some(crate::provenance::Level::Min)
+            }
+        };
+        let mut docs = Documents::default();
+        if attach_level.is_some() || args.provenance.provenance_file.is_some() {
+            let level = attach_level.or(wanted.level()).unwrap_or(crate::provenance::Level::Min);
             let name = dests.first().map_or_else(|| args.output.clone().unwrap_or_default(), |d| d.name());
             let mut subjects = vec![(name.clone(), report.digest.clone())];
             if platform_digests.len() > 1 {
@@ -404,8 +437,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             if let Some(file) = &args.provenance.provenance_file {
                 crate::fsutil::write_atomic(file, &statement)?;
             }
-            if args.provenance.provenance.is_some() {
-                attach_provenance(&report, &statement, signer.as_ref(), &push_opts, &env, &reporter).await?;
+            if attach_level.is_some() {
+                (docs.provenance, docs.envelope) =
+                    crate::provenance::attachments(&statement, signer.as_ref().map(|s| &s.key));
             }
         }
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
@@ -422,12 +456,18 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&added, &describe, true))?;
             }
             if args.provenance.sbom.is_some() {
-                let docs = [
-                    (crate::sbom::SPDX_MEDIA_TYPE, crate::sbom::spdx(&added, &describe)),
-                    (crate::sbom::CYCLONEDX_MEDIA_TYPE, crate::sbom::cyclonedx(&added, &describe, false)),
+                let spdx = crate::sbom::spdx(&added, &describe);
+                docs.sbom = vec![
+                    document(crate::sbom::SPDX_MEDIA_TYPE, None, spdx.clone()),
+                    document(crate::sbom::CYCLONEDX_MEDIA_TYPE, None, crate::sbom::cyclonedx(&added, &describe, false)),
                 ];
-                attach_sbom(&report, &docs, added.len(), &push_opts, &env, &reporter).await?;
+                let harbor = crate::registry::harbor::SBOM_MEDIA_TYPE;
+                docs.harbor_sbom = Some(document(harbor, Some(harbor), spdx));
+                docs.packages = added.len();
             }
+        }
+        if signer.is_some() || !docs.provenance.is_empty() || !docs.sbom.is_empty() {
+            attach_documents(&report, &docs, signer.as_ref(), &clients, &reporter).await?;
         }
         if let Some(output) = output {
             build::base::fetch_remote_blobs(&mut artifact, &clients, push_opts.retry, &spool).await?;
@@ -484,64 +524,159 @@ fn pushed_subject(report: &PushReport) -> Result<(crate::remote::referrers::Subj
     Ok((subject, repos))
 }
 
-/// Attaches the statement in each repository pushed to (signed too with the --sign key).
-async fn attach_provenance(
-    report: &PushReport,
-    statement: &[u8],
-    signer: Option<&crate::sign::SignOptions>,
-    opts: &crate::push::PushOptions,
-    env: &dyn Env,
-    reporter: &std::sync::Arc<Reporter>,
-) -> Result<()> {
-    let clients = Clients::new(opts, env);
-    let (subject, repos) = pushed_subject(report)?;
-    for r in repos {
-        let done =
-            crate::provenance::attach(&clients, &r, &subject, statement, signer.map(|s| &s.key), reporter).await?;
-        let mut what = format!("provenance {}", done.statement.descriptor.digest.short());
-        if let Some(s) = &done.signed {
-            what.push_str(&format!(", signed {}", s.descriptor.digest.short()));
-        }
-        if let Some(t) = &done.att_tag {
-            what.push_str(&format!(", {}", t.tag));
-        }
-        reporter.note(&format!("attached to {}@{}: {what}", r.name(), report.digest));
-    }
-    Ok(())
+/// What `--provenance` / `--no-provenance` / `$HOIST_PROVENANCE` / CI ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Off,
+    /// At `min` where the registry keeps referrers itself (decided after the push).
+    Auto,
+    Level(crate::provenance::Level),
 }
 
-/// Attaches each SBOM document (one layer whose media type is the artifact type) in each repository.
-async fn attach_sbom(
-    report: &PushReport,
-    docs: &[(&str, Vec<u8>)],
+impl Wanted {
+    fn level(self) -> Option<crate::provenance::Level> {
+        match self {
+            Wanted::Level(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// First match wins: `--no-provenance`, `--provenance[=LEVEL]`, `$HOIST_PROVENANCE`
+/// (`off|auto|min|max`), then `auto` in GitLab CI and off elsewhere.
+fn provenance_wanted(flags: &ProvenanceFlags, env: &dyn Env, in_ci: bool) -> Result<Wanted> {
+    use crate::provenance::Level;
+    if flags.no_provenance {
+        return Ok(Wanted::Off);
+    }
+    if let Some(level) = flags.provenance {
+        return Ok(Wanted::Level(level));
+    }
+    let Some(value) = env.non_empty(vars::HOIST_PROVENANCE) else {
+        return Ok(if in_ci { Wanted::Auto } else { Wanted::Off });
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" => Ok(Wanted::Off),
+        "auto" => Ok(Wanted::Auto),
+        "min" => Ok(Wanted::Level(Level::Min)),
+        "max" => Ok(Wanted::Level(Level::Max)),
+        _ => Err(Error::usage(format!("{} {value:?}: expected off, auto, min or max", vars::HOIST_PROVENANCE))),
+    }
+}
+
+/// Whether the registry of `dest` keeps the referrers list itself: its referrers API answers (one
+/// GET of the pushed image's referrers).
+async fn keeps_referrers(clients: &Clients<'_>, dest: &Reference, digest: &Digest) -> Result<bool> {
+    let ctx = || format!("asking {} whether it has the referrers API", dest.name());
+    let repo = crate::remote::open(clients, dest, "pull").await.with_context(ctx)?;
+    Ok(repo.get_referrers(digest, None).await.with_context(ctx)?.is_some())
+}
+
+/// The documents a build attaches to what it pushed.
+#[derive(Default)]
+struct Documents {
+    /// The provenance statement, and its signed envelope with --sign.
+    provenance: Vec<crate::remote::referrers::Attachment>,
+    /// The signed envelope again, for cosign's `.att` tag.
+    envelope: Option<Vec<u8>>,
+    /// The SPDX and CycloneDX SBOMs.
+    sbom: Vec<crate::remote::referrers::Attachment>,
+    /// The SPDX SBOM in Harbor's form: attached where the registry is Harbor.
+    harbor_sbom: Option<crate::remote::referrers::Attachment>,
     packages: usize,
-    opts: &crate::push::PushOptions,
-    env: &dyn Env,
+}
+
+/// A one-layer document of `media_type` (also its artifact type, as Trivy's `--sbom-sources oci`
+/// wants), with the config media type `config` when not the empty one.
+fn document(media_type: &str, config: Option<&str>, bytes: Vec<u8>) -> crate::remote::referrers::Attachment {
+    crate::remote::referrers::Attachment {
+        artifact_type: media_type.to_string(),
+        annotations: BTreeMap::new(),
+        layers: vec![crate::remote::referrers::Layer {
+            media_type: if config.is_some() { crate::sbom::SPDX_MEDIA_TYPE } else { media_type }.to_string(),
+            bytes: bytes.into(),
+            annotations: BTreeMap::new(),
+        }],
+        config_media_type: config.map(str::to_string),
+    }
+}
+
+/// Signs what was pushed (with --sign) and attaches `docs`, in each repository pushed to: the
+/// signature referrer and the documents in one [`crate::remote::referrers::attach_all`] (one fallback
+/// tag update on registries without the referrers API), while cosign's `.sig` and `.att` tags are
+/// written; the Harbor form of the SBOM only where the registry is Harbor.
+async fn attach_documents(
+    report: &PushReport,
+    docs: &Documents,
+    signer: Option<&crate::sign::SignOptions>,
+    clients: &Clients<'_>,
     reporter: &std::sync::Arc<Reporter>,
 ) -> Result<()> {
-    let clients = Clients::new(opts, env);
     let (subject, repos) = pushed_subject(report)?;
     for r in repos {
-        let mut what = Vec::new();
-        for (media_type, bytes) in docs {
-            let attachment = crate::remote::referrers::Attachment {
-                artifact_type: media_type.to_string(),
-                annotations: BTreeMap::new(),
-                layers: vec![crate::remote::referrers::Layer {
-                    media_type: media_type.to_string(),
-                    bytes: bytes.clone().into(),
-                    annotations: BTreeMap::new(),
-                }],
-            };
-            let done = crate::remote::referrers::attach(&clients, &r, &subject, &attachment, reporter).await?;
-            what.push(format!("{media_type} {}", done.descriptor.digest.short()));
+        let signature = signer.map(|s| crate::sign::Signature::new(&r, &subject, s));
+        let mut all: Vec<_> = signature.iter().filter_map(|s| s.attachment()).collect();
+        all.extend(docs.provenance.iter().chain(&docs.sbom).cloned());
+        if let Some(harbor_form) = &docs.harbor_sbom {
+            if crate::registry::harbor::Harbor::detect(&*clients.get(r.api_host()).await?).await {
+                all.push(harbor_form.clone());
+            }
         }
-        reporter.note(&format!(
-            "attached to {}@{}: SBOM of the added files ({packages} packages): {}",
-            r.name(),
-            report.digest,
-            what.join(", ")
-        ));
+        let att = async {
+            match &docs.envelope {
+                Some(e) => crate::provenance::write_att_tag(clients, &r, &subject, e.clone()).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let sig = async {
+            match &signature {
+                Some(s) => s.write_legacy(clients, &r).await,
+                None => Ok(None),
+            }
+        };
+        let attach = async {
+            if all.is_empty() {
+                return Ok(Vec::new());
+            }
+            crate::remote::referrers::attach_all(clients, &r, &subject, &all, reporter).await
+        };
+        let (attached, att, sig) = tokio::join!(attach, att, sig);
+        let (mut attached, att, sig) = (attached?, att?, sig?);
+        if let Some(signature) = signature {
+            let referrer = signature.attachment().is_some().then(|| attached.remove(0));
+            let signed = signature.report(sig, referrer);
+            reporter.note(&format!("signed {} ({})", signed.reference, signed.describe()));
+        }
+        if attached.is_empty() {
+            continue;
+        }
+        let mut what: Vec<String> = attached
+            .iter()
+            .map(|a| {
+                let label = match a.descriptor.kind() {
+                    crate::provenance::IN_TOTO_MEDIA_TYPE => "provenance".to_string(),
+                    crate::provenance::DSSE_MEDIA_TYPE => "signed provenance".to_string(),
+                    crate::sbom::SPDX_MEDIA_TYPE => {
+                        format!("SBOM of the added files ({} packages) SPDX", docs.packages)
+                    }
+                    crate::sbom::CYCLONEDX_MEDIA_TYPE => "CycloneDX".to_string(),
+                    crate::registry::harbor::SBOM_MEDIA_TYPE => "Harbor's SBOM form".to_string(),
+                    other => other.to_string(),
+                };
+                format!("{label} {}", a.descriptor.digest.short())
+            })
+            .collect();
+        if let Some(t) = att {
+            what.push(if t.written { t.tag } else { format!("{} (there already)", t.tag) });
+        }
+        let listed = match attached.first().map(|a| &a.listing) {
+            Some(crate::remote::referrers::Listing::Registry) => "listed by the registry".to_string(),
+            Some(crate::remote::referrers::Listing::FallbackTag { tag, writes }) => {
+                format!("listed in the fallback tag {tag} ({writes} write{})", if *writes == 1 { "" } else { "s" })
+            }
+            _ => "not listed".to_string(),
+        };
+        reporter.note(&format!("attached to {}@{}: {}; {listed}", r.name(), report.digest, what.join(", ")));
     }
     Ok(())
 }
@@ -639,6 +774,32 @@ mod tests {
         assert!(e.to_string().contains("--cache-from \"Bad Ref\""), "{e}");
         let e = cache_candidates(&[], &ci, &[], Some("UPPER/x".into())).unwrap_err();
         assert!(e.to_string().contains("HOIST_CACHE_FROM"), "{e}");
+    }
+
+    #[test]
+    fn provenance_flags_win_over_the_variable_which_wins_over_the_ci_default() {
+        use crate::provenance::Level;
+        let flags = |provenance: Option<Level>, no_provenance: bool| ProvenanceFlags {
+            provenance,
+            no_provenance,
+            provenance_file: None,
+            sbom: None,
+            sbom_file: None,
+        };
+        let none = crate::ci::MapEnv::new([("GITLAB_CI", "true")]);
+        let var = |v: &str| crate::ci::MapEnv::new([("HOIST_PROVENANCE", v)]);
+        assert_eq!(provenance_wanted(&flags(None, false), &none, true).unwrap(), Wanted::Auto);
+        assert_eq!(provenance_wanted(&flags(None, false), &none, false).unwrap(), Wanted::Off);
+        assert_eq!(provenance_wanted(&flags(None, false), &var("MAX"), false).unwrap(), Wanted::Level(Level::Max));
+        assert_eq!(provenance_wanted(&flags(None, false), &var("off"), true).unwrap(), Wanted::Off);
+        assert_eq!(provenance_wanted(&flags(None, false), &var("auto"), false).unwrap(), Wanted::Auto);
+        assert_eq!(
+            provenance_wanted(&flags(Some(Level::Min), false), &var("off"), true).unwrap(),
+            Wanted::Level(Level::Min)
+        );
+        assert_eq!(provenance_wanted(&flags(None, true), &var("max"), true).unwrap(), Wanted::Off);
+        let e = provenance_wanted(&flags(None, false), &var("yes"), true).unwrap_err();
+        assert!(e.to_string().contains("off, auto, min or max"), "{e}");
     }
 
     #[test]

@@ -170,7 +170,8 @@ pub async fn attach(args: AttachArgs) -> Result<()> {
     let ctx = || format!("attaching to {reference}");
     let repo = crate::remote::open(&clients, &reference, "pull").await.with_context(ctx)?;
     let subject = Subject::of(&repo.get_manifest(&reference.manifest_reference()).await.with_context(ctx)?);
-    let attachment = Attachment { artifact_type: args.artifact_type.clone(), annotations, layers };
+    let attachment =
+        Attachment { artifact_type: args.artifact_type.clone(), annotations, layers, config_media_type: None };
     let attached = referrers::attach(&clients, &reference, &subject, &attachment, &reporter).await?;
     match &attached.listing {
         Listing::Registry => reporter.note("listed by the registry (referrers API)"),

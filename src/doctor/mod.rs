@@ -214,8 +214,7 @@ async fn run_steps(
         }
     };
     let bearer = matches!(client.challenge(), Some(Challenge::Bearer { .. }));
-    r.harbor = matches!(client.challenge(), Some(Challenge::Bearer { realm, .. }) if realm.trim_end_matches('/').ends_with("/service/token"))
-        || Harbor::new(&client).ping().await.unwrap_or(false);
+    r.harbor = Harbor::detect(&client).await;
     if let Some((name, source)) = &user {
         let refusal = match client.verify_credentials().await {
             Ok(()) => None,

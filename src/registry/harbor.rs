@@ -15,6 +15,9 @@ use crate::error::Result;
 
 /// Harbor's API root.
 pub const API: &str = "/api/v2.0";
+/// The artifact type and config media type of Harbor's SBOM accessory (what its UI shows as the
+/// image's SBOM: one layer of SPDX JSON).
+pub const SBOM_MEDIA_TYPE: &str = "application/vnd.goharbor.harbor.sbom.v1";
 
 /// One API call's outcome: the HTTP status and either the parsed body or the error text.
 #[derive(Debug, Clone)]
@@ -135,6 +138,14 @@ impl<'a> Harbor<'a> {
         let resp = self.client.api_get(&format!("{API}/ping"), false, &[]).await?;
         let ok = resp.status().is_success();
         Ok(ok && resp.text().await.unwrap_or_default().trim().eq_ignore_ascii_case("pong"))
+    }
+
+    /// Whether the registry behind `client` is Harbor: its token realm is Harbor's `/service/token`
+    /// (free: the challenge is known once connected), else `/api/v2.0/ping` answers `Pong` (one GET).
+    pub async fn detect(client: &Client) -> bool {
+        let realm = matches!(client.challenge(), Some(super::auth::Challenge::Bearer { realm, .. })
+            if realm.trim_end_matches('/').ends_with("/service/token"));
+        realm || Harbor::new(client).ping().await.unwrap_or(false)
     }
 
     /// `HEAD /projects?project_name=NAME`: 200 when it exists, 404 when not (what GitLab's "Test settings" calls).

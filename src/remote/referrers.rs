@@ -14,8 +14,11 @@
 //! once (a signature, an SBOM, a provenance) race on it. Each write goes with `If-Match: <ETag>`
 //! (`If-None-Match: *` when the tag is new) and a 412 means re-read and merge again. Registries that
 //! ignore conditional writes (distribution 2.8 does) are handled by reading back after writing: the
-//! descriptor must be there, and still there after a settle delay longer than any writer's
-//! read-to-write time, or the merge starts over. Bounded in attempts and time.
+//! descriptors must be there, and still there after a settle delay longer than any writer's
+//! read-to-write time, or the merge starts over. Bounded in attempts and time. The loop is
+//! [`super::append`]'s, the same that keeps cosign's `.sig`/`.att` tags; [`attach_all`] lists all of
+//! a build's attachments (SBOMs, provenance, its envelope) in one update, so the settle delay is paid
+//! once per build, not once per document.
 //!
 //! A fallback tag that is not an index, or that the registry resolves to the image itself (GitLab's
 //! registry answers `manifests/sha256-<hex>` with the image, oras-go #1396), is not a referrers list:
@@ -23,12 +26,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::append::{append, Merge};
 use super::{open, read};
 use crate::error::{Context, Error, Result};
 use crate::model::{media, Blob, Digest, Manifest, Reference};
@@ -44,13 +47,6 @@ pub const EMPTY_JSON: &[u8] = b"{}";
 pub const MAX_DEPTH: usize = 4;
 /// The legacy cosign tags copied along with an image: signatures and attestations.
 pub const COSIGN_TAG_SUFFIXES: [&str; 2] = [".sig", ".att"];
-
-/// Writes of the fallback tag before giving up (8 parallel writers settle in at most 8 rounds).
-const MAX_WRITES: u32 = 32;
-/// Time spent on one fallback tag update before giving up.
-const MAX_UPDATE_TIME: Duration = Duration::from_secs(120);
-/// The shortest wait before the second read-back on registries without conditional writes.
-const MIN_SETTLE: Duration = Duration::from_millis(300);
 
 /// The image (or index) an artifact is attached to: what its `subject` descriptor says. Callers that
 /// just pushed it know all three (a push report has them) and need not read the image again —
@@ -92,6 +88,9 @@ pub struct Attachment {
     pub artifact_type: String,
     pub annotations: BTreeMap<String, String>,
     pub layers: Vec<Layer>,
+    /// The config's media type when not the empty one's (its content stays `{}`): Harbor classifies
+    /// its own SBOM accessory by the config media type (`application/vnd.goharbor.harbor.sbom.v1`).
+    pub config_media_type: Option<String>,
 }
 
 /// A descriptor of an attached artifact, as referrers lists (API answer or fallback tag) carry it.
@@ -190,7 +189,11 @@ pub fn build(subject: &Subject, attachment: &Attachment) -> Result<(Manifest, Ve
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
         "artifactType": attachment.artifact_type,
-        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": empty.digest, "size": empty.size},
+        "config": {
+            "mediaType": attachment.config_media_type.as_deref().unwrap_or(EMPTY_MEDIA_TYPE),
+            "digest": empty.digest,
+            "size": empty.size,
+        },
         "layers": layers,
         "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
     });
@@ -205,11 +208,7 @@ pub fn build(subject: &Subject, attachment: &Attachment) -> Result<(Manifest, Ve
 }
 
 /// Attaches `attachment` to `subject` in `repository` (a reference whose tag and digest are ignored):
-/// pushes the payload blobs and the empty config through the push engine, then the artifact manifest
-/// by digest, then makes sure the subject's referrers list names it — the registry's when its PUT
-/// answer carries `OCI-Subject`, else the fallback tag `sha256-<hex>` (see the module docs). Safe to
-/// run in parallel with other attachers of the same image. A registry whose fallback tag is unusable
-/// (GitLab's) gets the artifact stored and [`Listing::Unlisted`], with a warning through `reporter`.
+/// [`attach_all`] with one attachment.
 pub async fn attach(
     clients: &Clients<'_>,
     repository: &Reference,
@@ -217,40 +216,97 @@ pub async fn attach(
     attachment: &Attachment,
     reporter: &Arc<Reporter>,
 ) -> Result<Attached> {
-    let (manifest, blobs) = build(subject, attachment)?;
-    let ctx = || format!("attaching {} to {}@{}", attachment.artifact_type, repository.name(), subject.digest);
+    let mut done = attach_all(clients, repository, subject, std::slice::from_ref(attachment), reporter).await?;
+    Ok(done.remove(0))
+}
+
+/// Attaches every one of `attachments` to `subject` in `repository` (a reference whose tag and digest
+/// are ignored): pushes their payload blobs and the empty config through the push engine, then each
+/// artifact manifest by digest (one the registry already has is not sent again), then makes sure the
+/// subject's referrers list names them all — the registry's when its PUT answer carries `OCI-Subject`,
+/// else the fallback tag `sha256-<hex>`, updated **once** for all of them (see the module docs). Safe
+/// to run in parallel with other attachers of the same image. A registry whose fallback tag is unusable
+/// (GitLab's) gets the artifacts stored and [`Listing::Unlisted`], with a warning through `reporter`.
+/// Returns what was done for each attachment, in order.
+pub async fn attach_all(
+    clients: &Clients<'_>,
+    repository: &Reference,
+    subject: &Subject,
+    attachments: &[Attachment],
+    reporter: &Arc<Reporter>,
+) -> Result<Vec<Attached>> {
+    let built: Vec<(Manifest, Vec<Blob>)> = attachments.iter().map(|a| build(subject, a)).collect::<Result<_>>()?;
+    let mut blobs: Vec<Blob> = Vec::new();
+    for b in built.iter().flat_map(|(_, b)| b) {
+        if !blobs.iter().any(|x| x.digest == b.digest) {
+            blobs.push(b.clone());
+        }
+    }
+    let kinds: Vec<&str> = attachments.iter().map(|a| a.artifact_type.as_str()).collect();
+    let ctx = || format!("attaching {} to {}@{}", kinds.join(", "), repository.name(), subject.digest);
     let (repo, mount_from) =
         open_for_push(clients, repository.api_host(), repository.repository(), &blobs, &[], reporter)
             .await
             .with_context(ctx)?;
     repo.check_push_access().await.with_context(ctx)?;
     let reports = push_blobs(&repo, &blobs, &mount_from, clients, reporter).await.with_context(ctx)?;
-    let listing = put_referrer(&repo, &subject.digest, &manifest).await.with_context(ctx)?;
+    let manifests: Vec<Manifest> = built.iter().map(|(m, _)| m.clone()).collect();
+    let listing = put_referrers(&repo, &subject.digest, &manifests).await.with_context(ctx)?;
     if let Listing::Unlisted { reason } = &listing {
-        reporter.warn(&format!(
-            "{} is stored as {}@{} but not listed as a referrer of {}: {reason}",
-            attachment.artifact_type,
-            repository.name(),
-            manifest.digest,
-            subject.digest
-        ));
+        for (a, m) in attachments.iter().zip(&manifests) {
+            reporter.warn(&format!(
+                "{} is stored as {}@{} but not listed as a referrer of {}: {reason}",
+                a.artifact_type,
+                repository.name(),
+                m.digest,
+                subject.digest
+            ));
+        }
     }
-    Ok(Attached {
-        reference: format!("{}@{}", repository.name(), manifest.digest),
-        descriptor: Referrer::of(&manifest)?,
-        subject: subject.clone(),
-        listing,
-        blobs: reports,
-    })
+    built
+        .iter()
+        .map(|(m, own)| {
+            Ok(Attached {
+                reference: format!("{}@{}", repository.name(), m.digest),
+                descriptor: Referrer::of(m)?,
+                subject: subject.clone(),
+                listing: listing.clone(),
+                blobs: reports.iter().filter(|r| own.iter().any(|b| b.digest == r.digest)).cloned().collect(),
+            })
+        })
+        .collect()
 }
 
 /// Puts the artifact manifest `m` (whose `subject` is `subject`, its blobs already in `repo`) by
-/// digest, and has it listed: by the registry when it answers `OCI-Subject`, else in the fallback tag.
+/// digest, and has it listed: [`put_referrers`] with one manifest.
 pub async fn put_referrer(repo: &Repository, subject: &Digest, m: &Manifest) -> Result<Listing> {
-    match repo.put_manifest_if(m.digest.as_str(), m, &PutIf::Always).await? {
-        Put::Stored { oci_subject: Some(_) } => Ok(Listing::Registry),
-        _ => add_to_fallback_tag(repo, subject, &Referrer::of(m)?).await,
+    put_referrers(repo, subject, std::slice::from_ref(m)).await
+}
+
+/// Puts the artifact manifests (each with `subject` as its subject, their blobs already in `repo`) by
+/// digest — skipping those the registry already has, so an unchanged rebuild writes nothing — and has
+/// them listed: by the registry when a PUT is answered with `OCI-Subject` (or, when nothing had to be
+/// sent, when the registry serves the referrers API), else in the fallback tag, in one update.
+pub async fn put_referrers(repo: &Repository, subject: &Digest, manifests: &[Manifest]) -> Result<Listing> {
+    let mut api = None;
+    for m in manifests {
+        if repo.manifest_digest(m.digest.as_str()).await?.as_ref() == Some(&m.digest) {
+            continue;
+        }
+        if let Put::Stored { oci_subject } = repo.put_manifest_if(m.digest.as_str(), m, &PutIf::Always).await? {
+            api = Some(api.unwrap_or(true) && oci_subject.is_some());
+        }
     }
+    let api = match api {
+        Some(api) => api,
+        // Nothing sent: whether the registry keeps the list is asked directly (one GET).
+        None => repo.get_referrers(subject, None).await?.is_some(),
+    };
+    if api {
+        return Ok(Listing::Registry);
+    }
+    let entries = manifests.iter().map(Referrer::of).collect::<Result<Vec<_>>>()?;
+    add_to_fallback_tag(repo, subject, &entries).await
 }
 
 /// The fallback tag of a subject: `sha256-<hex>`.
@@ -283,76 +339,52 @@ fn lists(entries: &[Value], digest: &Digest) -> bool {
     entries.iter().any(|e| e.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
 }
 
-/// A short random wait (`base` to 2×`base`) so racing writers do not retry in lockstep.
-fn jitter(base: Duration) -> Duration {
-    base + Duration::from_micros(rand::random_range(0..=base.as_micros().max(1) as u64))
-}
-
-/// Adds `entry` to the fallback tag of `subject` (see the module docs): read, merge (never a
-/// duplicate), write conditionally, read back; bounded by [`MAX_WRITES`] and [`MAX_UPDATE_TIME`].
-async fn add_to_fallback_tag(repo: &Repository, subject: &Digest, entry: &Referrer) -> Result<Listing> {
+/// Adds `new` to the fallback tag of `subject` (see the module docs) through the one read-merge-write
+/// loop of [`super::append`]: entries already listed are not added again (all listed: no write).
+async fn add_to_fallback_tag(repo: &Repository, subject: &Digest, new: &[Referrer]) -> Result<Listing> {
     let tag = fallback_tag(subject);
-    let what =
-        || format!("adding {} to the fallback tag {}/{}:{tag}", entry.digest.short(), repo.client.host(), repo.name);
-    let started = Instant::now();
-    let mut writes = 0u32;
-    // The longest read-to-written time of ours: the settle delay covers a writer as slow.
-    let mut window = Duration::ZERO;
-    // Seen listed once after our write: the second read-back (after the settle delay) confirms it.
-    let mut seen_once = false;
-    loop {
-        if started.elapsed() > MAX_UPDATE_TIME || writes >= MAX_WRITES {
-            return Err(Error::other(format!(
-                "the fallback tag kept losing the entry after {writes} writes in {:.0} s",
-                started.elapsed().as_secs_f64()
-            ))
-            .context(what())
-            .with_hint("many jobs are attaching to this image at once on a registry without conditional writes: run the job again"));
-        }
-        let read_at = Instant::now();
-        let current = repo.get_manifest_etag(&tag).await.with_context(what)?;
-        let (mut index, cond) = match &current {
-            None => (json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}), PutIf::NoneMatch),
-            Some((m, etag)) => {
+    let what = || {
+        let digests: Vec<String> = new.iter().map(|e| e.digest.short().to_string()).collect();
+        format!("adding {} to the fallback tag {}/{}:{tag}", digests.join(", "), repo.client.host(), repo.name)
+    };
+    let merge = |current: Option<&Manifest>| -> Result<Merge> {
+        let (mut index, listed) = match current {
+            None => (json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}), Vec::new()),
+            Some(m) => {
                 if let Some(reason) = unusable(&tag, m, subject) {
-                    return Ok(Listing::Unlisted { reason });
+                    return Ok(Merge::Unusable(reason));
                 }
-                let list = entries(m).with_context(what)?;
-                if lists(&list, &entry.digest) {
-                    if writes == 0 || seen_once {
-                        return Ok(Listing::FallbackTag { tag, writes });
-                    }
-                    // Without conditional writes a writer that read before our write may still
-                    // overwrite it: look again once any writer's read-to-write time has passed.
-                    seen_once = true;
-                    tokio::time::sleep(jitter(MIN_SETTLE.max(window * 2))).await;
-                    continue;
-                }
-                let v: Value = serde_json::from_slice(&m.bytes).expect("parsed by entries()");
-                let cond = etag.clone().map_or(PutIf::Always, PutIf::Match);
-                (v, cond)
+                let listed = entries(m)?;
+                (serde_json::from_slice::<Value>(&m.bytes).expect("parsed by entries()"), listed)
             }
         };
-        if writes > 0 {
-            // Our entry was lost (overwritten by a racing writer): merge and write again.
-            seen_once = false;
+        let missing: Vec<&Referrer> = new.iter().filter(|e| !lists(&listed, &e.digest)).collect();
+        if missing.is_empty() {
+            return Ok(Merge::Present);
         }
-        let list = index["manifests"].as_array_mut().expect("an index has manifests");
-        list.push(serde_json::to_value(entry).expect("a descriptor serializes"));
+        if !index["manifests"].is_array() {
+            index["manifests"] = json!([]);
+        }
+        let list = index["manifests"].as_array_mut().expect("an array");
+        list.extend(missing.iter().map(|e| serde_json::to_value(e).expect("a descriptor serializes")));
         if index.get("mediaType").is_none() {
             index["mediaType"] = json!(media::OCI_INDEX);
         }
         let bytes = serde_json::to_vec(&index).expect("a JSON value serializes");
-        let m = Manifest::new(media::OCI_INDEX, bytes);
-        writes += 1;
-        match repo.put_manifest_if(&tag, &m, &cond).await.with_context(what)? {
-            Put::Stored { .. } => window = window.max(read_at.elapsed()),
-            Put::PreconditionFailed => {
-                // Another writer got in first: re-read and merge again after a short wait.
-                tokio::time::sleep(jitter(Duration::from_millis(20 * writes.min(10) as u64))).await;
-            }
+        Ok(Merge::Write { manifest: Manifest::new(media::OCI_INDEX, bytes), blobs: Vec::new() })
+    };
+    let present = |m: &Manifest| -> Result<bool> {
+        if unusable(&tag, m, subject).is_some() {
+            return Ok(false);
         }
-    }
+        let listed = entries(m)?;
+        Ok(new.iter().all(|e| lists(&listed, &e.digest)))
+    };
+    let done = append(repo, &tag, merge, present).await.with_context(what)?;
+    Ok(match done.unusable {
+        Some(reason) => Listing::Unlisted { reason },
+        None => Listing::FallbackTag { tag, writes: done.writes },
+    })
 }
 
 /// What is attached to one image.
@@ -572,6 +604,7 @@ async fn copy_cosign_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn subject() -> Subject {
         Subject { media_type: media::OCI_MANIFEST.into(), digest: Digest::sha256_of(b"image"), size: 5 }
@@ -587,6 +620,7 @@ mod tests {
                 bytes: Bytes::from_static(b"{\"spdx\":1}"),
                 annotations: BTreeMap::from([("sig".into(), "abc".into())]),
             }],
+            config_media_type: None,
         };
         let (m, blobs) = build(&subject(), &a).unwrap();
         let v: Value = serde_json::from_slice(&m.bytes).unwrap();
@@ -704,7 +738,7 @@ mod tests {
             .cloned()
             .map(|e| {
                 let (repo, subject) = (repo.clone(), subject.clone());
-                tokio::spawn(async move { add_to_fallback_tag(&repo, &subject, &e).await })
+                tokio::spawn(async move { add_to_fallback_tag(&repo, &subject, std::slice::from_ref(&e)).await })
             })
             .collect();
         for t in tasks {
@@ -723,6 +757,37 @@ mod tests {
         // Filtering by artifact type, client-side (no API).
         let one = list(&repo, &subject, Some("application/vnd.example.5")).await.unwrap();
         assert_eq!(one.referrers, vec![entries[5].clone()]);
+    }
+
+    #[tokio::test]
+    async fn several_entries_are_listed_in_one_write_and_what_is_listed_is_not_written_again() {
+        let (repo, _) = conditional_registry().await;
+        let subject = Digest::sha256_of(b"image");
+        let entry = |i: usize| Referrer {
+            media_type: media::OCI_MANIFEST.into(),
+            digest: Digest::sha256_of(format!("document {i}").as_bytes()),
+            size: 10 + i as u64,
+            artifact_type: Some(format!("application/vnd.example.{i}")),
+            annotations: BTreeMap::new(),
+        };
+        let three: Vec<Referrer> = (0..3).map(entry).collect();
+        let tag = fallback_tag(&subject);
+        assert_eq!(
+            add_to_fallback_tag(&repo, &subject, &three).await.unwrap(),
+            Listing::FallbackTag { tag: tag.clone(), writes: 1 }
+        );
+        assert_eq!(
+            add_to_fallback_tag(&repo, &subject, &three).await.unwrap(),
+            Listing::FallbackTag { tag: tag.clone(), writes: 0 },
+            "everything listed already: no write"
+        );
+        let four: Vec<Referrer> = (0..4).map(entry).collect();
+        assert_eq!(
+            add_to_fallback_tag(&repo, &subject, &four[1..]).await.unwrap(),
+            Listing::FallbackTag { tag: tag.clone(), writes: 1 }
+        );
+        let listed = list(&repo, &subject, None).await.unwrap();
+        assert_eq!(listed.referrers, four, "each entry once, in the order added");
     }
 
     #[test]

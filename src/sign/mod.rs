@@ -115,45 +115,85 @@ pub async fn sign(
     opts: &SignOptions,
     reporter: &Arc<Reporter>,
 ) -> Result<SignReport> {
-    let name = repository.name();
-    let digest = &subject.digest;
-    let ctx = || format!("signing {name}@{digest}");
-    let bytes = Payload::new(&name, digest, &opts.annotations).to_bytes();
-    let layer = SignatureLayer {
-        signature_b64: B64.encode(opts.key.sign(&bytes)),
-        payload: Blob::from_bytes(SIMPLE_SIGNING, bytes.clone()),
+    let signature = Signature::new(repository, subject, opts);
+    let legacy = signature.write_legacy(clients, repository).await?;
+    let referrer = match signature.attachment() {
+        Some(a) => Some(
+            crate::remote::referrers::attach(clients, repository, subject, &a, reporter)
+                .await
+                .with_context(|| format!("signing {}", signature.reference))?,
+        ),
+        None => None,
     };
-    let legacy = if opts.format.legacy() {
-        let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
-        Some(append_legacy(&repo, digest, &layer).await.with_context(ctx)?)
-    } else {
-        None
-    };
-    let referrer = if opts.format.referrer() {
-        let attachment = Attachment {
+    Ok(signature.report(legacy, referrer))
+}
+
+/// A signature of a subject as one repository names it, made but not written yet: a caller attaching
+/// other documents too (`hoist build --sign --sbom --provenance`) puts [`Signature::attachment`] in the
+/// same [`crate::remote::referrers::attach_all`] (one fallback tag update) and writes the `.sig` tag
+/// meanwhile.
+pub struct Signature {
+    /// `registry/repository@digest`.
+    pub reference: String,
+    digest: Digest,
+    layer: SignatureLayer,
+    bytes: Vec<u8>,
+    format: SigFormat,
+}
+
+impl Signature {
+    /// Builds the payload for `subject` in `repository` and signs it.
+    pub fn new(repository: &Reference, subject: &Subject, opts: &SignOptions) -> Signature {
+        let name = repository.name();
+        let bytes = Payload::new(&name, &subject.digest, &opts.annotations).to_bytes();
+        let layer = SignatureLayer {
+            signature_b64: B64.encode(opts.key.sign(&bytes)),
+            payload: Blob::from_bytes(SIMPLE_SIGNING, bytes.clone()),
+        };
+        Signature {
+            reference: format!("{name}@{}", subject.digest),
+            digest: subject.digest.clone(),
+            layer,
+            bytes,
+            format: opts.format,
+        }
+    }
+
+    /// The referrer form (cosign's signature artifact), when the format asks for it.
+    pub fn attachment(&self) -> Option<Attachment> {
+        self.format.referrer().then(|| Attachment {
             artifact_type: payload::SIGNATURE_ARTIFACT_TYPE.to_string(),
             annotations: BTreeMap::new(),
             layers: vec![Layer {
                 media_type: SIMPLE_SIGNING.to_string(),
-                bytes: bytes.into(),
-                annotations: [(payload::SIGNATURE_ANNOTATION.to_string(), layer.signature_b64.clone())].into(),
+                bytes: self.bytes.clone().into(),
+                annotations: [(payload::SIGNATURE_ANNOTATION.to_string(), self.layer.signature_b64.clone())].into(),
             }],
-        };
-        Some(
-            crate::remote::referrers::attach(clients, repository, subject, &attachment, reporter)
-                .await
-                .with_context(ctx)?,
-        )
-    } else {
-        None
-    };
-    Ok(SignReport {
-        reference: format!("{name}@{digest}"),
-        digest: digest.clone(),
-        payload_digest: layer.payload.digest.clone(),
-        legacy,
-        referrer,
-    })
+            config_media_type: None,
+        })
+    }
+
+    /// Writes the legacy form (the payload blob, the signature appended to the `.sig` tag), when the
+    /// format asks for it.
+    pub async fn write_legacy(&self, clients: &Clients<'_>, repository: &Reference) -> Result<Option<LegacyWritten>> {
+        if !self.format.legacy() {
+            return Ok(None);
+        }
+        let ctx = || format!("signing {}", self.reference);
+        let repo = crate::remote::open(clients, repository, "pull,push").await.with_context(ctx)?;
+        Ok(Some(append_legacy(&repo, &self.digest, &self.layer).await.with_context(ctx)?))
+    }
+
+    /// The report, once the forms are written.
+    pub fn report(self, legacy: Option<LegacyWritten>, referrer: Option<Attached>) -> SignReport {
+        SignReport {
+            reference: self.reference,
+            digest: self.digest,
+            payload_digest: self.layer.payload.digest.clone(),
+            legacy,
+            referrer,
+        }
+    }
 }
 
 /// Uploads the payload and appends its signature layer to `digest`'s `.sig` tag.
@@ -176,7 +216,7 @@ async fn append_legacy(repo: &Repository, digest: &Digest, layer: &SignatureLaye
         Ok(Merge::Write { manifest, blobs: vec![config] })
     };
     let appended = crate::remote::append::append(repo, &tag, merge, has).await?;
-    Ok(LegacyWritten { tag, written: appended.written })
+    Ok(LegacyWritten { tag, written: appended.written() })
 }
 
 /// One signature found for an image, and whether it holds.

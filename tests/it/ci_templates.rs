@@ -443,7 +443,8 @@ include:
 #[test]
 fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
     let reg = harbor();
-    let yaml = "include:\n  - local: ci-templates/templates/multiarch.yml\n    inputs:\n      tags: stable\n";
+    let yaml =
+        "include:\n  - local: ci-templates/templates/multiarch.yml\n    inputs:\n      tags: stable\n      sbom: added\n";
     let dir = tmp();
     std::fs::write(
         dir.path().join("Dockerfile"),
@@ -462,7 +463,19 @@ fn ci_multiarch_component_builds_per_platform_jobs_and_an_index() {
     want.push(format!("{sha}-linux-amd64"));
     want.push(format!("{sha}-linux-arm64"));
     want.sort();
-    assert_eq!(sorted_tags(&reg, "team/multi"), want);
+    let (fallback, tags): (Vec<String>, Vec<String>) =
+        sorted_tags(&reg, "team/multi").into_iter().partition(|t| t.starts_with("sha256-"));
+    assert_eq!(tags, want);
+    // sbom: added — each platform's image has its SBOM referrers (in a fallback tag here: no referrers API)
+    // and its job wrote the CycloneDX report; provenance (auto) attached nothing on this registry.
+    assert_eq!(fallback.len(), 2, "{fallback:?}");
+    for arch in ["amd64", "arm64"] {
+        let r = format!("{}/team/multi:{sha}-linux-{arch}", reg.host());
+        assert_eq!(attached_types(&r), ["application/spdx+json", "application/vnd.cyclonedx+json"], "{arch}");
+        let reports = find_files(p.path(), &format!("gl-sbom-linux-{arch}.cdx.json"));
+        assert!(!reports.is_empty(), "no CycloneDX report for {arch}\n{}", run.log);
+        assert!(!find_files(p.path(), &format!("provenance-linux-{arch}.json")).is_empty(), "{arch}");
+    }
     let skopeo = Skopeo::new(&reg).creds(ROBOT, PASSWORD);
     let index: serde_json::Value = serde_json::from_slice(&skopeo.inspect_raw("team/multi:latest")).unwrap();
     let mut platforms: Vec<String> = index["manifests"]
@@ -636,4 +649,94 @@ include:
         )
         .assert_success();
     }
+}
+
+/// `hoist referrers REF --json` as the robot: the artifact types attached, sorted.
+fn attached_types(reference: &str) -> Vec<String> {
+    let out =
+        Hoist::run_with_stdin(["referrers", reference, "--json", "-u", ROBOT, "--password-stdin"], PASSWORD.as_bytes());
+    out.assert_success();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    let mut t: Vec<String> = v["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["artifactType"].as_str().map(str::to_string))
+        .collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn ci_build_component_sbom_and_provenance_inputs() {
+    // distribution 2.8 posing as Harbor: no referrers API, so `provenance: auto` (the default) attaches
+    // nothing and `min` goes to the fallback tag.
+    let reg = harbor();
+    let yaml = r#"stages: [build, later]
+include:
+  - local: ci-templates/templates/build.yml
+    inputs:
+      job_name: build-attest
+      image: attest
+      sbom: added
+      provenance: min
+  - local: ci-templates/templates/build.yml
+    inputs:
+      job_name: build-default
+      stage: later
+      image: plain
+"#;
+    let dir = tmp();
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY app /app/\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    std::fs::write(
+        dir.path().join("app/package-lock.json"),
+        r#"{"name":"app","version":"1.0.0","lockfileVersion":3,"packages":{"":{"name":"app","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0"}}}"#,
+    )
+    .unwrap();
+    let p = project("attest", Some(dir.path()), Some(yaml));
+    let run = gitlab_ci_local(p.path(), Some(&reg), &[]);
+    assert!(run.ok, "pipeline failed:\n{}", run.log);
+    let sha = &head_sha(p.path())[..8];
+
+    // sbom: added + provenance: min → the three referrers, listed in the fallback tag.
+    let attest = format!("{}/team/attest:{sha}", reg.host());
+    assert_eq!(
+        attached_types(&attest),
+        ["application/spdx+json", "application/vnd.cyclonedx+json", "application/vnd.in-toto+json"]
+    );
+    assert!(reg.tags("team/attest").iter().any(|t| t.starts_with("sha256-")), "{:?}", reg.tags("team/attest"));
+    // The report for artifacts:reports:cyclonedx (with GitLab's properties) and the provenance artifact.
+    let sboms = find_files(p.path(), "gl-sbom-hoist.cdx.json");
+    assert!(!sboms.is_empty(), "no CycloneDX report\n{}", run.log);
+    let cdx: serde_json::Value = serde_json::from_slice(&std::fs::read(&sboms[0]).unwrap()).unwrap();
+    assert_eq!(cdx["bomFormat"], "CycloneDX");
+    assert!(cdx["components"].as_array().unwrap().iter().any(|c| c["purl"] == "pkg:npm/left-pad@1.3.0"), "{cdx}");
+    assert!(cdx.to_string().contains("gitlab:container_scanning:image:name"), "{cdx}");
+    let attest_digest =
+        Skopeo::new(&reg).creds(ROBOT, PASSWORD).inspect("team/attest:latest")["Digest"].as_str().unwrap().to_string();
+    // gitlab-ci-local collects `artifacts:paths` per job: the attest job's provenance is its statement.
+    let kept = p.path().join(".gitlab-ci-local/artifacts/build-attest/hoist-provenance.json");
+    let statement: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&kept).unwrap_or_else(|e| panic!("{}: {e}\n{}", kept.display(), run.log)),
+    )
+    .unwrap();
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], attest_digest.trim_start_matches("sha256:"));
+    assert_eq!(statement["predicate"]["buildDefinition"]["externalParameters"]["source"]["ref"], "main");
+    // It does not collect `reports:`; the pipeline GitLab would run names the CycloneDX report there, and
+    // passes GitLab's schema.
+    let preview = gitlab_ci_local(p.path(), Some(&reg), &["--preview"]);
+    assert!(preview.ok, "{}", preview.log);
+    let rendered = p.path().join("rendered.yml");
+    std::fs::write(&rendered, preview.rendered()).unwrap();
+    let (ok, out) = gitlab_schema(&rendered);
+    assert!(ok, "{out}\n{}", preview.rendered());
+    let v: serde_json::Value = serde_norway::from_str(preview.rendered()).unwrap();
+    assert_eq!(v["build-attest"]["artifacts"]["reports"]["cyclonedx"], "gl-sbom-hoist.cdx.json", "{v}");
+
+    // The defaults (sbom off, provenance auto) on a registry without the referrers API: nothing attached,
+    // no fallback tag, and the log says why.
+    assert!(reg.tags("team/plain").iter().all(|t| !t.starts_with("sha256-")), "{:?}", reg.tags("team/plain"));
+    assert!(attached_types(&format!("{}/team/plain:{sha}", reg.host())).is_empty());
+    assert!(run.log.contains("provenance not attached"), "{}", run.log);
 }

@@ -236,23 +236,7 @@ fn fake_harbor_keeps_the_list_with_its_referrers_api() {
     assert_eq!(raw.header("oci-filters-applied"), Some("artifactType"));
 
     // Harbor's accessory types, as its API shows them.
-    let acc = http::request(
-        "GET",
-        &h.host(),
-        &format!("/api/v2.0/projects/proj/repositories/app/artifacts/{subject}/accessories"),
-        None,
-        &HttpAuth::Basic("robot$proj+ci".into(), "harbor-pw".into()),
-        &[],
-        b"",
-    )
-    .unwrap();
-    let acc: serde_json::Value = serde_json::from_slice(&acc.body).unwrap();
-    let kinds: Vec<(String, String)> = acc
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| (a["digest"].as_str().unwrap().to_string(), a["type"].as_str().unwrap().to_string()))
-        .collect();
+    let kinds = h.accessories("proj", "app", &subject, ("robot$proj+ci", "harbor-pw"));
     let want: Vec<(String, String)> = attached
         .iter()
         .zip(["signature.cosign", "harbor.sbom", "signature.notation", "subject.accessory"])

@@ -343,6 +343,21 @@ impl HarborFake {
         &self.registry
     }
 
+    /// `GET /api/v2.0/projects/{project}/repositories/{repo}/artifacts/{digest}/accessories` as `user`
+    /// (Basic): each accessory's (digest, Harbor's type), in the order the API lists them.
+    pub fn accessories(&self, project: &str, repo: &str, digest: &str, user: (&str, &str)) -> Vec<(String, String)> {
+        let path = format!("/api/v2.0/projects/{project}/repositories/{repo}/artifacts/{digest}/accessories");
+        let auth = HttpAuth::Basic(user.0.into(), user.1.into());
+        let acc = http::request("GET", &self.host(), &path, None, &auth, &[], b"").expect("the accessories API");
+        assert_eq!(acc.status, 200, "{path}: {}", String::from_utf8_lossy(&acc.body));
+        let acc: serde_json::Value = serde_json::from_slice(&acc.body).expect("JSON");
+        acc.as_array()
+            .expect("a list")
+            .iter()
+            .map(|a| (a["digest"].as_str().unwrap_or("").to_string(), a["type"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+
     /// The scan-API requests answered so far: (method, path as sent, status).
     pub fn scan_requests(&self) -> Vec<(String, String, u16)> {
         self.scan_requests.lock().expect("lock").clone()
