@@ -657,7 +657,7 @@ async fn attach_documents(
                     crate::provenance::IN_TOTO_MEDIA_TYPE => "provenance".to_string(),
                     crate::provenance::DSSE_MEDIA_TYPE => "signed provenance".to_string(),
                     crate::sbom::SPDX_MEDIA_TYPE => {
-                        format!("SBOM of the added files ({} packages) SPDX", docs.packages)
+                        format!("SBOM ({} packages) SPDX", docs.packages)
                     }
                     crate::sbom::CYCLONEDX_MEDIA_TYPE => "CycloneDX".to_string(),
                     crate::registry::harbor::SBOM_MEDIA_TYPE => "Harbor's SBOM form".to_string(),
