@@ -273,16 +273,6 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
             sources.learn(clients, &name, &image, &questions, retry).await?;
         }
     };
-    let base_sbom = match (&stage.base, opts.sbom_base) {
-        (Some(base), true) => Some(
-            sources
-                .base_sbom(clients, &base.reference.to_string(), base, retry)
-                .await
-                .map_err(|e| e.context(format!("reading the packages of the base {} for --sbom", base.reference)))?,
-        ),
-        _ => None,
-    };
-    let layer_notes = sources.take_notes();
     let candidates = match &opts.cache_from {
         None => reuse::Candidates::off("--no-cache-from: the registry is not asked"),
         Some(refs) => {
@@ -292,17 +282,40 @@ pub async fn build(opts: &BuildOptions, clients: &Clients<'_>, retry: RetryPolic
             reuse::gather(clients, refs, &images, &opts.platform, retry).await
         }
     };
-    // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running.
-    let mut built = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::CurrentThread => assemble_with(&stage, opts, candidates)?,
-        _ => tokio::task::block_in_place(|| assemble_with(&stage, opts, candidates))?,
+    // `--sbom` (not `=added`): the base's packages, read from its layers (or an SBOM it carries).
+    let base_sbom = async {
+        match (&stage.base, opts.sbom_base) {
+            (Some(base), true) => sources
+                .base_sbom(clients, &base.reference.to_string(), base, retry)
+                .await
+                .map(Some)
+                .map_err(|e| e.context(format!("reading the packages of the base {} for --sbom", base.reference))),
+            _ => Ok(None),
+        }
     };
+    // Compressing is CPU-bound: off the async worker, so the uploads that follow it keep running;
+    // reading the base's packages (network and inflate) runs beside it on a thread of its own.
+    let handle = tokio::runtime::Handle::current();
+    let (built, base_sbom) = match handle.runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => {
+            let base_sbom = base_sbom.await;
+            (assemble_with(&stage, opts, candidates), base_sbom)
+        }
+        _ => tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let reading = scope.spawn(|| handle.block_on(base_sbom));
+                let built = assemble_with(&stage, opts, candidates);
+                (built, reading.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            })
+        }),
+    };
+    let (mut built, base_sbom) = (built?, base_sbom?);
     built.warnings = unused_build_args(&prepared.dockerfile, &opts.build_args)
         .into_iter()
         .map(|k| format!("--build-arg {k} was not consumed: no ARG {k} in the Dockerfile"))
         .chain(notes)
         .collect();
-    built.notes = layer_notes;
+    built.notes = sources.take_notes();
     built.base_sbom = base_sbom;
     let mut inputs: Vec<(&String, &Arc<BaseImage>)> = resolved.iter().collect();
     inputs.sort_by(|a, b| a.0.cmp(b.0));
