@@ -112,25 +112,12 @@ LAYOUT_DIGEST=$(jq -r '.manifests[0].digest' "$LAYOUT/index.json")
 
 printf 'step\tclient\tround\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$RAW"
 
-timed() { # STEP CLIENT ROUND CMD...
+timed() { # STEP CLIENT ROUND CMD...: measure()s CMD (lib.sh), appends a row to $RAW
     local step=$1 client=$2 round=$3
     shift 3
-    local log=$LOGS/$step-$client-$round.log tf=$LOGS/$step-$client-$round.time
-    timeout "$STEP_TIMEOUT" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$@" >"$log" 2>&1 &
-    STEP_PID=$!
-    local rc=0
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=
-    if ((rc != 0)); then
-        echo "FAILED (or timed out after ${STEP_TIMEOUT}s): $step $client round $round: $*" >&2
-        tail -n 20 "$log" >&2
-        exit 1
-    fi
-    local wall user sys rss
-    read -r wall user sys rss < <(tail -n 1 "$tf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$client" "$round" "$wall" "$user" "$sys" "$rss" >>"$RAW"
-    awk -v st="$step" -v c="$client" -v r="$round" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-        printf "  round %d  %-6s %-6s wall %7.2f s   cpu %6.2f s   peak rss %6.1f MiB\n", r, st, c, w, u + s, m / 1024 }'
+    measure "$step-$client-$round" "$@"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$client" "$round" "$STEP_WALL" "$STEP_USER" "$STEP_SYS" "$STEP_RSS" >>"$RAW"
+    print_step "$round" "$step $client"
 }
 
 # digest_of HOSTPORT REPO TAG: the manifest digest the registry serves for the tag.

@@ -175,30 +175,42 @@ if not outcomes or bad:
 PY
 }
 
-# timed STEP ROUND CMD...: runs CMD under GNU time (and a timeout), appends a row to $RAW.
-timed() {
-    local step=$1 round=$2
-    shift 2
-    local log=$LOGS/$step-$round.log tf=$LOGS/$step-$round.time
-    # In the background + wait, so that an interrupt reaches the trap at once and can stop the step.
+# measure NAME CMD...: runs CMD under GNU time and a timeout, its output in $LOGS/NAME.log; on failure
+# prints the log's tail (and the registry's) and exits; else sets STEP_WALL, STEP_USER, STEP_SYS (s) and
+# STEP_RSS (KiB). In the background + wait, so that an interrupt reaches the trap at once and can stop it.
+measure() {
+    local name=$1
+    shift
+    local log=$LOGS/$name.log tf=$LOGS/$name.time
     timeout "$STEP_TIMEOUT" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$@" >"$log" 2>&1 &
     STEP_PID=$!
     local rc=0
     wait "$STEP_PID" || rc=$?
     STEP_PID=
     if ((rc != 0)); then
-        echo "FAILED (or timed out after ${STEP_TIMEOUT}s): $step, round $round: $*" >&2
+        echo "FAILED (or timed out after ${STEP_TIMEOUT}s): $name: $*" >&2
         tail -n 20 "$log" >&2
         [[ -f $tf ]] && cat "$tf" >&2
-        [[ -n $REG_DIR ]] && tail -n 20 "$REG_DIR/registry.log" >&2
+        [[ -n ${REG_DIR:-} ]] && tail -n 20 "$REG_DIR/registry.log" >&2
         exit 1
     fi
-    local wall user sys rss
-    read -r wall user sys rss < <(tail -n 1 "$tf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$round" "$wall" "$user" "$sys" "$rss" >>"$RAW"
-    awk -v c="$step" -v r="$round" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-        printf "  round %d  %-11s wall %7.2f s   cpu %6.2f s (user %.2f, sys %.2f)   peak rss %7.1f MiB\n",
+    read -r STEP_WALL STEP_USER STEP_SYS STEP_RSS < <(tail -n 1 "$tf")
+}
+
+# print_step ROUND LABEL: the line for the step measure() timed last.
+print_step() {
+    awk -v r="$1" -v c="$2" -v w="$STEP_WALL" -v u="$STEP_USER" -v s="$STEP_SYS" -v m="$STEP_RSS" 'BEGIN {
+        printf "  round %d  %-13s wall %7.2f s   cpu %6.2f s (user %.2f, sys %.2f)   peak rss %7.1f MiB\n",
             r, c, w, u + s, u, s, m / 1024 }'
+}
+
+# timed STEP ROUND CMD...: measure()s CMD and appends a row to $RAW.
+timed() {
+    local step=$1 round=$2
+    shift 2
+    measure "$step-$round" "$@"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$step" "$round" "$STEP_WALL" "$STEP_USER" "$STEP_SYS" "$STEP_RSS" >>"$RAW"
+    print_step "$round" "$step"
 }
 
 # registry_cpu: the registry process's user+sys CPU seconds so far (/proc/PID/stat, clock ticks).

@@ -164,30 +164,13 @@ verify() {
 
 printf 'layout\tclient\tround\twall_s\tuser_s\tsys_s\tmaxrss_kib\n' >"$RAW"
 
-# timed LAYOUT CLIENT ROUND CMD...: runs CMD under GNU time (and a timeout), appends a row to raw.tsv.
+# timed LAYOUT CLIENT ROUND CMD...: measure()s CMD (lib.sh), appends a row to raw.tsv.
 timed() {
     local layout=$1 client=$2 round=$3
     shift 3
-    local log=$LOGS/$layout-$client-$round.log tf=$LOGS/$layout-$client-$round.time
-    # In the background + wait, so that an interrupt reaches the trap at once and can stop the step.
-    timeout "$STEP_TIMEOUT" /usr/bin/time -o "$tf" -f '%e %U %S %M' "$@" >"$log" 2>&1 &
-    STEP_PID=$!
-    local rc=0
-    wait "$STEP_PID" || rc=$?
-    STEP_PID=
-    if ((rc != 0)); then
-        echo "FAILED (or timed out after ${STEP_TIMEOUT}s): $client, layout $layout, round $round: $*" >&2
-        tail -n 20 "$log" >&2
-        [[ -f $tf ]] && cat "$tf" >&2
-        [[ -n $REG_DIR ]] && tail -n 20 "$REG_DIR/registry.log" >&2
-        exit 1
-    fi
-    local wall user sys rss
-    read -r wall user sys rss < <(tail -n 1 "$tf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$client" "$round" "$wall" "$user" "$sys" "$rss" >>"$RAW"
-    awk -v c="$client" -v r="$round" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-        printf "  round %d  %-7s wall %7.2f s   cpu %6.2f s (user %.2f, sys %.2f)   peak rss %6.1f MiB\n",
-            r, c, w, u + s, u, s, m / 1024 }'
+    measure "$layout-$client-$round" "$@"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$client" "$round" "$STEP_WALL" "$STEP_USER" "$STEP_SYS" "$STEP_RSS" >>"$RAW"
+    print_step "$round" "$client"
 }
 
 run_client() { # CLIENT LAYOUT_NAME LAYOUT_DIR ROUND
