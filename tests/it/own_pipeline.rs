@@ -33,18 +33,6 @@ fn tool(name: &str, hint: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("`{name}` is not installed (not on PATH): {hint} (or run .ci/run)"))
 }
 
-fn run_ok(mut cmd: Command, what: &str) -> String {
-    cmd.stdin(std::process::Stdio::null());
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn git(dir: &Path, args: &[&str]) -> String {
     let mut c = Command::new("git");
     c.current_dir(dir).args(args);

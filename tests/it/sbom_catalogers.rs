@@ -28,16 +28,6 @@ fn fixtures() -> &'static Path {
     DIR.get_or_init(|| scratch_dir("sbom-fixtures"))
 }
 
-fn run_ok(what: &str, cmd: Command) {
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A Go program using github.com/google/uuid (from the module proxy), built with the machine's Go:
 /// the binary and its go.mod.
 fn go_program() -> &'static (PathBuf, PathBuf) {
@@ -61,8 +51,8 @@ fn go_program() -> &'static (PathBuf, PathBuf) {
                 .env("CGO_ENABLED", "0");
             cmd
         };
-        run_ok("go mod tidy (github.com/google/uuid from the module proxy)", go(&["mod", "tidy"]));
-        run_ok("go build", go(&["build", "-o", "hello", "."]));
+        run_ok(go(&["mod", "tidy"]), "go mod tidy (github.com/google/uuid from the module proxy)");
+        run_ok(go(&["build", "-o", "hello", "."]), "go build");
         (src.join("hello"), src.join("go.mod"))
     })
 }
@@ -92,7 +82,7 @@ fn rust_program() -> &'static (PathBuf, PathBuf) {
             .env("CARGO_TARGET_DIR", &target)
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_BUILD_TARGET");
-        run_ok("cargo auditable build", cmd);
+        run_ok(cmd, "cargo auditable build");
         (target.join("release/hello-audit"), src.join("Cargo.lock"))
     })
 }
@@ -112,7 +102,7 @@ fn zip(to: &Path, entries: &[(&str, Vec<u8>)]) {
         std::fs::write(&f, data).unwrap();
         cmd.arg(f);
     }
-    run_ok("python3 zipfile", cmd);
+    run_ok(cmd, "python3 zipfile");
 }
 
 fn write(ctx: &Path, path: &str, data: impl AsRef<[u8]>) {

@@ -342,13 +342,7 @@ fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_re
     std::fs::write(&spdx_file, serde_json::to_vec(spdx).unwrap()).unwrap();
     let mut cmd = Command::new(require_tool("pyspdxtools"));
     cmd.arg("-i").arg(&spdx_file);
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "pyspdxtools: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(cmd, "pyspdxtools -i (the SPDX project's validator)");
     let cdx_file = work.path().join("cdx-referrer.json");
     std::fs::write(&cdx_file, serde_json::to_vec(cdx).unwrap()).unwrap();
     for f in [&cdx_file, &file] {

@@ -138,6 +138,18 @@ pub(crate) fn is_leaky_env(name: &str) -> bool {
     EXACT.contains(&name) || name.starts_with("HARBOR_") || name.starts_with("CI_")
 }
 
+/// Runs `cmd` (within [`TOOL_TIMEOUT`]) and fails the test with its output unless it succeeds; its stdout.
+pub fn run_ok(cmd: std::process::Command, what: &str) -> String {
+    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `cmd` to completion with a time limit, capturing stdout and stderr; kills it and panics on timeout.
 pub fn run_with_timeout(
     mut cmd: std::process::Command,
