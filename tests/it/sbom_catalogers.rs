@@ -120,12 +120,7 @@ fn copy_exe(ctx: &Path, path: &str, from: &Path) {
 /// Each ecosystem's build context and the purls hoist must list for it.
 fn contexts(root: &Path) -> Vec<(&'static str, PathBuf, Vec<String>)> {
     let mut out = Vec::new();
-    let go_version =
-        String::from_utf8(Command::new(require_tool("go")).args(["env", "GOVERSION"]).output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .trim_start_matches("go")
-            .to_string();
+    let go_version = go_version();
     let ctx = root.join("go");
     let (bin, go_mod) = go_program();
     copy_exe(&ctx, "usr/local/bin/hello", bin);

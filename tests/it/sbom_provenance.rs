@@ -249,12 +249,7 @@ fn sbom_of_the_added_files_lists_what_syft_lists_in_spdx_and_cyclonedx_and_is_re
         .env("HOME", work.path());
     let out = run_with_timeout(go, None, TOOL_TIMEOUT);
     assert!(out.status.success(), "go build: {}", String::from_utf8_lossy(&out.stderr));
-    let go_version =
-        String::from_utf8(Command::new(require_tool("go")).args(["env", "GOVERSION"]).output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .trim_start_matches("go")
-            .to_string();
+    let go_version = go_version();
     std::fs::create_dir_all(ctx.join("app")).unwrap();
     std::fs::write(
         ctx.join("app/package-lock.json"),

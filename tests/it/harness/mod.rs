@@ -138,6 +138,19 @@ pub(crate) fn is_leaky_env(name: &str) -> bool {
     EXACT.contains(&name) || name.starts_with("HARBOR_") || name.starts_with("CI_")
 }
 
+/// The machine's Go version without its `go` prefix (`1.26.8`), as Go binaries record it.
+pub fn go_version() -> String {
+    let out = run_ok(
+        {
+            let mut c = std::process::Command::new(require_tool("go"));
+            c.args(["env", "GOVERSION"]);
+            c
+        },
+        "go env GOVERSION",
+    );
+    out.trim().trim_start_matches("go").to_string()
+}
+
 /// Runs `cmd` (within [`TOOL_TIMEOUT`]) and fails the test with its output unless it succeeds; its stdout.
 pub fn run_ok(cmd: std::process::Command, what: &str) -> String {
     let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
