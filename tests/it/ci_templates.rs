@@ -131,14 +131,6 @@ impl Pipeline {
     }
 }
 
-fn require_tool_hint(tool: &str, hint: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|c| c.is_file())
-        .unwrap_or_else(|| panic!("`{tool}` is not installed (not on PATH): {hint} (or run .ci/run)"))
-}
-
 /// `check-jsonschema --builtin-schema vendor.gitlab-ci FILE`: (ok, output).
 fn gitlab_schema(file: &Path) -> (bool, String) {
     let tool = require_tool_hint("check-jsonschema", "pip install check-jsonschema");

@@ -25,14 +25,6 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tool(name: &str, hint: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|c| c.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed (not on PATH): {hint} (or run .ci/run)"))
-}
-
 fn git(dir: &Path, args: &[&str]) -> String {
     let mut c = Command::new("git");
     c.current_dir(dir).args(args);
@@ -41,7 +33,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn own_pipeline_passes_gitlabs_schema_and_its_versions_agree() {
-    let check = tool("check-jsonschema", "pip install check-jsonschema");
+    let check = require_tool_hint("check-jsonschema", "pip install check-jsonschema");
     for f in [".gitlab-ci.yml", "ci-templates/.gitlab-ci.yml"] {
         let mut cmd = Command::new(&check);
         cmd.args(["--builtin-schema", "vendor.gitlab-ci"]).arg(repo_root().join(f));
@@ -85,8 +77,8 @@ fn own_project() -> tempfile::TempDir {
     let ca = Path::new("/etc/ssl/certs/ca-certificates.crt");
     std::fs::copy(ca, image.join("ca-certificates.crt"))
         .unwrap_or_else(|e| panic!("{}: {e}: apt-get install ca-certificates", ca.display()));
-    let busybox = tool("busybox", "apt-get install busybox-static");
-    let strip = tool("strip", "apt-get install binutils");
+    let busybox = require_tool_hint("busybox", "apt-get install busybox-static");
+    let strip = require_tool_hint("strip", "apt-get install binutils");
     for arch in ["amd64", "arm64"] {
         let d = image.join(arch);
         std::fs::create_dir_all(d.join("busybox")).unwrap();
@@ -113,7 +105,7 @@ fn own_pipeline_builds_pushes_and_promotes_hoists_images_under_gitlab_ci_local()
     let version = env!("CARGO_PKG_VERSION");
     let image = format!("{}/hoist/hoist", reg.host());
 
-    let glcl = tool("gitlab-ci-local", "npm install -g gitlab-ci-local@4.60.0");
+    let glcl = require_tool_hint("gitlab-ci-local", "npm install -g gitlab-ci-local@4.60.0");
     let mut cmd = Command::new(glcl);
     clean_env(&mut cmd, &scratch_dir("glcl-home"));
     let bin_dir = Hoist::bin().parent().unwrap().to_path_buf();

@@ -54,17 +54,9 @@ fn schema() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gitlab/container-scanning-report-format-15.0.7.json")
 }
 
-fn require(tool: &str, hint: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(tool))
-        .find(|c| c.is_file())
-        .unwrap_or_else(|| panic!("`{tool}` is not installed (not on PATH): {hint} (or run .ci/run)"))
-}
-
 /// `check-jsonschema --schemafile <GitLab's 15.0.7 schema> FILE`: (ok, output).
 fn gitlab_schema(file: &Path) -> (bool, String) {
-    let mut cmd = Command::new(require("check-jsonschema", "pip install check-jsonschema"));
+    let mut cmd = Command::new(require_tool_hint("check-jsonschema", "pip install check-jsonschema"));
     cmd.arg("--schemafile").arg(schema()).arg(file);
     let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
@@ -89,7 +81,7 @@ cases = [{"name": c.get("name"), "failed": c.find("failure") is not None, "skipp
 print(json.dumps({"tests": int(suite.get("tests")), "failures": int(suite.get("failures")),
                   "skipped": int(suite.get("skipped")), "cases": cases}))
 "#;
-    let mut cmd = Command::new(require("python3", "apt-get install python3"));
+    let mut cmd = Command::new(require_tool_hint("python3", "apt-get install python3"));
     cmd.args(["-c", script]).arg(file);
     let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
     assert!(out.status.success(), "JUnit does not parse: {}", String::from_utf8_lossy(&out.stderr));

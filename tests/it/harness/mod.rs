@@ -48,19 +48,22 @@ pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
-/// Finds `tool` on `PATH`, or panics with the install hint: a missing tool fails the test.
-pub fn require_tool(tool: &str) -> PathBuf {
+/// `tool` in a directory of `PATH`, if there is one.
+fn on_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(tool);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "`{tool}` is not installed (not found on PATH); the integration tests need it: \
-         apt-get install docker-registry skopeo umoci buildah"
-    );
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|c| c.is_file())
+}
+
+/// Finds `tool` on `PATH`, or panics saying how to install it (`hint`): a missing tool fails the test.
+pub fn require_tool_hint(tool: &str, hint: &str) -> PathBuf {
+    on_path(tool).unwrap_or_else(|| {
+        panic!("`{tool}` is not installed (not on PATH); the integration tests need it: {hint} (or run .ci/run)")
+    })
+}
+
+/// Finds one of the Debian-packaged tools on `PATH`, or panics with the install hint.
+pub fn require_tool(tool: &str) -> PathBuf {
+    require_tool_hint(tool, "apt-get install docker-registry skopeo umoci buildah")
 }
 
 /// Finds one of the Go-built judges (helm, crane, oras, syft, regctl, cosign, cosign2, registry) that
@@ -71,18 +74,13 @@ pub fn require_go_tool(tool: &str) -> PathBuf {
     if local.is_file() {
         return local;
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join(tool);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "`{tool}` is not installed (not in .tools/bin nor on PATH); the integration tests need it: \
-         run scripts/go-tools.sh (needs Go >= 1.22; builds the pinned helm, crane, oras, syft, regctl, cosign \
-         and registry with `go install`, and cargo-auditable with `cargo install --locked`)"
-    );
+    on_path(tool).unwrap_or_else(|| {
+        panic!(
+            "`{tool}` is not installed (not in .tools/bin nor on PATH); the integration tests need it: \
+             run scripts/go-tools.sh (needs Go >= 1.22; builds the pinned helm, crane, oras, syft, regctl, cosign \
+             and registry with `go install`, and cargo-auditable with `cargo install --locked`)"
+        )
+    })
 }
 
 /// A directory under cargo's per-target scratch space (`CARGO_TARGET_TMPDIR`) for state that must outlive a
