@@ -308,28 +308,28 @@ pub async fn run(args: BuildArgs) -> Result<()> {
             log_reuse(&reporter, &built);
             images.push((platform.clone(), built));
         }
-        let mut added: Vec<crate::sbom::Package> = Vec::new();
+        let mut packages: Vec<crate::sbom::Package> = Vec::new();
         // The OS the base's os-release names (the first platform's), for GitLab's SBOM properties.
         let os = images.iter().find_map(|(_, b)| b.base_sbom.as_ref().and_then(|s| s.os.clone()));
         if args.provenance.sbom.is_some() || args.provenance.sbom_file.is_some() {
-            // `added` holds every package of the SBOM: the added files' and, unless --sbom=added, the base's.
+            // Every package of the SBOM: the added files' and, unless --sbom=added, the base's.
             for (_, b) in &images {
-                added.extend(
+                packages.extend(
                     crate::sbom::catalogue_cached(&b.added, opts.cache.as_deref()).map_err(crate::sbom::context)?,
                 );
                 let os = b.base_sbom.as_ref().and_then(|s| s.os.as_ref());
-                added.extend(crate::sbom::distro::in_tree(&b.added, os).map_err(crate::sbom::context)?);
+                packages.extend(crate::sbom::distro::in_tree(&b.added, os).map_err(crate::sbom::context)?);
                 if let Some(base) = &b.base_sbom {
                     reporter.note(&format!(
                         "--sbom: {} packages of the base, from {}",
                         base.packages.len(),
                         base.source
                     ));
-                    added.extend(base.packages.iter().cloned());
+                    packages.extend(base.packages.iter().cloned());
                 }
             }
-            added.sort();
-            added.dedup();
+            packages.sort();
+            packages.dedup();
         }
         let platform_digests: Vec<Digest> = images.iter().map(|(_, b)| b.artifact.root().digest.clone()).collect();
         let mut inputs: Vec<(String, Digest)> = Vec::new();
@@ -453,17 +453,21 @@ pub async fn run(args: BuildArgs) -> Result<()> {
                 os: os.as_ref(),
             };
             if let Some(file) = &args.provenance.sbom_file {
-                crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&added, &describe, true))?;
+                crate::fsutil::write_atomic(file, &crate::sbom::cyclonedx(&packages, &describe, true))?;
             }
             if args.provenance.sbom.is_some() {
-                let spdx = crate::sbom::spdx(&added, &describe);
+                let spdx = crate::sbom::spdx(&packages, &describe);
                 docs.sbom = vec![
                     document(crate::sbom::SPDX_MEDIA_TYPE, None, spdx.clone()),
-                    document(crate::sbom::CYCLONEDX_MEDIA_TYPE, None, crate::sbom::cyclonedx(&added, &describe, false)),
+                    document(
+                        crate::sbom::CYCLONEDX_MEDIA_TYPE,
+                        None,
+                        crate::sbom::cyclonedx(&packages, &describe, false),
+                    ),
                 ];
                 let harbor = crate::registry::harbor::SBOM_MEDIA_TYPE;
                 docs.harbor_sbom = Some(document(harbor, Some(harbor), spdx));
-                docs.packages = added.len();
+                docs.packages = packages.len();
             }
         }
         if signer.is_some() || !docs.provenance.is_empty() || !docs.sbom.is_empty() {
