@@ -84,12 +84,10 @@ pub fn catalogue_cached(tree: &Tree, cache_dir: Option<&Path>) -> Result<Vec<Pac
     }
     let packages = catalogue(tree)?;
     let record: Vec<Cached> = packages.iter().map(Cached::from).collect();
-    let _ = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().expect("has a parent"))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(file.parent().expect("has a parent"))?;
-        std::io::Write::write_all(&mut tmp, &serde_json::to_vec(&record).expect("serializes"))?;
-        tmp.persist(&file).map(drop).map_err(|e| e.error)
-    })();
+    // The cache is an optimisation: a failure to write it leaves the build as it is.
+    if std::fs::create_dir_all(dir.join("sbom")).is_ok() {
+        let _ = crate::fsutil::write_atomic(&file, &serde_json::to_vec(&record).expect("serializes"));
+    }
     Ok(packages)
 }
 
