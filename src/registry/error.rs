@@ -2,7 +2,8 @@
 //! retry can help, and what the user should try.
 //!
 //! This is the one place that decides what is retryable: network errors, 408, 429, 500, 502, 503, 504,
-//! 522 and 524. Never 400, 403, 404, nor a 401 (the transport already refreshed the token once).
+//! 522 and 524. Never 403, 404, nor a 401 (the transport already refreshed the token once), and a 400
+//! only when it is `MANIFEST_BLOB_UNKNOWN` (see [`BLOB_LINK_RACE_WAIT`]).
 
 use std::time::Duration;
 
@@ -118,6 +119,8 @@ pub fn from_status(status: StatusCode, body: &[u8], retry_after: Option<Duration
     let mut err = Error::new(kind, text);
     if is_retryable_status(code) {
         err = err.retryable(retry_after);
+    } else if code == 400 && codes.iter().any(|c| c == "MANIFEST_BLOB_UNKNOWN") {
+        err = err.retryable(Some(BLOB_LINK_RACE_WAIT));
     }
     match code {
         403 => err.with_hint(
@@ -134,6 +137,17 @@ pub fn from_status(status: StatusCode, body: &[u8], retry_after: Option<Duration
         _ => err,
     }
 }
+
+/// How long to wait before putting a manifest again after `400 MANIFEST_BLOB_UNKNOWN`.
+///
+/// Server quirk (distribution 2.8, filesystem storage): every finished upload of a blob rewrites the
+/// repository's link file for it in place — truncate, then write. A manifest PUT that reads the link in
+/// between finds it empty and answers `400 DIGEST_INVALID` + `MANIFEST_BLOB_UNKNOWN` for a blob that is
+/// there. Parallel jobs pushing the same layer (or the same empty config of artifacts) to one repository
+/// meet it. hoist only puts a manifest after every blob it names is in the repository, so the answer is
+/// retried, after this short wait (as if the server had sent `Retry-After`): a blob that is really missing
+/// costs `--retries` × this, about a second by default.
+pub const BLOB_LINK_RACE_WAIT: Duration = Duration::from_millis(300);
 
 /// Whether a transport error is the server's certificate being refused (rustls reports it in the chain).
 pub fn is_certificate_error(err: &reqwest::Error) -> bool {
@@ -197,6 +211,22 @@ mod tests {
                 assert_eq!(e.kind(), ErrorKind::Other);
             }
         }
+    }
+
+    #[test]
+    fn a_manifest_blob_unknown_is_retried_after_a_short_wait_other_400s_are_not() {
+        let body = br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},
+            {"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+        let e = from_status(StatusCode::BAD_REQUEST, body, None);
+        assert_eq!(e.retry(), Some(Some(BLOB_LINK_RACE_WAIT)));
+        assert_eq!(e.kind(), ErrorKind::Other);
+        for code in ["MANIFEST_INVALID", "DIGEST_INVALID", "BLOB_UNKNOWN", "TAG_INVALID"] {
+            let body = format!(r#"{{"errors":[{{"code":"{code}","message":"x"}}]}}"#);
+            assert_eq!(from_status(StatusCode::BAD_REQUEST, body.as_bytes(), None).retry(), None, "{code}");
+        }
+        // Only a 400 says it: the same code under 404 is not this race.
+        let body = br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"x"}]}"#;
+        assert_eq!(from_status(StatusCode::NOT_FOUND, body, None).retry(), None);
     }
 
     #[test]

@@ -251,6 +251,32 @@ fn resilience_non_retryable_errors_fail_fast_with_their_exit_code() {
 }
 
 #[test]
+fn resilience_manifest_blob_unknown_is_retried_briefly() {
+    // distribution 2.8 answers 400 DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN to a manifest PUT that reads a
+    // blob's link file while a parallel upload of the same blob rewrites it: hoist has put every blob
+    // first, so it tries again.
+    let s = setup(&[1000]);
+    let race = Fault::status_with(
+        400,
+        &[("Content-Type", "application/json")],
+        r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+    );
+    let id = s.proxy.add(Rule::new(Matcher::method("PUT").path_contains("/manifests/"), race.clone()).times(1));
+    s.push("r/linkrace", &[]).assert_success();
+    assert_eq!(s.proxy.fired(id), 1);
+    s.assert_intact("r/linkrace");
+
+    // A blob that stays unknown: a few short waits, then the registry's words, not a hang.
+    s.proxy.clear_rules();
+    let id = s.proxy.add(Rule::new(Matcher::method("PUT").path_contains("/manifests/"), race).always());
+    let started = Instant::now();
+    let out = s.push("r/linkgone", &[]);
+    out.assert_code(1).assert_stderr_contains("MANIFEST_BLOB_UNKNOWN").assert_stderr_contains("after 4 retries");
+    assert_eq!(s.proxy.fired(id), 5);
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
 fn resilience_short_tokens_are_refreshed_mid_push() {
     // Tokens live 2 s, and the issuer does not say so (no expires_in: clients assume 60 s), so the push
     // meets an expired token half-way and must fetch a new one on the 401.
