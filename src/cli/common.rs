@@ -53,7 +53,7 @@ pub struct ForceArgs {
 pub struct RegistryArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Attempts after the first for retryable failures (network errors, 408, 429, 5xx).
+    /// Attempts after the first for retryable failures (network errors, 408, 429, 5xx; see docs/push.md).
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub retries: u32,
     /// Upload in chunks of SIZE (e.g. 8MiB, 512KiB, 1000000) instead of one streaming PUT per blob —

@@ -21,8 +21,10 @@ Examples:
 An SBOM attached to the image (an application/spdx+json, application/vnd.cyclonedx+json or
 Harbor SBOM referrer, or BuildKit's attestation in its index) is used as it is. Otherwise every
 layer is read once, top layer first (files a higher layer deleted or replaced do not count): the
-dpkg (status, status.d/*), apk and rpm (rpmdb.sqlite) databases with os-release, Go binaries'
-build info, package-lock.json, Python *.dist-info/METADATA. See docs/sbom-provenance.md.";
+dpkg (status, status.d/*), apk and rpm (rpmdb.sqlite) databases with os-release; Go binaries'
+build info and go.mod; `cargo auditable` binaries and Cargo.lock; package.json, package-lock.json,
+yarn.lock, pnpm-lock.yaml; Python *.dist-info/METADATA and *.egg-info/PKG-INFO; Java archives
+(pom.properties, MANIFEST.MF). See docs/sbom-provenance.md.";
 
 /// The document written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -219,6 +219,11 @@ fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever()
     let from_build = cdx_purls(&doc);
     assert_eq!(from_build, ours);
     assert_eq!(gitlab_os(&doc), ("debian".to_string(), "12".to_string()), "GitLab's OS properties");
+    // Distribution packages (deb purls with qualifiers, the OS component) pass both projects' validators.
+    assert_valid_cyclonedx(&cdx_file);
+    let spdx_file = work.path().join("attached.spdx.json");
+    std::fs::write(&spdx_file, serde_json::to_vec(&attached_spdx(&reg, "team/app", &dest)).unwrap()).unwrap();
+    assert_valid_spdx(&spdx_file);
     let mark = reg.log_mark();
     let out = Hoist::run(["sbom", &plain, "--format", "cyclonedx"]);
     out.assert_success().assert_stderr_contains("from 3 layers");
@@ -253,6 +258,9 @@ fn sbom_of_an_alpine_style_base_and_of_its_oci_layout_lists_what_syft_lists() {
     out.assert_success();
     let ours = spdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
     assert_eq!(ours, expected, "the upper layer's database replaces the lower one's");
+    let spdx_file = work.path().join("alpine.spdx.json");
+    std::fs::write(&spdx_file, out.stdout()).unwrap();
+    assert_valid_spdx(&spdx_file);
     let syft = syft_purls(&base);
     assert!(!syft.is_empty());
     let missing: Vec<&String> = syft.difference(&ours).collect();
@@ -278,6 +286,7 @@ fn sbom_of_an_alpine_style_base_and_of_its_oci_layout_lists_what_syft_lists() {
         doc["metadata"]["properties"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(props.contains(&"gitlab:meta:schema_version"), "{props:?}");
     assert_eq!(gitlab_os(&doc), ("alpine".to_string(), "3.19.1".to_string()), "GitLab's OS properties");
+    assert_valid_cyclonedx(&file);
 
     // In a build: the base's packages beside the added files'.
     context(work.path(), &base);
@@ -384,6 +393,9 @@ fn sbom_of_an_rpm_sqlite_base_lists_what_syft_lists() {
     let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
     out.assert_success();
     let ours = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+    let cdx_file = work.path().join("rpm.cdx.json");
+    std::fs::write(&cdx_file, out.stdout()).unwrap();
+    assert_valid_cyclonedx(&cdx_file);
     assert_eq!(ours.len(), 305, "every header of the Packages table (its b-tree has interior pages)");
     for p in [
         "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rhel-9.3&epoch=1&upstream=openssl-3.0.7-24.el9.src.rpm",

@@ -357,6 +357,14 @@ pub fn assert_export_matches_rootfs(reg: &Registry, reference: &str, platform: O
     assert!(diffs.is_empty(), "crane export of {reference} differs from hoist pull --rootfs:\n{}", diffs.join("\n"));
 }
 
+/// The SPDX project's own validator (PyPI `spdx-tools`, `pyspdxtools -i`) accepts the document in
+/// `file`; else the test fails with its message.
+pub fn assert_valid_spdx(file: &Path) {
+    let mut cmd = Command::new(super::require_tool_hint("pyspdxtools", "pip install spdx-tools==0.8.5"));
+    cmd.arg("-i").arg(file);
+    super::run_ok(cmd, &format!("pyspdxtools -i {} (the SPDX project's validator)", file.display()));
+}
+
 /// The CycloneDX project's own validator (PyPI `cyclonedx-python-lib[json-validation]`, strict, 1.6)
 /// accepts the document in `file`; else the test fails with its message.
 pub fn assert_valid_cyclonedx(file: &Path) {

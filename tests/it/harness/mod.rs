@@ -29,7 +29,8 @@ pub use harbor::{FakeProject, FakeRobot, FakeScan, HarborFake};
 pub use hoist::{Hoist, Output};
 pub use http::{HttpAuth, HttpResponse};
 pub use judges::{
-    assert_export_matches_rootfs, assert_valid_cyclonedx, check_remote, syft_packages, syft_purls, Judge,
+    assert_export_matches_rootfs, assert_valid_cyclonedx, assert_valid_spdx, check_remote, syft_packages, syft_purls,
+    Judge,
 };
 pub use proxy::{Fault, FaultProxy, Matcher, PathMatch, ProxyRequest, Rule, RuleId};
 pub use registry::{AccessLine, Auth, Registry, RegistryOpts};
