@@ -2,7 +2,8 @@
 # hoist's whole test suite — the README's test command, and what .ci/run calls.
 #  1. unit tests and the integration tests (real registries on loopback, skopeo/umoci as readers,
 #     BuildKit's Dockerfile parser corpus and Helm's chart data from ../shared/conformance when present);
-#  2. the static release binary, and a push from an empty chroot with it;
+#  2. the layer writer's output with each of libdeflate's run-time CPU paths (bench/compress.sh dispatch);
+#     the static release binary, and a push from an empty chroot with it;
 #  3. hoist's own images built by hoist (scripts/release.sh), run from their unpacked roots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,12 @@ else
   echo "test.sh: NOTE: ../shared/conformance is absent; running everything except the BuildKit parser corpus and the Helm chart conformance tests (chart::conformance_*)" >&2
   cargo test --locked -- --skip dockerfile_conformance --skip chart::conformance_
 fi
+
+# The layer writer's bytes must not depend on the CPU: libdeflate picks checksum code at run time,
+# so its output and hoist's gzip members are compared with each run-time path switched off, and with
+# an x86-64-v3 build (docs/compression.md).
+echo "test.sh: libdeflate's CPU-dispatch check (bench/compress.sh dispatch)"
+MIB=8 bench/compress.sh dispatch
 
 echo "test.sh: building the static release binary"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target x86_64-unknown-linux-gnu

@@ -2,7 +2,8 @@
 //! layer writer sees (files concatenated, cut into independent 4 MiB blocks, each block one gzip member).
 //!
 //!   hoist-compress-bench table [DIR] [MIB]   the table for docs/compression.md (markdown on stdout)
-//!   hoist-compress-bench digests [DIR] [MIB] sha256 of libdeflate's output per level (dispatch check)
+//!   hoist-compress-bench digests [DIR] [MIB] sha256 of libdeflate's and hoist's layer writer's output
+//!                                            per level (dispatch check)
 //!   hoist-compress-bench stored [DIR] [MIB]  zlib-rs 1 and libdeflate 1 against hoist's layer writer
 //!                                            (src/builder/gzip.rs itself: incompressible runs stored)
 //!
@@ -55,6 +56,33 @@ fn corpus(dir: &Path, limit: usize) -> Vec<u8> {
     }
     assert!(data.len() == limit, "{} holds only {} bytes of files", dir.display(), data.len());
     data
+}
+
+/// The sha256 of members laid end to end, in hex.
+fn sha256_of(members: &[Vec<u8>]) -> String {
+    let mut h = Sha256::new();
+    members.iter().for_each(|m| h.update(m));
+    format!("{:x}", h.finalize())
+}
+
+/// One 4 MiB block of 64 KiB runs, alternately pseudo-random (a fixed xorshift sequence) and taken
+/// from `text`.
+fn mixed_block(text: &[u8]) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(BLOCK);
+    for (i, run) in text.chunks(64 << 10).take(BLOCK / (64 << 10)).enumerate() {
+        if i % 2 == 0 {
+            for _ in 0..(64 << 10) / 8 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        } else {
+            out.extend_from_slice(run);
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy)]
@@ -192,9 +220,16 @@ fn main() {
         "digests" => {
             for l in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12] {
                 let (_, _, members) = compress(Codec::Libdeflate(l), &blocks, 1);
-                let mut h = Sha256::new();
-                members.iter().for_each(|m| h.update(m));
-                println!("libdeflate {l:2} {:x}", h.finalize());
+                println!("libdeflate {l:2} {}", sha256_of(&members));
+            }
+            // hoist's layer writer itself, on the files plus a block where random and text runs
+            // alternate, so that stored and deflated members (and the judgement between them) count.
+            let mixed = mixed_block(&data);
+            let mut hoist_blocks = blocks.clone();
+            hoist_blocks.push(&mixed);
+            for l in 1..=9 {
+                let (_, _, members) = compress(Codec::Hoist(l), &hoist_blocks, 1);
+                println!("hoist      {l:2} {}", sha256_of(&members));
             }
         }
         "table" => table(&data, &blocks, &table_codecs()),
