@@ -113,16 +113,21 @@ pub fn tar_layer(data: &[u8]) {
     let _ = crate::rootfs::apply_layers([(desc, data)], &dir.path().join("root"), &Default::default());
 }
 
-/// What `--sbom` and `hoist sbom` read from images: rpm's sqlite database, dpkg's status, apk's
+/// What `--sbom` and `hoist sbom` read from images: rpm's databases (sqlite, Berkeley DB, ndb), dpkg's status, apk's
 /// installed, os-release (all from a base's layers), and SPDX/CycloneDX/in-toto documents (from its
 /// referrers).
 pub fn package_databases(data: &[u8]) {
     let _ = crate::sbom::rpm::headers(data);
-    let files: std::collections::BTreeMap<String, Vec<u8>> =
-        ["etc/os-release", "var/lib/dpkg/status", "lib/apk/db/installed", "var/lib/rpm/rpmdb.sqlite"]
-            .into_iter()
-            .map(|p| (p.to_string(), data.to_vec()))
-            .collect();
+    let files: std::collections::BTreeMap<String, Vec<u8>> = [
+        "etc/os-release",
+        "var/lib/dpkg/status",
+        "lib/apk/db/installed",
+        "var/lib/rpm/rpmdb.sqlite",
+        "var/lib/rpm/Packages",
+    ]
+    .into_iter()
+    .map(|p| (p.to_string(), data.to_vec()))
+    .collect();
     let _ = crate::sbom::distro::packages(&files);
     let _ = crate::sbom::import::parse(data, "fuzz");
 }

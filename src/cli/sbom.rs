@@ -21,7 +21,7 @@ Examples:
 An SBOM attached to the image (an application/spdx+json, application/vnd.cyclonedx+json or
 Harbor SBOM referrer, or BuildKit's attestation in its index) is used as it is. Otherwise every
 layer is read once, top layer first (files a higher layer deleted or replaced do not count): the
-dpkg (status, status.d/*), apk and rpm (rpmdb.sqlite) databases with os-release; Go binaries'
+dpkg (status, status.d/*), apk and rpm (sqlite, Berkeley DB, ndb) databases with os-release; Go binaries'
 build info and go.mod; `cargo auditable` binaries and Cargo.lock; package.json, package-lock.json,
 yarn.lock, pnpm-lock.yaml; Python *.dist-info/METADATA and *.egg-info/PKG-INFO; Java archives
 (pom.properties, MANIFEST.MF). See docs/sbom-provenance.md.";

@@ -259,7 +259,9 @@ pub struct Listing {
     /// The package databases and `os-release` files `--sbom` reads ([`crate::sbom::distro::is_database`])
     /// this layer has as regular files (at most [`crate::sbom::files::MAX_DOC`] each, base64 in the
     /// cache). `None`: a listing cached before hoist kept them — read the layer again when they are needed.
-    #[serde(default, with = "b64_files")]
+    /// The cache's key is renamed whenever the set of kept files grows (`databases` had no rpm Berkeley
+    /// DB or ndb files), so that listings cached with a smaller set are read again, not trusted.
+    #[serde(default, rename = "databases_v2", with = "b64_files")]
     pub databases: Option<BTreeMap<String, Vec<u8>>>,
 }
 
@@ -887,6 +889,12 @@ mod tests {
         let old: Listing = serde_json::from_str(r#"{"entries":{},"whiteouts":[],"opaque":[],"accounts":{}}"#).unwrap();
         assert_eq!(old.databases, None);
         assert_eq!(visible_databases(&[&upper, &old]), None, "an old listing must be read again");
+        // One cached with the first set of kept files (no rpm Berkeley DB nor ndb): read again too.
+        let first: Listing = serde_json::from_str(
+            r#"{"entries":{},"whiteouts":[],"opaque":[],"accounts":{},"databases":{"etc/os-release":"SUQ9cmhlbAo="}}"#,
+        )
+        .unwrap();
+        assert_eq!(first.databases, None);
     }
 
     #[test]

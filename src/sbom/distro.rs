@@ -1,6 +1,7 @@
 //! Distribution packages: the package databases of an image's operating system and its
 //! `os-release`, as syft reads them — `/var/lib/dpkg/status` and `/var/lib/dpkg/status.d/*`
-//! (distroless keeps one file per package there), `/lib/apk/db/installed` — with syft's purls
+//! (distroless keeps one file per package there), `/lib/apk/db/installed`, rpm's databases (sqlite,
+//! Berkeley DB, ndb: [`super::rpm`]) — with syft's purls
 //! (`pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl`,
 //! `pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.0`; qualifiers sorted by key, as
 //! the purl specification and syft write them).
@@ -17,17 +18,22 @@ const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
 const DPKG_STATUS: &str = "var/lib/dpkg/status";
 const DPKG_STATUS_D: &str = "var/lib/dpkg/status.d/";
 const APK_INSTALLED: &str = "lib/apk/db/installed";
-/// rpm ≥ 4.16's sqlite database: where RHEL/UBI 9, Amazon Linux 2023 keep it, and Fedora ≥ 36,
-/// openSUSE (`/usr/lib/sysimage`).
-const RPMDB_SQLITE: [&str; 3] =
-    ["var/lib/rpm/rpmdb.sqlite", "usr/lib/sysimage/rpm/rpmdb.sqlite", "usr/share/rpm/rpmdb.sqlite"];
+/// Where rpm keeps its database (`/usr/lib/sysimage/rpm`: Fedora ≥ 36, openSUSE), and its three
+/// formats ([`super::rpm`]): sqlite (RHEL/UBI 9, Amazon Linux 2023), Berkeley DB (RHEL/UBI 8, CentOS
+/// 7, Amazon Linux 2), ndb (SUSE) — the places syft looks.
+const RPM_DIRS: [&str; 3] = ["var/lib/rpm/", "usr/lib/sysimage/rpm/", "usr/share/rpm/"];
+const RPM_FILES: [&str; 3] = ["rpmdb.sqlite", "Packages", "Packages.db"];
+
+fn is_rpm_database(path: &str) -> bool {
+    RPM_DIRS.iter().any(|d| path.strip_prefix(d).is_some_and(|f| RPM_FILES.contains(&f)))
+}
 
 /// Whether `path` (no leading `/`) is a file the distribution packages are read from.
 pub fn is_database(path: &str) -> bool {
     OS_RELEASE.contains(&path)
         || path == DPKG_STATUS
         || path == APK_INSTALLED
-        || RPMDB_SQLITE.contains(&path)
+        || is_rpm_database(path)
         || path
             .strip_prefix(DPKG_STATUS_D)
             .is_some_and(|f| !f.is_empty() && !f.contains('/') && !f.ends_with(".md5sums"))
@@ -83,7 +89,7 @@ fn packages_on(files: &BTreeMap<String, Vec<u8>>, os: Option<&Os>) -> (Option<Os
             out.extend(dpkg(bytes, &at, os.as_ref()));
         } else if path == APK_INSTALLED {
             out.extend(apk(bytes, &at, os.as_ref()));
-        } else if RPMDB_SQLITE.contains(&path.as_str()) {
+        } else if is_rpm_database(path) {
             out.extend(rpm(bytes, &at, os.as_ref()));
         }
     }
@@ -218,7 +224,7 @@ fn apk(bytes: &[u8], at: &str, os: Option<&Os>) -> Vec<Package> {
     out
 }
 
-/// The rpm sqlite database: every package header, as syft writes them — version `VERSION-RELEASE`
+/// An rpm database: every package header, as syft writes them — version `VERSION-RELEASE`
 /// (`EPOCH:` before it in the package's version, `epoch=` in the purl), `upstream=` the source rpm,
 /// namespace `redhat` for RHEL, `opensuse` for every openSUSE, else the `os-release` `ID` (none
 /// without one). A database hoist cannot read gives no packages.

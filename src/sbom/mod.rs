@@ -13,6 +13,7 @@
 //!
 //! [`catalogue`] walks the files hoist added in a build.
 
+mod bdb;
 pub mod distro;
 mod elf;
 pub mod files;
@@ -21,6 +22,7 @@ mod golang;
 pub mod image;
 pub mod import;
 mod java;
+mod ndb;
 mod node;
 mod python;
 pub mod rpm;

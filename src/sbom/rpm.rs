@@ -1,11 +1,15 @@
-//! The rpm database as rpm ≥ 4.16 keeps it (`rpmdb.sqlite`: table `Packages (hnum, blob)`, each blob
-//! one package's header), read without sqlite's C library: a read-only walk of the table's b-tree
-//! pages (sqlite's file format, <https://www.sqlite.org/fileformat2.html>: table interior and leaf
-//! pages, overflow chains, record serial types) and a parser of the rpm header blob (index entries
-//! and data store, big-endian: `NAME`, `VERSION`, `RELEASE`, `EPOCH`, `ARCH`, `SOURCERPM`). Only what
-//! those two need; anything unexpected ends the read with `None` (no packages), never a panic. A
-//! write-ahead log beside the file (`rpmdb.sqlite-wal`) is not read: images ship checkpointed
-//! databases. Berkeley DB (`Packages`) and ndb (`Packages.db`) databases are not read.
+//! rpm's package databases, read without their C libraries, and the rpm header blobs they hold (index
+//! entries and data store, big-endian: `NAME`, `VERSION`, `RELEASE`, `EPOCH`, `ARCH`, `SOURCERPM`).
+//! Three formats, told apart by their magic:
+//! - `rpmdb.sqlite` (rpm ≥ 4.16: RHEL/UBI 9, Fedora, Amazon Linux 2023): a read-only walk of the
+//!   `Packages (hnum, blob)` table's b-tree pages (sqlite's file format,
+//!   <https://www.sqlite.org/fileformat2.html>: table interior and leaf pages, overflow chains, record
+//!   serial types), here. A write-ahead log beside the file (`rpmdb.sqlite-wal`) is not read: images
+//!   ship checkpointed databases.
+//! - `Packages`, Berkeley DB's hash format (RHEL/UBI 8, CentOS 7, Amazon Linux 2): [`super::bdb`].
+//! - `Packages.db`, rpm's own ndb format (SUSE, openSUSE): [`super::ndb`].
+//!
+//! Only what hoist needs; anything unexpected ends the read with `None` (no packages), never a panic.
 
 /// The sqlite file's magic.
 const MAGIC: &[u8] = b"SQLite format 3\0";
@@ -23,8 +27,22 @@ pub struct Header {
     pub source_rpm: String,
 }
 
-/// Every package header of an `rpmdb.sqlite`; `None` when the file is not one hoist can read.
+/// Every package header of an rpm database (`rpmdb.sqlite`, Berkeley DB `Packages` or ndb
+/// `Packages.db`); `None` when the file is not one hoist can read. Records that are not headers
+/// (Berkeley DB's record 0 holds the next header number) are passed over.
 pub fn headers(db: &[u8]) -> Option<Vec<Header>> {
+    let blobs = if db.starts_with(MAGIC) {
+        sqlite_blobs(db)?
+    } else if let Some(values) = super::bdb::values(db) {
+        values
+    } else {
+        super::ndb::blobs(db)?
+    };
+    Some(blobs.iter().filter_map(|b| header(b)).collect())
+}
+
+/// The `blob` column of an `rpmdb.sqlite`'s `Packages` table.
+fn sqlite_blobs(db: &[u8]) -> Option<Vec<Vec<u8>>> {
     let file = Db::open(db)?;
     let schema = file.rows(1)?;
     // sqlite_schema: type, name, tbl_name, rootpage, sql.
@@ -34,12 +52,12 @@ pub fn headers(db: &[u8]) -> Option<Vec<Header>> {
         }
         _ => None,
     })?;
-    let rows = file.rows(root)?;
     // Packages: hnum (the rowid, stored as NULL), blob.
     Some(
-        rows.iter()
-            .filter_map(|r| match r.get(1) {
-                Some(Value::Blob(b)) => header(b),
+        file.rows(root)?
+            .into_iter()
+            .filter_map(|mut r| match r.get_mut(1) {
+                Some(Value::Blob(b)) => Some(std::mem::take(b)),
                 _ => None,
             })
             .collect(),
@@ -289,20 +307,16 @@ mod tests {
         }
     }
 
-    /// The fuzz seed (sqlite wrote it: 512-byte pages, so an interior page and an overflow chain)
-    /// reads whole; 20 000 deterministic corruptions of it never panic nor run away.
-    #[test]
-    fn a_database_sqlite_wrote_reads_and_its_corruptions_do_not_panic() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/package_databases/rpmdb.sqlite");
-        let db = std::fs::read(path).unwrap();
-        let all = headers(&db).unwrap();
-        assert_eq!(all.len(), 25);
-        assert!(all.iter().any(|h| h.name == "big" && h.source_rpm == "big-1-1.src.rpm"), "the overflowing header");
-        let ssl = all.iter().find(|h| h.name == "openssl-libs").unwrap();
-        assert_eq!((ssl.version.as_str(), ssl.release.as_str(), ssl.epoch), ("3.0.7", "24.el9", Some(1)));
+    fn seed(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/package_databases").join(name))
+            .unwrap()
+    }
+
+    /// `rounds` deterministic corruptions of `db` (1–4 bytes each) never panic nor run away.
+    fn corruptions_do_not_panic(db: &[u8], rounds: usize) {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
-            let mut bad = db.clone();
+        for _ in 0..rounds {
+            let mut bad = db.to_vec();
             for _ in 0..1 + (x % 4) {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -312,5 +326,50 @@ mod tests {
             }
             let _ = headers(&bad);
         }
+    }
+
+    /// The fuzz seed (sqlite wrote it: 512-byte pages, so an interior page and an overflow chain)
+    /// reads whole; 20 000 deterministic corruptions of it never panic nor run away.
+    #[test]
+    fn a_database_sqlite_wrote_reads_and_its_corruptions_do_not_panic() {
+        let db = seed("rpmdb.sqlite");
+        let all = headers(&db).unwrap();
+        assert_eq!(all.len(), 25);
+        assert!(all.iter().any(|h| h.name == "big" && h.source_rpm == "big-1-1.src.rpm"), "the overflowing header");
+        let ssl = all.iter().find(|h| h.name == "openssl-libs").unwrap();
+        assert_eq!((ssl.version.as_str(), ssl.release.as_str(), ssl.epoch), ("3.0.7", "24.el9", Some(1)));
+        corruptions_do_not_panic(&db, 20_000);
+    }
+
+    /// The Berkeley DB and ndb seeds (tests/data/sbom/mkrpmdbs.py: headers rpm built and stored,
+    /// the Berkeley DB file written by db_load) read whole — a header over several overflow pages
+    /// included, Berkeley DB's record 0 passed over — and their corruptions never panic.
+    #[test]
+    fn berkeley_db_and_ndb_databases_read_and_their_corruptions_do_not_panic() {
+        for name in ["rpm-bdb-Packages", "rpm-ndb-Packages.db"] {
+            let db = seed(name);
+            let mut all = headers(&db).unwrap();
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            let got: Vec<String> = all
+                .iter()
+                .map(|h| format!("{} {} {} {:?} {} {}", h.name, h.version, h.release, h.epoch, h.arch, h.source_rpm))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    "bash 4.4.20 4.el8_6 None x86_64 bash-4.4.20-4.el8_6.src.rpm",
+                    "big-docs 2.0 3.el8 None noarch big-docs-2.0-3.el8.src.rpm",
+                    "openssl-libs 1.1.1k 9.el8_7 Some(1) x86_64 openssl-libs-1.1.1k-9.el8_7.src.rpm",
+                    "tzdata 2023c 1.el8 None noarch tzdata-2023c-1.el8.src.rpm",
+                ],
+                "{name}"
+            );
+            corruptions_do_not_panic(&db, 5_000);
+        }
+        // Neither format mistakes the other, nor sqlite, nor nothing, for itself.
+        assert!(super::super::bdb::values(&seed("rpm-ndb-Packages.db")).is_none());
+        assert!(super::super::ndb::blobs(&seed("rpm-bdb-Packages")).is_none());
+        assert!(super::super::bdb::values(&seed("rpmdb.sqlite")).is_none());
+        assert!(headers(&[0u8; 8192]).is_none());
     }
 }

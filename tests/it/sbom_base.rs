@@ -194,12 +194,17 @@ fn sbom_lists_a_distroless_base_as_syft_does_reading_each_base_layer_once_ever()
     assert_eq!(layer_gets(&reg, mark, &synthetic.layer_digests), Vec::<String>::new(), "{}", out.stderr());
     assert_eq!(spdx_purls(&attached_spdx(&reg, "team/app", &dest)), ours);
 
-    // Listings cached by an older hoist (no `databases`) are read again once, then kept with them.
+    // Listings cached by an older hoist are read again once, then kept with the databases: those with
+    // none, and those with the first set of kept files (`databases`, before rpm's Berkeley DB and ndb).
     let listings = cache.join("listings/sha256");
-    for layer in &synthetic.layer_digests {
+    for (i, layer) in synthetic.layer_digests.iter().enumerate() {
         let f = listings.join(format!("{}.json", layer.trim_start_matches("sha256:")));
         let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
-        assert!(v.as_object_mut().unwrap().remove("databases").is_some(), "{v}");
+        let kept = v.as_object_mut().unwrap().remove("databases_v2");
+        assert!(kept.is_some(), "{v}");
+        if i % 2 == 0 {
+            v["databases"] = kept.unwrap();
+        }
         std::fs::write(&f, serde_json::to_vec(&v).unwrap()).unwrap();
     }
     for expected_gets in [2, 0] {
@@ -408,6 +413,56 @@ fn sbom_of_an_rpm_sqlite_base_lists_what_syft_lists() {
     assert_eq!(syft.len(), 305, "syft reads the same database");
     let missing: Vec<&String> = syft.difference(&ours).collect();
     assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not");
+}
+
+/// rpm's three database formats (tests/data/sbom/mkrpmdbs.py: packages built by rpmbuild, stored by
+/// rpm in its sqlite database; the same headers in a Berkeley DB hash file written by db_load and in an
+/// ndb file): each base's packages, from `hoist sbom` and from a `--sbom` build on it, are exactly
+/// syft's. The Berkeley DB base is RHEL 8's layout, the ndb one openSUSE's.
+#[test]
+fn sbom_of_rpm_bases_in_sqlite_berkeley_db_and_ndb_lists_what_syft_lists() {
+    let reg = Registry::plain();
+    let work = tmp();
+    for tool in ["rpm", "rpmbuild"] {
+        require_tool_hint(tool, "apt-get install rpm");
+    }
+    require_tool_hint("db5.3_load", "apt-get install db5.3-util");
+    let dbs = work.path().join("dbs");
+    std::fs::create_dir_all(&dbs).unwrap();
+    let mut py = std::process::Command::new(require_tool("python3"));
+    py.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sbom/mkrpmdbs.py")).arg(&dbs);
+    let made = run_ok(py, "mkrpmdbs.py");
+    assert_eq!(made.lines().count(), 4, "{made}");
+    let rhel: &[u8] = b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"8.9\"\n";
+    let suse: &[u8] = b"NAME=\"openSUSE Leap\"\nID=\"opensuse-leap\"\nVERSION_ID=\"15.5\"\n";
+    let cases = [
+        ("sqlite", "sqlite/rpmdb.sqlite", "var/lib/rpm/rpmdb.sqlite", rhel, "redhat", "rhel-8.9"),
+        ("bdb", "bdb/Packages", "var/lib/rpm/Packages", rhel, "redhat", "rhel-8.9"),
+        ("ndb", "ndb/Packages.db", "usr/lib/sysimage/rpm/Packages.db", suse, "opensuse", "opensuse-leap-15.5"),
+    ];
+    for (kind, file, at, os_release, ns, distro) in cases {
+        let db = std::fs::read(dbs.join(file)).unwrap();
+        let layer = tar_of(&[("etc/os-release", os_release), (at, &db)]);
+        let layout = work.path().join(format!("layout-{kind}"));
+        oci_layout_with_tars(&layout, &[layer], "1");
+        let base = format!("{}/base/{kind}:1", reg.host());
+        Skopeo::new(&reg).preserve_digests().push_layout(&layout, "1", &base);
+
+        let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
+        out.assert_success();
+        let ours = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+        let ssl = format!(
+            "pkg:rpm/{ns}/openssl-libs@1.1.1k-9.el8_7?arch=x86_64&distro={distro}&epoch=1&upstream=openssl-libs-1.1.1k-9.el8_7.src.rpm"
+        );
+        assert!(ours.contains(&ssl), "{kind}: {ssl} missing from {ours:?}");
+        assert_eq!(ours.len(), 4, "{kind}: {ours:?}");
+        assert_eq!(syft_purls(&base), ours, "{kind}: syft and hoist list the same packages");
+
+        context(work.path(), &base);
+        let dest = format!("{}/team/rpm-{kind}:1", reg.host());
+        build(work.path(), &work.path().join("cache"), &["ctx", "-t", &dest, "--sbom"]).assert_success();
+        assert_eq!(spdx_purls(&attached_spdx(&reg, &format!("team/rpm-{kind}"), &dest)), ours, "{kind}: the build's");
+    }
 }
 
 #[test]
