@@ -36,6 +36,9 @@ use source::{BaseImage, Platform};
 
 pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// The `comment` of every history entry hoist writes: how a base image hoist built is told apart
+/// ([`reuse::Candidates::add_base`]).
+pub const HISTORY_COMMENT: &str = "hoist build";
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -408,7 +411,7 @@ pub fn assemble_with(stage: &Stage, opts: &BuildOptions, candidates: reuse::Cand
         doc["history"] = json!([]);
     }
     for (created_by, empty) in &history {
-        let mut h = json!({"created": created, "created_by": created_by, "comment": "hoist build"});
+        let mut h = json!({"created": created, "created_by": created_by, "comment": HISTORY_COMMENT});
         if *empty {
             h["empty_layer"] = json!(true);
         }
@@ -528,7 +531,7 @@ fn write_layers(
                 Err(why) => why,
             }
         } else {
-            candidates.why_not()
+            candidates.why_not_hashed()
         };
         let l = layer::write_layer_to(t, epoch, dir, &name, compression, sink)?;
         if let (Some(cache), Some(key)) = (cache, &key) {

@@ -9,8 +9,9 @@
 //! is never compressed or uploaded again.
 //!
 //! When the pre-hash pays: only when at least one candidate was read and lists a layer compressed as
-//! this build asks (gzip or zstd). Without one, nothing is hashed first, and a layer costs what it
-//! did before. With one, a layer that still matches nothing pays one extra read-and-hash of its files
+//! this build asks (gzip or zstd) — a base image another tool built does not count, as it cannot hold
+//! a layer hoist writes ([`Candidates::add_base`]). Without one, nothing is hashed first, and a layer
+//! costs what it did before. With one, a layer that still matches nothing pays one extra read-and-hash of its files
 //! (from the page cache) before compression, measured in docs/build-cache.md.
 //!
 //! Only small GETs are made: a manifest (and, for an index, the platform's manifest) and a config per
@@ -66,6 +67,9 @@ pub struct Candidates {
     pub unread: Vec<(String, String)>,
     /// Why nothing is looked up at all (`--no-cache-from`); `None` when candidates were asked for.
     pub off: Option<String>,
+    /// Base images another tool built (no `hoist build` in their history): their layers are matched
+    /// when another candidate makes the pre-hash worth it, but never make it so on their own.
+    foreign_bases: Vec<String>,
 }
 
 /// Whether a candidate's layer compressed as `media_type` can stand for one this build compresses
@@ -114,10 +118,42 @@ impl Candidates {
         self.read.push(from.to_string());
     }
 
-    /// Whether hashing a layer before compressing it can pay: some candidate has a layer this build
-    /// could reuse as it is compressed.
+    /// Adds a base image ([`Candidates::add`]). One that hoist did not build cannot hold a layer this
+    /// build writes — another builder's tar of the same files differs in its headers — so it is noted
+    /// as foreign: a cold build `FROM` a public base pays no pre-hash.
+    pub fn add_base(&mut self, from: &str, source: &Reference, config: &Value, layers: &[OciDescriptor]) {
+        self.add(from, source, config, layers);
+        let by_hoist = config["history"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|e| e["comment"].as_str() == Some(super::HISTORY_COMMENT)));
+        if !by_hoist {
+            self.foreign_bases.push(from.to_string());
+        }
+    }
+
+    /// Whether hashing a layer before compressing it can pay: some candidate other than a foreign
+    /// base ([`Candidates::add_base`]) has a layer this build could reuse as it is compressed.
     pub fn worth_hashing(&self, compression: Compression) -> bool {
-        self.by_diff_id.values().flatten().any(|m| compatible(compression, &m.media_type))
+        self.by_diff_id
+            .values()
+            .flatten()
+            .any(|m| compatible(compression, &m.media_type) && !self.foreign_bases.contains(&m.from))
+    }
+
+    /// Why a layer was built without a pre-hash ([`Candidates::worth_hashing`] said no).
+    pub fn why_not_hashed(&self) -> String {
+        if self.off.is_none() && !self.read.is_empty() && self.read.iter().all(|r| self.foreign_bases.contains(r)) {
+            let n = self.read.len();
+            return format!(
+                "new: not looked up — the only image{} read ({}) {} base{} another tool built, which cannot hold a \
+                 layer hoist writes",
+                if n == 1 { "" } else { "s" },
+                self.read.join(", "),
+                if n == 1 { "is a" } else { "are" },
+                if n == 1 { "" } else { "s" }
+            );
+        }
+        self.why_not()
     }
 
     /// The blob to reuse for a layer with `diff_id`, or why there is none (for the log).
@@ -195,7 +231,7 @@ pub async fn gather(
     for b in bases {
         let name = b.reference.to_string();
         if !out.read.contains(&name) {
-            out.add(&name, &b.source, &b.config, &b.layers);
+            out.add_base(&name, &b.source, &b.config, &b.layers);
         }
     }
     out
@@ -252,5 +288,40 @@ mod tests {
         c.add("bad", &r, &json!({"rootfs": {"diff_ids": []}}), &[desc(&b1, media::OCI_LAYER_GZIP)]);
         assert!(c.unread_list().contains("bad: its config lists 0 diff_ids for 1 layers"));
         assert_eq!(Candidates::off("--no-cache-from").why_not(), "--no-cache-from");
+    }
+
+    #[test]
+    fn a_base_another_tool_built_matches_but_never_makes_the_pre_hash_worth_it_alone() {
+        let (d1, b1) = (Digest::sha256_of(b"tar1"), Digest::sha256_of(b"gz1"));
+        let gz = Compression::default();
+        let r: Reference = "docker.io/library/debian:12".parse().unwrap();
+        let foreign = json!({"rootfs": {"diff_ids": [d1.to_string()]},
+            "history": [{"created_by": "/bin/sh -c #(nop) ADD file:… in / "}]});
+        let mut c = Candidates::default();
+        c.add_base("debian:12", &r, &foreign, &[desc(&b1, media::DOCKER_LAYER_GZIP)]);
+        assert!(!c.worth_hashing(gz), "a public base alone: no pre-hash");
+        let why = c.why_not_hashed();
+        assert!(why.contains("not looked up") && why.contains("debian:12") && why.contains("another tool"), "{why}");
+        assert!(c.find(&d1, gz).is_ok(), "still matched when something else makes hashing pay");
+
+        // A base hoist built may hold this build's layers: it counts.
+        let mut c = Candidates::default();
+        let ours = json!({"rootfs": {"diff_ids": [d1.to_string()]},
+            "history": [{"created_by": "COPY motd /etc/", "comment": crate::builder::HISTORY_COMMENT}]});
+        c.add_base("reg.example/base/with-motd:1", &r, &ours, &[desc(&b1, media::OCI_LAYER_GZIP)]);
+        assert!(c.worth_hashing(gz));
+
+        // So does any other candidate (the destination, branch tags, --cache-from), beside a foreign base.
+        let mut c = Candidates::default();
+        c.add_base("debian:12", &r, &foreign, &[desc(&b1, media::DOCKER_LAYER_GZIP)]);
+        let d2 = Digest::sha256_of(b"tar2");
+        c.add(
+            "reg.example/team/app:main",
+            &r,
+            &json!({"rootfs": {"diff_ids": [d2.to_string()]}}),
+            &[desc(&b1, media::OCI_LAYER_GZIP)],
+        );
+        assert!(c.worth_hashing(gz));
+        assert!(c.why_not_hashed().contains("none of the 2 images read"), "{}", c.why_not_hashed());
     }
 }

@@ -241,6 +241,31 @@ fn build_cache_from_another_repository_mounts_and_missing_candidates_are_named()
 }
 
 #[test]
+fn build_cache_a_base_another_tool_built_costs_no_pre_hash() {
+    // A base pushed by skopeo (no `hoist build` in its history), nothing at the destination yet: the
+    // cold build's layers are compressed straight away, and each says why nothing was looked up.
+    let reg = Registry::plain();
+    let dir = tmp();
+    let layout = dir.path().join("base-layout");
+    oci_layout(&layout, &LayoutSpec::new(7).layer_sizes(&[2000]).tag("1"));
+    let base = format!("{}/base/foreign:1", reg.host());
+    push_layout(&layout, "1", &base, &reg);
+    let ctx = dir.path().join("ctx");
+    context(&ctx, &base, "v1\n");
+    let meta = dir.path().join("meta.json");
+    let dest = format!("{}/app/cold:1", reg.host());
+    build(&ctx, &dir.path().join("cache"), &["-t", &dest, "--metadata-file", meta.to_str().unwrap()]).assert_success();
+    let v = metadata(&meta);
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{v}");
+    for l in layers {
+        assert_eq!(l["origin"], "built", "{v}");
+        let why = l["why"].as_str().unwrap();
+        assert!(why.contains("not looked up") && why.contains(&base) && why.contains("another tool built"), "{why}");
+    }
+}
+
+#[test]
 fn build_cache_reuses_a_base_image_layer() {
     let reg = Registry::plain();
     let dir = tmp();
