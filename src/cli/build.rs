@@ -134,9 +134,10 @@ pub struct ProvenanceFlags {
     /// and CycloneDX 1.6 JSON (application/vnd.cyclonedx+json); on Harbor also the SPDX in the form
     /// Harbor's UI shows (application/vnd.goharbor.harbor.sbom.v1). `all` (the default): the base
     /// image's packages — an SBOM it carries (a referrer, BuildKit's attestation), else its dpkg,
-    /// apk and rpm (sqlite) databases and os-release, read from its layers once and cached — and
-    /// those in the files this build added (Go and `cargo auditable` binaries, npm/yarn/pnpm
-    /// lockfiles and package.json, Python dist-info/egg-info, Java archives, go.mod, Cargo.lock).
+    /// apk and rpm (sqlite, Berkeley DB, ndb) databases and os-release, read from its layers once and
+    /// cached — and those in the files this build added (Go and `cargo auditable` binaries,
+    /// npm/yarn/pnpm lockfiles and package.json, Python dist-info/egg-info, Java archives, go.mod,
+    /// Cargo.lock).
     /// `added`: only the added files; nothing of the base is read.
     #[arg(long, value_parser = ["all", "added"], num_args = 0..=1, default_missing_value = "all", require_equals = true, value_name = "WHAT")]
     pub sbom: Option<String>,
