@@ -9,6 +9,7 @@
 ensure_hoist() {
     if [[ -n ${HOIST:-} ]]; then
         [[ -x $HOIST ]] || { echo "HOIST=$HOIST is not an executable" >&2; exit 2; }
+        HOIST_GIVEN=1
         return
     fi
     HOIST=$ROOT/target/release/hoist
@@ -28,13 +29,18 @@ machine_line() {
 }
 
 # hoist_version: "hoist 0.1.0 (abc1234[+dirty])" — dirty when src/ or the manifests differ from HEAD.
+# With HOIST=PATH the binary was built elsewhere: the line names it, and the checkout's commit only as such.
 hoist_version() {
     local rev
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
         rev="$rev+dirty"
     fi
-    echo "$("$HOIST" --version) ($rev)"
+    if [[ -n ${HOIST_GIVEN:-} ]]; then
+        echo "$("$HOIST" --version) (HOIST=$HOIST; this checkout is at $rev)"
+    else
+        echo "$("$HOIST" --version) ($rev)"
+    fi
 }
 
 # registry_version: "docker-registry 2.8.2+ds1".
