@@ -435,6 +435,10 @@ mod tests {
                 s.push_str(&digest);
             }
             let ours = s.parse::<Reference>().ok();
+            if let Some(o) = &ours {
+                // What hoist prints, it reads back as the same reference.
+                assert_eq!(o.to_string().parse::<Reference>().ok().as_ref(), Some(o), "{s}");
+            }
             let theirs = oci_client::Reference::try_from(s.as_str()).ok().filter(|r| {
                 !r.repository().bytes().any(|b| b.is_ascii_uppercase())
                     && r.digest().is_none_or(|d| d.parse::<Digest>().is_ok())
