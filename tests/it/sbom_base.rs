@@ -360,6 +360,25 @@ fn sbom_of_a_distroless_style_build_lists_the_copied_package_databases_as_syft_d
     assert!(missing.is_empty(), "syft lists {missing:?}, hoist does not (hoist: {ours:?})");
 }
 
+/// Pushes (with skopeo, digests kept) a base of one layer holding `files` as `REGISTRY/base/NAME:TAG`,
+/// runs `hoist sbom` on it and returns the base's reference, the CycloneDX document and its purls.
+fn sbom_of_one_layer_base(
+    reg: &Registry,
+    work: &Path,
+    name_tag: (&str, &str),
+    files: &[(&str, &[u8])],
+) -> (String, String, BTreeSet<String>) {
+    let (name, tag) = name_tag;
+    let layout = work.join(format!("layout-{name}"));
+    oci_layout_with_tars(&layout, &[tar_of(files)], tag);
+    let base = format!("{}/base/{name}:{tag}", reg.host());
+    Skopeo::new(reg).preserve_digests().push_layout(&layout, tag, &base);
+    let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
+    out.assert_success();
+    let purls = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+    (base, out.stdout(), purls)
+}
+
 /// One uncompressed layer tar of (path, bytes) regular files (binary content allowed).
 fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -389,17 +408,10 @@ fn sbom_of_an_rpm_sqlite_base_lists_what_syft_lists() {
     assert!(out.status.success(), "mkrpmdb.py: {}", String::from_utf8_lossy(&out.stderr));
     let db = std::fs::read(&db).unwrap();
     let os_release = b"NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.3\"\n";
-    let layer = tar_of(&[("etc/os-release", os_release), ("var/lib/rpm/rpmdb.sqlite", &db)]);
-    let layout = work.path().join("layout");
-    oci_layout_with_tars(&layout, &[layer], "9");
-    let base = format!("{}/base/ubi:9", reg.host());
-    Skopeo::new(&reg).preserve_digests().push_layout(&layout, "9", &base);
-
-    let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
-    out.assert_success();
-    let ours = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+    let files: &[(&str, &[u8])] = &[("etc/os-release", os_release), ("var/lib/rpm/rpmdb.sqlite", &db)];
+    let (base, cdx, ours) = sbom_of_one_layer_base(&reg, work.path(), ("ubi", "9"), files);
     let cdx_file = work.path().join("rpm.cdx.json");
-    std::fs::write(&cdx_file, out.stdout()).unwrap();
+    std::fs::write(&cdx_file, cdx).unwrap();
     assert_valid_cyclonedx(&cdx_file);
     assert_eq!(ours.len(), 305, "every header of the Packages table (its b-tree has interior pages)");
     for p in [
@@ -442,15 +454,8 @@ fn sbom_of_rpm_bases_in_sqlite_berkeley_db_and_ndb_lists_what_syft_lists() {
     ];
     for (kind, file, at, os_release, ns, distro) in cases {
         let db = std::fs::read(dbs.join(file)).unwrap();
-        let layer = tar_of(&[("etc/os-release", os_release), (at, &db)]);
-        let layout = work.path().join(format!("layout-{kind}"));
-        oci_layout_with_tars(&layout, &[layer], "1");
-        let base = format!("{}/base/{kind}:1", reg.host());
-        Skopeo::new(&reg).preserve_digests().push_layout(&layout, "1", &base);
-
-        let out = Hoist::run(["sbom", &base, "--format", "cyclonedx"]);
-        out.assert_success();
-        let ours = cdx_purls(&serde_json::from_str(&out.stdout()).unwrap());
+        let (base, _, ours) =
+            sbom_of_one_layer_base(&reg, work.path(), (kind, "1"), &[("etc/os-release", os_release), (at, &db)]);
         let ssl = format!(
             "pkg:rpm/{ns}/openssl-libs@1.1.1k-9.el8_7?arch=x86_64&distro={distro}&epoch=1&upstream=openssl-libs-1.1.1k-9.el8_7.src.rpm"
         );
