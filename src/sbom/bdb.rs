@@ -9,6 +9,8 @@
 //! syft's reader (anchore's go-rpmdb) does. Encrypted databases and pages with checksums are not
 //! read (rpm uses neither).
 
+use super::bytes::{uint, Order};
+
 /// The hash access method's magic number.
 const HASH_MAGIC: u32 = 0x0006_1561;
 const P_HASH_UNSORTED: u8 = 2;
@@ -28,14 +30,9 @@ pub fn values(db: &[u8]) -> Option<Vec<Vec<u8>>> {
     if !little && meta[12..16] != HASH_MAGIC.to_be_bytes() {
         return None;
     }
-    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
-        let a: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if little { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) })
-    };
-    let u16_at = |b: &[u8], at: usize| -> Option<usize> {
-        let a: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
-        Some(usize::from(if little { u16::from_le_bytes(a) } else { u16::from_be_bytes(a) }))
-    };
+    let order = if little { Order::Little } else { Order::Big };
+    let u32_at = |b: &[u8], at: usize| uint(b, at, 4, order).map(|v| v as u32);
+    let u16_at = |b: &[u8], at: usize| uint(b, at, 2, order).map(|v| v as usize);
     let page_size = u32_at(meta, 20)? as usize;
     // encrypt_alg (24) must be 0; type (25) the hash metadata page.
     if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() || meta[24] != 0 || meta[25] != P_HASHMETA {

@@ -1,6 +1,8 @@
 //! Named sections of an ELF file held in memory (32/64-bit, either byte order): enough to find Go's
 //! `.go.buildinfo` and `cargo auditable`'s `.dep-v0` without scanning the whole file.
 
+use super::bytes::{uint, Order};
+
 /// The byte range of each named section, in file order. `None`: not ELF, or its section header
 /// table (or the table's string section) is missing or lies outside `file`.
 pub fn sections(file: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
@@ -12,14 +14,8 @@ pub fn sections(file: &[u8]) -> Option<Vec<(String, std::ops::Range<usize>)>> {
         2 => true,
         _ => return None,
     };
-    let big = *file.get(5)? == 2;
-    let int = |at: usize, n: usize| -> Option<u64> {
-        let b = file.get(at..at + n)?;
-        Some(b.iter().enumerate().fold(0u64, |acc, (i, &x)| {
-            let shift = if big { 8 * (n - 1 - i) } else { 8 * i };
-            acc | (u64::from(x) << shift)
-        }))
-    };
+    let order = if *file.get(5)? == 2 { Order::Big } else { Order::Little };
+    let int = |at: usize, n: usize| uint(file, at, n, order);
     let (shoff, shentsize, shnum, shstrndx) = if wide {
         (int(0x28, 8)?, int(0x3a, 2)?, int(0x3c, 2)?, int(0x3e, 2)?)
     } else {

@@ -7,6 +7,8 @@
 //! reader: the central directory, stored and deflated entries only, every size bounded (a zip
 //! bomb is refused, not expanded).
 
+use super::bytes::{u16_le, u32_le};
+
 use std::io::Read;
 
 use super::Package;
@@ -35,38 +37,30 @@ struct Entry {
     offset: u64,
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// The central directory of the zip in `zip` (`None`: not a zip, or ZIP64, which no jar this
 /// small needs).
 fn entries(zip: &[u8]) -> Option<Vec<Entry>> {
     // The end-of-central-directory record: 22 bytes plus a comment of at most 64 KiB, at the end.
     let from = zip.len().saturating_sub(22 + 0xffff);
     let eocd = (from..zip.len().saturating_sub(21)).rev().find(|&i| zip[i..].starts_with(b"PK\x05\x06"))?;
-    let count = usize::from(u16_at(zip, eocd + 10)?);
-    let mut at = u32_at(zip, eocd + 16)? as usize;
+    let count = usize::from(u16_le(zip, eocd + 10)?);
+    let mut at = u32_le(zip, eocd + 16)? as usize;
     if count == 0xffff || at == 0xffff_ffff_usize || count > MAX_ENTRIES {
         return None;
     }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        if u32_at(zip, at)? != 0x0201_4b50 {
+        if u32_le(zip, at)? != 0x0201_4b50 {
             return None;
         }
-        let name_len = usize::from(u16_at(zip, at + 28)?);
-        let skip = usize::from(u16_at(zip, at + 30)?) + usize::from(u16_at(zip, at + 32)?);
+        let name_len = usize::from(u16_le(zip, at + 28)?);
+        let skip = usize::from(u16_le(zip, at + 30)?) + usize::from(u16_le(zip, at + 32)?);
         out.push(Entry {
             name: String::from_utf8_lossy(zip.get(at + 46..at + 46 + name_len)?).into_owned(),
-            method: u16_at(zip, at + 10)?,
-            compressed: u64::from(u32_at(zip, at + 20)?),
-            size: u64::from(u32_at(zip, at + 24)?),
-            offset: u64::from(u32_at(zip, at + 42)?),
+            method: u16_le(zip, at + 10)?,
+            compressed: u64::from(u32_le(zip, at + 20)?),
+            size: u64::from(u32_le(zip, at + 24)?),
+            offset: u64::from(u32_le(zip, at + 42)?),
         });
         at += 46 + name_len + skip;
     }
@@ -80,10 +74,10 @@ fn read_entry(zip: &[u8], e: &Entry, max: u64, budget: &mut u64) -> Option<Vec<u
         return None;
     }
     let at = usize::try_from(e.offset).ok()?;
-    if u32_at(zip, at)? != 0x0403_4b50 {
+    if u32_le(zip, at)? != 0x0403_4b50 {
         return None;
     }
-    let start = at + 30 + usize::from(u16_at(zip, at + 26)?) + usize::from(u16_at(zip, at + 28)?);
+    let start = at + 30 + usize::from(u16_le(zip, at + 26)?) + usize::from(u16_le(zip, at + 28)?);
     let data = zip.get(start..start.checked_add(usize::try_from(e.compressed).ok()?)?)?;
     let out = match e.method {
         0 => data.to_vec(),

@@ -14,6 +14,7 @@
 //! [`catalogue`] walks the files hoist added in a build.
 
 mod bdb;
+mod bytes;
 pub mod distro;
 mod elf;
 pub mod files;

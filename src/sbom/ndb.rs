@@ -6,6 +6,8 @@
 //! index, generation, length) followed by the header blob. The tails (checksum, length, `BlbE`) are
 //! not checked, as syft's reader (anchore's go-rpmdb) does not.
 
+use super::bytes::u32_le;
+
 const SLOT_PAGE: usize = 4096;
 const SLOT: usize = 16;
 /// rpm refuses more slot pages than this.
@@ -13,7 +15,7 @@ const MAX_SLOT_PAGES: usize = 2048;
 
 /// The header blobs of an ndb `Packages.db`, in slot order; `None` when `db` is not one.
 pub fn blobs(db: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let u32_at = |at: usize| -> Option<u32> { Some(u32::from_le_bytes(db.get(at..at + 4)?.try_into().ok()?)) };
+    let u32_at = |at: usize| u32_le(db, at);
     if db.get(..4)? != b"RpmP" || u32_at(4)? != 0 {
         return None;
     }

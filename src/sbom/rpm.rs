@@ -11,6 +11,8 @@
 //!
 //! Only what hoist needs; anything unexpected ends the read with `None` (no packages), never a panic.
 
+use super::bytes::{u16_be, u32_be};
+
 /// The sqlite file's magic.
 const MAGIC: &[u8] = b"SQLite format 3\0";
 /// Page trees deeper than this are refused (a loop in a hostile file).
@@ -82,7 +84,7 @@ impl<'a> Db<'a> {
         if !bytes.starts_with(MAGIC) || bytes.len() < 100 {
             return None;
         }
-        let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        let page_size = match u16_be(bytes, 16)? {
             1 => 65536,
             n if n >= 512 && n.is_power_of_two() => n as usize,
             _ => return None,
@@ -114,7 +116,7 @@ impl<'a> Db<'a> {
         let page = self.page(n)?;
         let h = if n == 1 { 100 } else { 0 };
         let kind = *page.get(h)?;
-        let cells = u16::from_be_bytes([*page.get(h + 3)?, *page.get(h + 4)?]) as usize;
+        let cells = u16_be(page, h + 3)? as usize;
         let (header_len, leaf) = match kind {
             0x0d => (8, true),
             0x05 => (12, false),
@@ -122,19 +124,19 @@ impl<'a> Db<'a> {
         };
         for i in 0..cells {
             let at = h + header_len + 2 * i;
-            let cell = u16::from_be_bytes([*page.get(at)?, *page.get(at + 1)?]) as usize;
+            let cell = u16_be(page, at)? as usize;
             if leaf {
                 let (size, a) = varint(page.get(cell..)?)?;
                 let (_rowid, b) = varint(page.get(cell + a..)?)?;
                 let payload = self.payload(page, cell + a + b, usize::try_from(size).ok()?)?;
                 out.push(record(&payload)?);
             } else {
-                let child = u32::from_be_bytes(page.get(cell..cell + 4)?.try_into().ok()?) as usize;
+                let child = u32_be(page, cell)? as usize;
                 self.walk(child, depth + 1, budget, out)?;
             }
         }
         if !leaf {
-            let right = u32::from_be_bytes(page.get(h + 8..h + 12)?.try_into().ok()?) as usize;
+            let right = u32_be(page, h + 8)? as usize;
             self.walk(right, depth + 1, budget, out)?;
         }
         Some(())
@@ -151,7 +153,7 @@ impl<'a> Db<'a> {
         let k = m + ((size - m) % (u - 4));
         let local = if k <= x { k } else { m };
         let mut out = page.get(at..at + local)?.to_vec();
-        let mut next = u32::from_be_bytes(page.get(at + local..at + local + 4)?.try_into().ok()?) as usize;
+        let mut next = u32_be(page, at + local)? as usize;
         let mut hops = 0;
         while out.len() < size {
             hops += 1;
@@ -159,7 +161,7 @@ impl<'a> Db<'a> {
                 return None;
             }
             let p = self.page(next)?;
-            next = u32::from_be_bytes(p.get(0..4)?.try_into().ok()?) as usize;
+            next = u32_be(p, 0)? as usize;
             let take = (size - out.len()).min(u - 4);
             out.extend_from_slice(p.get(4..4 + take)?);
         }
@@ -235,7 +237,7 @@ const TYPE_STRING: u32 = 6;
 /// One rpm header blob (as the database stores it: no lead, no magic): `il` index entries of (tag,
 /// type, offset, count), then `dl` bytes of data.
 fn header(b: &[u8]) -> Option<Header> {
-    let be = |at: usize| b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes);
+    let be = |at: usize| u32_be(b, at);
     let (il, dl) = (be(0)? as usize, be(4)? as usize);
     let data_start = 8usize.checked_add(il.checked_mul(16)?)?;
     let data = b.get(data_start..data_start.checked_add(dl)?)?;
@@ -255,7 +257,7 @@ fn header(b: &[u8]) -> Option<Header> {
             (TAG_ARCH, TYPE_STRING) => h.arch = string()?,
             (TAG_SOURCERPM, TYPE_STRING) => h.source_rpm = string()?,
             (TAG_EPOCH, TYPE_INT32) => {
-                h.epoch = Some(i32::from_be_bytes(data.get(offset..offset + 4)?.try_into().ok()?));
+                h.epoch = Some(u32_be(data, offset)? as i32);
             }
             _ => {}
         }
