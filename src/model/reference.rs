@@ -113,7 +113,8 @@ impl FromStr for Reference {
     }
 }
 
-/// A reference cut into its parts, each checked against distribution's grammar.
+/// A reference cut into its parts, each checked against distribution's grammar but the digest, which
+/// [`Digest`] checks (it takes sha256 and sha512 only, a subset of the grammar's digests).
 struct Parts<'a> {
     registry: String,
     repository: String,
@@ -139,12 +140,7 @@ fn split(s: &str) -> std::result::Result<Parts<'_>, String> {
         _ => (rest, None),
     };
     if let Some(tag) = tag {
-        validate_tag(tag).map_err(|_| {
-            format!("the tag {tag:?} is not 1-128 characters of [A-Za-z0-9_.-] starting with a letter, digit or _")
-        })?;
-    }
-    if let Some(digest) = digest {
-        check_digest(digest)?;
+        validate_tag(tag).map_err(|e| e.to_string())?;
     }
     // Either the whole name is a repository path, or its first part is a host and the rest one.
     let valid = is_path(name) || name.split_once('/').is_some_and(|(host, path)| is_domain(host) && is_path(path));
@@ -207,18 +203,6 @@ fn is_path_component(part: &str) -> bool {
 /// `host[:port]`: a domain name (components of letters, digits and inner `-`, joined by `.`), or an
 /// IPv6 address in brackets (distribution's grammar; oci-spec's lacks it), then an optional port.
 fn is_domain(domain: &str) -> bool {
-    let (host, port) = match domain.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => ("", rest),
-            _ => return false,
-        },
-        None => match domain.split_once(':') {
-            Some((host, _)) => (host, &domain[host.len()..]),
-            None => (domain, ""),
-        },
-    };
-    let port_ok = port.is_empty()
-        || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let component = |c: &str| {
         let b = c.as_bytes();
         !b.is_empty()
@@ -226,31 +210,19 @@ fn is_domain(domain: &str) -> bool {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
     };
-    let host_ok = domain.starts_with('[') || host.split('.').all(component);
-    port_ok && host_ok
-}
-
-/// `algorithm ':' hex{32,}` (algorithm: letter-led parts joined by `+ . _ -`); the known algorithms'
-/// lengths as oci-spec checks them; [`Digest`] then decides which algorithms hoist takes.
-fn check_digest(digest: &str) -> std::result::Result<(), String> {
-    let bad = || format!("the digest {digest:?} is not algorithm:hex (e.g. sha256: and 64 hex digits)");
-    let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
-    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(|part| {
-        part.as_bytes().first().is_some_and(u8::is_ascii_alphabetic) && part.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
-    if !algorithm_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let want = match algorithm {
-        "sha256" => 64,
-        "sha384" => 96,
-        "sha512" => 128,
-        _ => return Err(format!("unsupported digest algorithm {algorithm:?}")),
+    let (host_ok, port) = match domain.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, port)) => (addr.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (host, port) = domain.split_at(domain.find(':').unwrap_or(domain.len()));
+            (host.split('.').all(component), port)
+        }
     };
-    if hex.len() != want {
-        return Err(format!("a {algorithm} digest has {want} hex digits, this one {}", hex.len()));
-    }
-    Ok(())
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 impl fmt::Display for Reference {
